@@ -1,0 +1,291 @@
+// WASI preview1 command (build/cdnv2.wasm): `wasmtime run --dir=. build/cdnv2.wasm classify model.cnv2 image.ppm`.
+// Subcommands: classify, info, bench, help. Exit codes: 0 ok, 1 failure (file, model or image), 2 usage.
+// Reads only the files named on the command line, through the directories the host preopened; writes nothing
+// but stdout/stderr.
+
+import {
+  fd_close, fd_filestat_get, fd_prestat_dir_name, fd_prestat_get, fd_read, filestat, filetype, lookupflags,
+  path_open, prestat, rights,
+} from '@assemblyscript/wasi-shim/assembly/bindings/wasi_snapshot_preview1';
+import { ERR_INPUT, errorMessage, errorName, errorCode, fail } from './errors';
+import { loadModel, runModel } from './engine';
+import { inputLength, inputPtr, outputLength, outputPtr } from './executor';
+import { decodePnm, freePixels, preprocess } from './image';
+import { Model, freeModel, labelOf, modelName, opAt } from './model';
+import { opName } from './format';
+import { softmax, top_k } from './kernels/softmax';
+
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+const MAX_FILE: u64 = 1 << 30;
+
+const USAGE = `usage: cdnv2.wasm <command> [options]
+
+commands:
+  classify <model.cnv2> <image...> [--top K]   top-K classes per image, one per line: <score> <index> <label>
+                                               images: binary PGM/PPM (8 or 16 bit), or raw float32 input
+                                               tensors (.f32/.raw/.bin, CHW, already normalised)
+  info <model.cnv2>                            model name, shapes, ops and the planned arena size
+  bench <model.cnv2> [--runs N] [--warmup N]   latency of N runs on a fixed input (ms)
+  help                                         this text
+
+options:
+  --arena-limit MIB    refuse models whose activation arena exceeds MIB mebibytes (default 512)
+
+exit codes: 0 ok, 1 failure (unreadable file, invalid model or image), 2 usage error
+`;
+
+function out(s: string): void { process.stdout.write(s); }
+function err(s: string): void { process.stderr.write(s); }
+
+function usageError(message: string): i32 {
+  err('cdnv2: ' + message + '\n\n' + USAGE);
+  return EXIT_USAGE;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Files through WASI preopens
+
+let fileLength: u32 = 0;
+let fileError: string = '';
+
+function startsWith(s: string, prefix: string): bool {
+  return s.length >= prefix.length && s.substring(0, prefix.length) == prefix;
+}
+
+/** Finds the preopened directory for path; stores the path relative to it in relPath. */
+let relPath: string = '';
+function preopenFor(path: string): i32 {
+  let best: i32 = -1;
+  let bestLen: i32 = -1;
+  const info = memory.data(16);
+  for (let fd: u32 = 3; fd < 64; fd++) {
+    if (fd_prestat_get(fd, changetype<prestat>(info)) != 0) break;
+    const nameLen = <i32>load<usize>(info + sizeof<usize>());
+    if (nameLen > 4096) continue;
+    const buf = heap.alloc(<usize>nameLen + 1);
+    if (fd_prestat_dir_name(fd, buf, <usize>nameLen) != 0) { heap.free(buf); continue; }
+    let name = String.UTF8.decodeUnsafe(buf, <usize>nameLen);
+    heap.free(buf);
+    // Some hosts report a trailing NUL or slash.
+    while (name.length > 1 && (name.endsWith('/') || name.endsWith('\0'))) name = name.substring(0, name.length - 1);
+    let rel: string = '';
+    let match = false;
+    if (name == '.' || name == './') {
+      if (!startsWith(path, '/')) { match = true; rel = startsWith(path, './') ? path.substring(2) : path; }
+    } else if (name == '/') {
+      if (startsWith(path, '/')) { match = true; rel = path.substring(1); }
+    } else if (path == name) {
+      match = true; rel = '.';
+    } else if (startsWith(path, name + '/')) {
+      match = true; rel = path.substring(name.length + 1);
+    } else if (!startsWith(path, '/') && !startsWith(name, '/') && startsWith(path, name + '/')) {
+      match = true; rel = path.substring(name.length + 1);
+    }
+    if (match && name.length > bestLen) { best = <i32>fd; bestLen = name.length; relPath = rel; }
+  }
+  return best;
+}
+
+/** Reads a whole regular file into a heap block (caller frees). Returns 0 and sets fileError on failure. */
+function readFile(path: string): usize {
+  const dir = preopenFor(path);
+  if (dir < 0) { fileError = path + ': not inside a directory the host granted (run wasmtime with --dir)'; return 0; }
+  const rel = String.UTF8.encode(relPath);
+  const fdOut = memory.data(8);
+  const e = path_open(<u32>dir, lookupflags.SYMLINK_FOLLOW, changetype<usize>(rel), <usize>rel.byteLength, 0,
+    rights.FD_READ | rights.FD_FILESTAT_GET, 0, 0, fdOut);
+  if (e != 0) { fileError = path + ': cannot open (WASI errno ' + e.toString() + ')'; return 0; }
+  const fd = load<u32>(fdOut);
+  const st = changetype<filestat>(memory.data(64));
+  if (fd_filestat_get(fd, st) != 0) { fd_close(fd); fileError = path + ': cannot stat'; return 0; }
+  if (st.filetype != filetype.REGULAR_FILE) { fd_close(fd); fileError = path + ': not a regular file'; return 0; }
+  if (st.size > MAX_FILE) { fd_close(fd); fileError = path + ': larger than 1 GiB'; return 0; }
+  const size = <u32>st.size;
+  const buf = heap.alloc(<usize>(size == 0 ? 16 : size));
+  const iov = memory.data(16);
+  const nread = memory.data(8);
+  let got: u32 = 0;
+  while (got < size) {
+    store<usize>(iov, buf + got);
+    store<usize>(iov + sizeof<usize>(), <usize>(size - got));
+    if (fd_read(fd, iov, 1, nread) != 0) { fd_close(fd); heap.free(buf); fileError = path + ': read error'; return 0; }
+    const n = <u32>load<usize>(nread);
+    if (n == 0) break;
+    got += n;
+  }
+  fd_close(fd);
+  fileLength = got;
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+function loadModelFile(path: string, limit: u64): Model | null {
+  const bytes = readFile(path);
+  if (bytes == 0) { err('cdnv2: ' + fileError + '\n'); return null; }
+  const m = loadModel(bytes, fileLength, limit);
+  if (m == null) err('cdnv2: ' + path + ': invalid model [' + errorName(errorCode()) + ']: ' + errorMessage() + '\n');
+  return m;
+}
+
+function endsWith(s: string, suffix: string): bool { return s.length >= suffix.length && s.substring(s.length - suffix.length) == suffix; }
+
+/** Fills the model input from an image or raw tensor file. */
+function loadInput(m: Model, path: string): bool {
+  const bytes = readFile(path);
+  if (bytes == 0) return fail(ERR_INPUT, fileError);
+  const len = fileLength;
+  let ok: bool;
+  if (endsWith(path, '.f32') || endsWith(path, '.raw') || endsWith(path, '.bin')) {
+    const n = inputLength(m);
+    if (<u64>len != <u64>n * 4) {
+      ok = fail(ERR_INPUT, path + ': raw tensor has ' + len.toString() + ' bytes, the model input needs ' + (n * 4).toString());
+    } else {
+      ok = true;
+      for (let i = 0; i < n; i++) {
+        if (!isFinite(load<f32>(bytes + <usize>i * 4))) { ok = fail(ERR_INPUT, path + ': raw tensor holds a non-finite value'); break; }
+      }
+      if (ok) memory.copy(inputPtr(m), bytes, <usize>len);
+    }
+  } else {
+    const px = decodePnm(bytes, len);
+    if (px == null) {
+      ok = fail(ERR_INPUT, path + ': ' + errorMessage());
+    } else {
+      ok = preprocess(m, px.data, px.width, px.height, px.channels, inputPtr(m));
+      freePixels(px);
+    }
+  }
+  heap.free(bytes);
+  return ok;
+}
+
+function fixed(v: f64, digits: i32): string {
+  // Prints v with `digits` decimals (toFixed is not in AssemblyScript's standard library).
+  let scale: f64 = 1;
+  for (let i = 0; i < digits; i++) scale *= 10;
+  const neg = v < 0;
+  const r = <u64>Math.round(Math.abs(v) * scale);
+  const whole = r / <u64>scale;
+  let frac = (r % <u64>scale).toString();
+  while (frac.length < digits) frac = '0' + frac;
+  return (neg ? '-' : '') + whole.toString() + (digits > 0 ? '.' + frac : '');
+}
+
+function parseIntArg(s: string): i32 {
+  if (s.length == 0 || s.length > 9) return -1;
+  let v = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    v = v * 10 + (c - 48);
+  }
+  return v;
+}
+
+function classify(m: Model, images: string[], top: i32): i32 {
+  const n = outputLength(m);
+  const k = top < n ? top : n;
+  const probs = heap.alloc(<usize>n * 4);
+  const idx = heap.alloc(<usize>k * 4);
+  let status = EXIT_OK;
+  for (let f = 0; f < images.length; f++) {
+    if (!loadInput(m, images[f])) {
+      err('cdnv2: ' + errorMessage() + '\n');
+      status = EXIT_FAILURE;
+      continue;
+    }
+    runModel(m);
+    softmax(outputPtr(m), n, probs);
+    top_k(probs, n, k, idx);
+    if (images.length > 1) out('# ' + images[f] + '\n');
+    for (let i = 0; i < k; i++) {
+      const c = load<i32>(idx + <usize>i * 4);
+      out(fixed(<f64>load<f32>(probs + <usize>c * 4), 6) + ' ' + c.toString() + ' ' + labelOf(m, c) + '\n');
+    }
+  }
+  heap.free(probs);
+  heap.free(idx);
+  return status;
+}
+
+function info(m: Model): i32 {
+  out('name: ' + modelName(m) + '\n');
+  out('input: ' + m.inC.toString() + 'x' + m.inH.toString() + 'x' + m.inW.toString() + '\n');
+  out('classes: ' + m.labelCount.toString() + '\n');
+  out('ops: ' + m.nOps.toString() + '\n');
+  out('buffers: ' + m.nBuffers.toString() + '\n');
+  out('tensors: ' + m.nTensors.toString() + '\n');
+  out('arena bytes: ' + m.arenaBytes.toString() + '\n');
+  let counts = new Array<i32>(7);
+  for (let i = 0; i < m.nOps; i++) counts[<i32>opAt(m, i).code]++;
+  for (let c = 1; c < 7; c++) if (counts[c] > 0) out('  ' + opName(<u32>c) + ': ' + counts[c].toString() + '\n');
+  return EXIT_OK;
+}
+
+function bench(m: Model, runs: i32, warmup: i32): i32 {
+  // A fixed, non-trivial input so every run does the same work.
+  const n = inputLength(m);
+  const p = inputPtr(m);
+  for (let i = 0; i < n; i++) store<f32>(p + <usize>i * 4, <f32>Math.sin(<f64>i * 0.37));
+  for (let i = 0; i < warmup; i++) runModel(m);
+  const times = new Array<f64>(runs);
+  for (let i = 0; i < runs; i++) {
+    const t0 = process.hrtime();
+    runModel(m);
+    times[i] = <f64>(process.hrtime() - t0) / 1e6;
+  }
+  times.sort((a: f64, b: f64): i32 => (a < b ? -1 : (a > b ? 1 : 0)));
+  let sum: f64 = 0;
+  for (let i = 0; i < runs; i++) sum += times[i];
+  out('runs: ' + runs.toString() + '\n');
+  out('median ms: ' + fixed(times[runs >> 1], 3) + '\n');
+  out('p10 ms: ' + fixed(times[<i32>(<f64>(runs - 1) * 0.1)], 3) + '\n');
+  out('p90 ms: ' + fixed(times[<i32>(<f64>(runs - 1) * 0.9)], 3) + '\n');
+  out('mean ms: ' + fixed(sum / <f64>runs, 3) + '\n');
+  out('arena bytes: ' + m.arenaBytes.toString() + '\n');
+  return EXIT_OK;
+}
+
+function main(): i32 {
+  const argv = process.argv;
+  if (argv.length < 2) return usageError('missing command');
+  const cmd = argv[1];
+  if (cmd == 'help' || cmd == '--help' || cmd == '-h') { out(USAGE); return EXIT_OK; }
+  const positional = new Array<string>();
+  let top = 5, runs = 20, warmup = 3;
+  let limitMiB = 512;
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i];
+    if (a == '--top' || a == '--runs' || a == '--warmup' || a == '--arena-limit') {
+      if (i + 1 >= argv.length) return usageError(a + ' needs a value');
+      const v = parseIntArg(argv[++i]);
+      if (v < 0 || (v == 0 && a != '--warmup')) return usageError(a + ' needs a positive integer');
+      if (a == '--top') top = v;
+      else if (a == '--runs') runs = v;
+      else if (a == '--warmup') warmup = v;
+      else limitMiB = v;
+    } else if (startsWith(a, '--')) {
+      return usageError('unknown option ' + a);
+    } else {
+      positional.push(a);
+    }
+  }
+  if (cmd != 'classify' && cmd != 'info' && cmd != 'bench') return usageError('unknown command ' + cmd);
+  if (positional.length < 1) return usageError(cmd + ' needs a model file');
+  if (cmd == 'classify' && positional.length < 2) return usageError('classify needs at least one image');
+  if (cmd != 'classify' && positional.length > 1) return usageError(cmd + ' takes one model file');
+  const m = loadModelFile(positional[0], <u64>limitMiB << 20);
+  if (m == null) return EXIT_FAILURE;
+  let status: i32;
+  if (cmd == 'classify') status = classify(m, positional.slice(1), top);
+  else if (cmd == 'info') status = info(m);
+  else status = bench(m, runs, warmup);
+  freeModel(m);
+  return status;
+}
+
+const status = main();
+if (status != 0) process.exit(status);

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// The one command-line entry point. Each area registers its own subcommands.
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
+
+function packageVersion(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const up of ['..', '../..']) {
+    try {
+      return JSON.parse(readFileSync(path.join(here, up, 'package.json'), 'utf8')).version as string;
+    } catch { /* try the next level: dist/cli vs cli */ }
+  }
+  return '0.0.0';
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('cdnv2')
+    .description('Train, condense and run CondenseNetV2 image classifiers (WebAssembly SIMD runtime)')
+    .version(packageVersion())
+    .exitOverride()
+    .showHelpAfterError();
+  return program;
+}
+
+async function main(): Promise<void> {
+  // `cdnv2 ... | head` closes stdout early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT_OK);
+    throw err;
+  });
+  const program = buildProgram();
+  const registrations = [
+    import('../runtime/cli.js'),
+    import('../trainer/cli.js'),
+    import('../converter/cli.js'),
+  ];
+  for (const mod of await Promise.all(registrations)) mod.register(program);
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; every parse error is a usage error.
+      process.exit(err.exitCode === 0 ? EXIT_OK : EXIT_USAGE);
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`cdnv2: ${err.message}\n`);
+      process.exit(EXIT_USAGE);
+    }
+    process.stderr.write(`cdnv2: ${(err as Error).message}\n`);
+    if (process.env.CDNV2_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+    process.exit(EXIT_FAILURE);
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await main();
+}

@@ -1,0 +1,301 @@
+// Platform-neutral JS API over the library build (build/cdnv2-lib*.wasm). One WebAssembly instance per loaded
+// model: no shared state, several models at once, and a model's memory is gone with it.
+import { readModel, getMeta, type Model } from '../converter/format.js';
+
+export type Isa = 'simd' | 'relaxed' | 'scalar';
+
+/** Names of the runtime's numeric error codes (assembly/errors.ts). */
+export const ERROR_NAMES = [
+  'ok', 'bad-magic', 'version', 'size', 'checksum', 'truncated', 'section', 'meta', 'graph', 'range', 'shape',
+  'index', 'overflow', 'arena', 'alias', 'input', 'handle',
+] as const;
+
+/** Every failure of the runtime: `code` is one of ERROR_NAMES (or 'wasm' for an engine fault). */
+export class Cdnv2Error extends Error {
+  override name = 'Cdnv2Error';
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface ModelMeta {
+  name: string;
+  arch?: string;
+  inputShape: [number, number, number]; // channels, height, width
+  mean: number[];
+  std: number[];
+  labels: string[];
+  resize: 'bilinear' | 'nearest';
+  provenance?: Record<string, unknown>;
+}
+
+export interface Prediction {
+  index: number;
+  label: string;
+  score: number;
+}
+
+/** Decoded pixels, interleaved (HWC). Integer samples are divided by maxValue; floats are taken as [0,1]. */
+export interface ImageData {
+  width: number;
+  height: number;
+  channels: number;  // 1, 3 or 4
+  data: Uint8Array | Uint8ClampedArray | Uint16Array | Float32Array;
+  maxValue?: number; // default 255 for 8-bit, 65535 for 16-bit arrays
+}
+
+interface LibExports {
+  memory: WebAssembly.Memory;
+  cdnv2_alloc(bytes: number): number;
+  cdnv2_free(ptr: number): void;
+  cdnv2_load(ptr: number, length: number, arenaLimitBytes: number): number;
+  cdnv2_unload(handle: number): number;
+  cdnv2_run(handle: number): number;
+  cdnv2_preprocess(handle: number, pixels: number, width: number, height: number, channels: number): number;
+  cdnv2_preprocess_pnm(handle: number, ptr: number, length: number): number;
+  cdnv2_probabilities(handle: number, dst: number): number;
+  cdnv2_top_k(src: number, n: number, k: number, dst: number): number;
+  cdnv2_input_ptr(handle: number): number;
+  cdnv2_input_length(handle: number): number;
+  cdnv2_output_ptr(handle: number): number;
+  cdnv2_output_length(handle: number): number;
+  cdnv2_arena_bytes(handle: number): number;
+  cdnv2_buffer_ptr(handle: number, index: number): number;
+  cdnv2_buffer_length(handle: number, index: number): number;
+  cdnv2_error_code(): number;
+  cdnv2_error_message(): number;
+  cdnv2_error_message_length(): number;
+  cdnv2_peak_madd(iterations: number): number;
+  cdnv2_peak_madds_per_iteration(): number;
+  cdnv2_isa(): number;
+}
+
+export function metaOf(model: Model): ModelMeta {
+  const shape = getMeta(model, 'input.shape') as Uint32Array;
+  const provenance = getMeta(model, 'provenance') as string | undefined;
+  let parsed: Record<string, unknown> | undefined;
+  if (provenance) {
+    try { parsed = JSON.parse(provenance) as Record<string, unknown>; } catch { parsed = { text: provenance }; }
+  }
+  return {
+    name: getMeta(model, 'name') as string,
+    arch: getMeta(model, 'arch') as string | undefined,
+    inputShape: [shape[0]!, shape[1]!, shape[2]!],
+    mean: Array.from(getMeta(model, 'input.mean') as Float32Array),
+    std: Array.from(getMeta(model, 'input.std') as Float32Array),
+    labels: (getMeta(model, 'labels') as string[]).slice(),
+    resize: (getMeta(model, 'input.resize') as string | undefined) === 'nearest' ? 'nearest' : 'bilinear',
+    provenance: parsed,
+  };
+}
+
+/** Runs the library's own engine against a thrown wasm fault so callers only ever see Cdnv2Error. */
+function guard<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof Cdnv2Error) throw err;
+    throw new Cdnv2Error('wasm', `runtime fault: ${(err as Error).message}`);
+  }
+}
+
+export class Cdnv2Model {
+  readonly meta: ModelMeta;
+  readonly arenaBytes: number;
+  readonly inputLength: number;
+  readonly outputLength: number;
+  readonly isa: Isa;
+  private exports: LibExports | null;
+  private readonly handle: number;
+
+  private constructor(exports: LibExports, handle: number, meta: ModelMeta, isa: Isa) {
+    this.exports = exports;
+    this.handle = handle;
+    this.meta = meta;
+    this.isa = isa;
+    this.arenaBytes = exports.cdnv2_arena_bytes(handle);
+    this.inputLength = exports.cdnv2_input_length(handle);
+    this.outputLength = exports.cdnv2_output_length(handle);
+  }
+
+  /**
+   * Validates and plans a model in a fresh instance of `module`. The wasm loader validates every byte; the
+   * TypeScript reader then only extracts metadata from bytes already known to be well formed.
+   */
+  static async create(module: WebAssembly.Module, isa: Isa, bytes: Uint8Array, arenaLimitBytes = 0): Promise<Cdnv2Model> {
+    const instance = await WebAssembly.instantiate(module, {});
+    const ex = instance.exports as unknown as LibExports;
+    return guard(() => {
+      const ptr = ex.cdnv2_alloc(bytes.length);
+      new Uint8Array(ex.memory.buffer, ptr, bytes.length).set(bytes);
+      // The wasm side takes a u32 byte count (0 = its default); larger limits cannot matter in wasm32.
+      const limit = arenaLimitBytes > 0 ? Math.min(Math.floor(arenaLimitBytes), 0xffffffff) : 0;
+      const handle = ex.cdnv2_load(ptr, bytes.length, limit >>> 0);
+      if (handle <= 0) throw lastError(ex);
+      return new Cdnv2Model(ex, handle, metaOf(readModel(bytes)), isa);
+    });
+  }
+
+  private get ex(): LibExports {
+    if (!this.exports) throw new Cdnv2Error('handle', 'the model was disposed');
+    return this.exports;
+  }
+
+  /** Runs the network on a normalised CHW input; returns a copy of the logits. */
+  run(input: Float32Array): Float32Array {
+    if (!(input instanceof Float32Array) || input.length !== this.inputLength) {
+      throw new Cdnv2Error('input', `input must be a Float32Array of ${this.inputLength} values (got ${input?.length})`);
+    }
+    for (let i = 0; i < input.length; i++) {
+      if (!Number.isFinite(input[i]!)) throw new Cdnv2Error('input', `input value ${i} is not finite`);
+    }
+    const ex = this.ex;
+    return guard(() => {
+      new Float32Array(ex.memory.buffer, ex.cdnv2_input_ptr(this.handle), this.inputLength).set(input);
+      return this.runLoaded();
+    });
+  }
+
+  /** Resizes/crops/normalises decoded pixels as the model's metadata says, runs, and returns the logits. */
+  runImage(image: ImageData): Float32Array {
+    return guard(() => {
+      this.writeImage(image);
+      return this.runLoaded();
+    });
+  }
+
+  /** The normalised CHW input the runtime makes of an image, without running the network. */
+  preprocess(image: ImageData): Float32Array {
+    return guard(() => {
+      this.writeImage(image);
+      return this.inputCopy();
+    });
+  }
+
+  /** Decodes a binary PGM/PPM (8 or 16 bit) in the runtime itself, preprocesses it, runs, returns the logits. */
+  runPnm(bytes: Uint8Array): Float32Array {
+    return guard(() => {
+      this.writePnm(bytes);
+      return this.runLoaded();
+    });
+  }
+
+  /** The normalised CHW input the runtime makes of a PGM/PPM file, without running the network. */
+  preprocessPnm(bytes: Uint8Array): Float32Array {
+    return guard(() => {
+      this.writePnm(bytes);
+      return this.inputCopy();
+    });
+  }
+
+  /** Copy of feature buffer `index` after the last run (debugging and tests; see cdnv2_buffer_ptr). */
+  bufferValues(index: number): Float32Array {
+    const ex = this.ex;
+    const ptr = ex.cdnv2_buffer_ptr(this.handle, index);
+    const len = ex.cdnv2_buffer_length(this.handle, index);
+    if (ptr === 0 || len < 0) throw new Cdnv2Error('range', `no live buffer ${index}`);
+    return new Float32Array(ex.memory.buffer, ptr, len).slice();
+  }
+
+  private inputCopy(): Float32Array {
+    const ex = this.ex;
+    return new Float32Array(ex.memory.buffer, ex.cdnv2_input_ptr(this.handle), this.inputLength).slice();
+  }
+
+  private writeImage(image: ImageData): void {
+    const ex = this.ex;
+    const { width, height, channels, data } = image;
+    if (![1, 3, 4].includes(channels)) throw new Cdnv2Error('input', `images need 1, 3 or 4 channels, got ${channels}`);
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || width > 16384 || height > 16384) {
+      throw new Cdnv2Error('input', `image size ${width}x${height} outside 1..16384`);
+    }
+    const n = width * height * channels;
+    if (data.length !== n) throw new Cdnv2Error('input', `image data has ${data.length} samples, expected ${n}`);
+    const max = image.maxValue ?? (data instanceof Uint16Array ? 65535 : data instanceof Float32Array ? 1 : 255);
+    const ptr = ex.cdnv2_alloc(n * 4);
+    try {
+      const dst = new Float32Array(ex.memory.buffer, ptr, n);
+      const inv = 1 / max;
+      for (let i = 0; i < n; i++) {
+        const v = data[i]! * inv;
+        dst[i] = Number.isFinite(v) ? Math.min(1, Math.max(0, v)) : 0;
+      }
+      if (ex.cdnv2_preprocess(this.handle, ptr, width, height, channels) < 0) throw lastError(ex);
+    } finally {
+      ex.cdnv2_free(ptr);
+    }
+  }
+
+  private writePnm(bytes: Uint8Array): void {
+    const ex = this.ex;
+    const ptr = ex.cdnv2_alloc(bytes.length);
+    try {
+      new Uint8Array(ex.memory.buffer, ptr, bytes.length).set(bytes);
+      if (ex.cdnv2_preprocess_pnm(this.handle, ptr, bytes.length) < 0) throw lastError(ex);
+    } finally {
+      ex.cdnv2_free(ptr);
+    }
+  }
+
+  private runLoaded(): Float32Array {
+    const ex = this.ex;
+    if (ex.cdnv2_run(this.handle) < 0) throw lastError(ex);
+    return new Float32Array(ex.memory.buffer, ex.cdnv2_output_ptr(this.handle), this.outputLength).slice();
+  }
+
+  /** Softmax of logits, computed as the runtime does. */
+  static softmax(logits: Float32Array): Float32Array {
+    let max = -Infinity;
+    for (const v of logits) max = Math.max(max, v);
+    const out = new Float32Array(logits.length);
+    let sum = 0;
+    for (let i = 0; i < logits.length; i++) sum += (out[i] = Math.exp(logits[i]! - max));
+    for (let i = 0; i < out.length; i++) out[i]! /= sum;
+    return out;
+  }
+
+  /** Top-k predictions (best first, ties to the lower index) with softmax scores. */
+  top(logits: Float32Array, k = 5): Prediction[] {
+    const probs = Cdnv2Model.softmax(logits);
+    const order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
+    return order.slice(0, Math.max(0, Math.min(k, probs.length))).map((index) => ({
+      index, label: this.meta.labels[index] ?? String(index), score: probs[index]!,
+    }));
+  }
+
+  classify(input: Float32Array | ImageData, k = 5): Prediction[] {
+    return this.top(input instanceof Float32Array ? this.run(input) : this.runImage(input), k);
+  }
+
+  /** Frees the model's memory; the instance is dropped with it. */
+  dispose(): void {
+    if (this.exports) {
+      this.exports.cdnv2_unload(this.handle);
+      this.exports = null;
+    }
+  }
+}
+
+function lastError(ex: LibExports): Cdnv2Error {
+  const code = ex.cdnv2_error_code();
+  const ptr = ex.cdnv2_error_message();
+  const len = ex.cdnv2_error_message_length();
+  const message = new TextDecoder().decode(new Uint8Array(ex.memory.buffer, ptr, len));
+  return new Cdnv2Error(ERROR_NAMES[code] ?? `error-${code}`, message || 'unknown runtime error');
+}
+
+/** Multiply-adds per second of the register-only SIMD loop, in this engine (for "percent of peak"). */
+export async function measurePeak(module: WebAssembly.Module, seconds = 0.3): Promise<number> {
+  const instance = await WebAssembly.instantiate(module, {});
+  const ex = instance.exports as unknown as LibExports;
+  const per = ex.cdnv2_peak_madds_per_iteration();
+  let iterations = 1 << 16;
+  ex.cdnv2_peak_madd(iterations); // warm-up / tier-up
+  for (;;) {
+    const t0 = performance.now();
+    ex.cdnv2_peak_madd(iterations);
+    const dt = (performance.now() - t0) / 1000;
+    if (dt >= seconds) return (iterations * per) / dt;
+    iterations *= dt > 0.01 ? Math.ceil(seconds / dt) : 16;
+  }
+}

@@ -1,0 +1,58 @@
+// Host-side image decoding for `cdnv2 classify`: PNG (pngjs) and JPEG (jpeg-js) to HWC pixels; PGM/PPM and raw
+// tensors go to the runtime as they are. Every failure is a Cdnv2Error('input', ...) naming the file.
+import { readFile, stat } from 'node:fs/promises';
+import { PNG } from 'pngjs';
+import jpeg from 'jpeg-js';
+import { Cdnv2Error, type ImageData } from './engine.js';
+
+export type ImageInput =
+  | { kind: 'pixels'; image: ImageData }
+  | { kind: 'pnm'; bytes: Uint8Array }
+  | { kind: 'tensor'; data: Float32Array };
+
+const MAX_FILE_BYTES = 256 << 20;
+
+function isPng(b: Uint8Array): boolean {
+  return b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
+}
+function isJpeg(b: Uint8Array): boolean {
+  return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
+}
+function isPnm(b: Uint8Array): boolean {
+  return b.length >= 2 && b[0] === 0x50 && (b[1] === 0x35 || b[1] === 0x36);
+}
+
+/** Reads an image or raw tensor file; the kind is decided by content (magic bytes), raw tensors by extension. */
+export async function readImageFile(file: string): Promise<ImageInput> {
+  let info;
+  try {
+    info = await stat(file);
+  } catch {
+    throw new Cdnv2Error('io', `${file}: no such file`);
+  }
+  if (info.isDirectory()) throw new Cdnv2Error('input', `${file}: is a directory, not an image`);
+  if (info.size > MAX_FILE_BYTES) throw new Cdnv2Error('input', `${file}: larger than 256 MiB`);
+  const bytes = new Uint8Array(await readFile(file));
+  if (bytes.length === 0) throw new Cdnv2Error('input', `${file}: empty file`);
+  if (/\.(f32|raw|bin)$/i.test(file)) {
+    if (bytes.length % 4 !== 0) throw new Cdnv2Error('input', `${file}: raw float32 tensor length ${bytes.length} is not a multiple of 4`);
+    const copy = new Uint8Array(bytes); // aligned copy
+    return { kind: 'tensor', data: new Float32Array(copy.buffer, 0, copy.length / 4) };
+  }
+  try {
+    if (isPng(bytes)) {
+      const png = PNG.sync.read(Buffer.from(bytes));
+      return { kind: 'pixels', image: { width: png.width, height: png.height, channels: 4, data: new Uint8Array(png.data) } };
+    }
+    if (isJpeg(bytes)) {
+      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 100, maxMemoryUsageInMB: 512 });
+      const channels = img.data.length / (img.width * img.height);
+      if (channels !== 3 && channels !== 4 && channels !== 1) throw new Error(`unexpected ${channels} channels`);
+      return { kind: 'pixels', image: { width: img.width, height: img.height, channels, data: new Uint8Array(img.data) } };
+    }
+  } catch (err) {
+    throw new Cdnv2Error('input', `${file}: corrupt image (${(err as Error).message})`);
+  }
+  if (isPnm(bytes)) return { kind: 'pnm', bytes };
+  throw new Cdnv2Error('input', `${file}: not a PNG, JPEG, binary PGM/PPM or raw .f32 tensor`);
+}

@@ -1,0 +1,114 @@
+// `cdnv2 train` and `cdnv2 eval`.
+import { Command, Option } from 'commander';
+import { renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { configNames, getConfig } from '../arch/configs.js';
+import { UsageError } from '../cli/errors.js';
+import { selectBackend, type BackendChoice } from './backend.js';
+import { loadCheckpoint, masksAreFinal } from './checkpoint.js';
+import { DATASETS, limitSource, openDataset, type DatasetName } from './data/index.js';
+import { evaluateSource, modelFromCheckpoint } from './evaluate.js';
+import { train } from './train.js';
+
+function int(name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer >= ${min}, got '${v}'`);
+    return n;
+  };
+}
+function num(name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new UsageError(`${name} must be a number >= ${min}, got '${v}'`);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  program.command('train')
+    .description('train a CondenseNetV2 (learned LGC and SFR masks) with TensorFlow.js; checkpoints every epoch')
+    .requiredOption('--arch <name>', `configuration (${configNames().join(', ')})`)
+    .addOption(new Option('--dataset <name>', 'data set').choices([...DATASETS]).makeOptionMandatory())
+    .option('--data <dir>', 'data directory (default per data set, e.g. /usr/share/datasets/fashion-mnist)')
+    .option('--epochs <n>', 'epochs (default: the configuration\'s)', int('--epochs', 1))
+    .option('--batch <n>', 'batch size', int('--batch', 1))
+    .option('--lr <x>', 'peak learning rate', num('--lr', 0))
+    .option('--warmup-epochs <x>', 'linear warm-up epochs', num('--warmup-epochs', 0))
+    .option('--warmup-lr <x>', 'learning rate at the start of the warm-up', num('--warmup-lr', 0))
+    .option('--weight-decay <x>', 'weight decay (not on BN and biases)', num('--weight-decay', 0))
+    .option('--momentum <x>', 'Nesterov momentum', num('--momentum', 0))
+    .option('--label-smoothing <x>', 'label smoothing', num('--label-smoothing', 0))
+    .option('--ema [decay]', 'keep an EMA of the weights (default decay 0.9998)')
+    .option('--no-ema', 'no weight EMA even if the configuration has one')
+    .option('--group-lasso <lambda>', 'group-lasso coefficient (CondenseNet V1), 0 = off', num('--group-lasso', 0), 0)
+    .option('--no-sfr', 'no sparse feature reactivation: the original CondenseNet (LGC only)')
+    .option('--no-augment', 'no random crop / flip')
+    .option('--seed <n>', 'random seed', int('--seed', 0), 1)
+    .option('--limit-train <n>', 'use only the first N training images', int('--limit-train', 1))
+    .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
+    .option('--out <dir>', 'run directory (checkpoints, metrics.jsonl, training-curve.svg/png)')
+    .option('--resume', 'continue the run in --out from its last checkpoint', false)
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'node', 'cpu']).default('auto'))
+    .option('--no-progress', 'no progress bar')
+    .action(async (o) => {
+      let cfg;
+      try { cfg = getConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
+      const backend = await selectBackend(o.backend as BackendChoice, (m) => process.stderr.write(`${m}\n`));
+      process.stderr.write(`backend: ${backend}\n`);
+      const d = cfg.train;
+      let ema = d.ema;
+      if (o.ema === false) ema = 0;
+      else if (o.ema === true) ema = 0.9998;
+      else if (typeof o.ema === 'string') {
+        ema = Number(o.ema);
+        if (!(ema > 0 && ema < 1)) throw new UsageError(`--ema decay must be in (0, 1), got '${o.ema}'`);
+      }
+      const out = o.out ?? path.join('runs', `${cfg.name}-${o.dataset}`);
+      const r = await train({
+        arch: cfg.name, dataset: o.dataset, dataDir: o.data, epochs: o.epochs ?? d.epochs, batch: o.batch ?? d.batch,
+        lr: o.lr ?? d.lr, warmupEpochs: o.warmupEpochs ?? d.warmupEpochs, warmupLr: o.warmupLr ?? d.warmupLr,
+        weightDecay: o.weightDecay ?? d.weightDecay, momentum: o.momentum ?? d.momentum, labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
+        ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
+        out, resume: o.resume, backend, progress: o.progress,
+      });
+      const last = r.history.at(-1);
+      process.stderr.write(`checkpoint: ${r.checkpoint}\n`);
+      if (last) process.stderr.write(`test accuracy ${(100 * last.testAccuracy).toFixed(2)}% on ${last.testCount} images after ${last.epoch} epochs\n`);
+    });
+
+  program.command('eval')
+    .description('evaluate a checkpoint (TensorFlow.js, eval mode: BN running statistics, EMA weights if present)')
+    .argument('<checkpointDir>', 'a run directory (newest valid checkpoint) or one checkpoint directory')
+    .addOption(new Option('--dataset <name>', 'data set').choices([...DATASETS]).makeOptionMandatory())
+    .option('--data <dir>', 'data directory')
+    .option('--limit <n>', 'only the first N test images (file order)', int('--limit', 1))
+    .option('--json', 'print {"accuracy":..., "count":...}', false)
+    .option('--logits <file>', 'write {"logits":[[...], ...]} in test-file order')
+    .option('--no-ema', 'use the raw weights even if EMA weights are present')
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'node', 'cpu']).default('auto'))
+    .action(async (dir: string, o) => {
+      const backend = await selectBackend(o.backend as BackendChoice, (m) => process.stderr.write(`${m}\n`));
+      process.stderr.write(`backend: ${backend}\n`);
+      const ckpt = await loadCheckpoint(dir);
+      if (!masksAreFinal(ckpt)) process.stderr.write('note: the masks of this checkpoint are not final yet (training stopped before the last condensation stage)\n');
+      const src = limitSource(openDataset(o.dataset as DatasetName, 'test', ckpt.state.config, o.data), o.limit);
+      const model = modelFromCheckpoint(ckpt, { ema: o.ema === false ? false : undefined });
+      try {
+        const r = evaluateSource(model, src, { keepLogits: Boolean(o.logits) });
+        if (o.logits) {
+          const k = ckpt.state.config.classes;
+          const rows = Array.from({ length: r.count }, (_, i) => Array.from(r.logits!.subarray(i * k, (i + 1) * k)));
+          const tmp = `${o.logits}.tmp-${process.pid}`;
+          writeFileSync(tmp, JSON.stringify({ logits: rows }));
+          renameSync(tmp, o.logits);
+        }
+        if (o.json) process.stdout.write(`${JSON.stringify({ accuracy: r.accuracy, count: r.count })}\n`);
+        else process.stdout.write(`accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.count} images (${ckpt.dir})\n`);
+      } finally {
+        model.dispose();
+        src.close();
+      }
+    });
+}

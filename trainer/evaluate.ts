@@ -1,0 +1,78 @@
+// Eval-mode forward passes (BN running statistics, EMA weights when present) on checkpoints.
+import * as tf from '@tensorflow/tfjs';
+
+import type { ArchConfig } from '../arch/configs.js';
+import type { LoadedCheckpoint } from './checkpoint.js';
+import { assembleBatch, type ImageSource } from './data/index.js';
+import { CdnModel } from './model.js';
+
+/** Builds the TF.js model of a checkpoint (EMA weights when opts.ema is true or, by default, when present). */
+export function modelFromCheckpoint(ckpt: LoadedCheckpoint, opts: { ema?: boolean } = {}): CdnModel {
+  const useEma = opts.ema ?? ckpt.ema !== undefined;
+  if (useEma && !ckpt.ema) throw new Error(`${ckpt.dir}: EMA weights requested but the checkpoint has none`);
+  const m = new CdnModel(ckpt.state.config, ckpt.state.options.sfr, useEma ? ckpt.ema! : ckpt.model, ckpt.masks);
+  m.stage = { ...ckpt.state.stage };
+  return m;
+}
+
+/**
+ * Eval-mode logits of `n` images. `images` are normalised ((pixel/255 - mean)/std, the config's mean/std), laid
+ * out N x H x W x C (NHWC, channels last) as float32. Returns N x classes logits (row-major).
+ */
+export function evalLogits(ckpt: LoadedCheckpoint, images: Float32Array, n: number, opts: { ema?: boolean; batch?: number } = {}): Float32Array {
+  const cfg = ckpt.state.config;
+  const per = cfg.input.height * cfg.input.width * cfg.input.channels;
+  if (images.length < n * per) throw new Error(`evalLogits: ${images.length} values for ${n} images of ${per}`);
+  const model = modelFromCheckpoint(ckpt, opts);
+  try {
+    return logitsOf(model, cfg, n, opts.batch ?? 64, (start, count) => images.subarray(start * per, (start + count) * per));
+  } finally {
+    model.dispose();
+  }
+}
+
+function logitsOf(model: CdnModel, cfg: ArchConfig, n: number, batch: number, slice: (start: number, count: number) => Float32Array): Float32Array {
+  const out = new Float32Array(n * cfg.classes);
+  for (let s = 0; s < n; s += batch) {
+    const c = Math.min(batch, n - s);
+    const logits = tf.tidy(() => model.forward(tf.tensor4d(slice(s, c), [c, cfg.input.height, cfg.input.width, cfg.input.channels]), false));
+    out.set(logits.dataSync() as Float32Array, s * cfg.classes);
+    logits.dispose();
+  }
+  return out;
+}
+
+export interface EvalResult { accuracy: number; loss: number; count: number; logits?: Float32Array }
+
+/** Evaluates a model on the first `src.count` images in file order, batch by batch. */
+export function evaluateSource(model: CdnModel, src: ImageSource, opts: { batch?: number; keepLogits?: boolean; lookup?: (n: string) => tf.Tensor; onBatch?: (done: number) => void } = {}): EvalResult {
+  const cfg = model.cfg;
+  const batch = opts.batch ?? 100;
+  const per = cfg.input.height * cfg.input.width * cfg.input.channels;
+  const buf = new Float32Array(batch * per);
+  const labels = new Int32Array(batch);
+  const all = opts.keepLogits ? new Float32Array(src.count * cfg.classes) : undefined;
+  let correct = 0, lossSum = 0;
+  for (let s = 0; s < src.count; s += batch) {
+    const c = Math.min(batch, src.count - s);
+    const idx = Array.from({ length: c }, (_, i) => s + i);
+    assembleBatch(src, cfg, idx, buf, labels);
+    const [logitsT, lossT] = tf.tidy(() => {
+      const logits = model.forward(tf.tensor4d(buf.subarray(0, c * per), [c, cfg.input.height, cfg.input.width, cfg.input.channels]), false, undefined, opts.lookup);
+      const oh = tf.oneHot(tf.tensor1d(labels.subarray(0, c), 'int32'), cfg.classes);
+      const loss = tf.sum(tf.neg(tf.sum(tf.mul(oh, tf.logSoftmax(logits)), 1)));
+      return [logits, loss];
+    });
+    const l = logitsT.dataSync() as Float32Array;
+    lossSum += (lossT.dataSync() as Float32Array)[0]!;
+    for (let i = 0; i < c; i++) {
+      let best = 0;
+      for (let k = 1; k < cfg.classes; k++) if (l[i * cfg.classes + k]! > l[i * cfg.classes + best]!) best = k;
+      if (best === labels[i]) correct++;
+    }
+    all?.set(l, s * cfg.classes);
+    logitsT.dispose(); lossT.dispose();
+    opts.onBatch?.(s + c);
+  }
+  return { accuracy: src.count ? correct / src.count : 0, loss: src.count ? lossSum / src.count : 0, count: src.count, logits: all };
+}

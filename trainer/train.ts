@@ -1,0 +1,248 @@
+// The training loop: mask schedule, SGD (Nesterov), warm-up + cosine LR per iteration, label smoothing,
+// optional group lasso and weight EMA, per-epoch evaluation, atomic checkpoints and exact resume.
+import * as tf from '@tensorflow/tfjs';
+import cliProgress from 'cli-progress';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { getConfig, type ArchConfig } from '../arch/configs.js';
+import {
+  listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type StageRecord, type TrainOptions,
+} from './checkpoint.js';
+import { renderTrainingCurves } from './chart.js';
+import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from './data/index.js';
+import { evaluateSource } from './evaluate.js';
+import { BN_MOMENTUM, CdnModel, initialValues, type BnBatchStat } from './model.js';
+import { Rng } from './rng.js';
+
+export interface TrainRun extends TrainOptions {
+  out: string;
+  resume: boolean;
+  dataDir?: string;
+  backend: string;
+  /** A derived configuration (tests); default getConfig(arch). Stored in the checkpoint. */
+  config?: ArchConfig;
+  /** Stop after this many epochs of this invocation (simulates an interruption; tests). */
+  stopAfterEpochs?: number;
+  progress?: boolean;
+  chart?: boolean;
+  log?: (msg: string) => void;
+  /** Injected sources (tests); default openDataset(dataset). */
+  sources?: { train: ImageSource; test: ImageSource };
+}
+
+export interface TrainResult { dir: string; checkpoint: string; history: EpochMetrics[]; stages: StageRecord[]; state: CheckpointState }
+
+/** Learning rate at global iteration t: linear warm-up from warmupLr, then cosine to 0 (per iteration). */
+export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEpochs'>, t: number, itersPerEpoch: number, total: number): number {
+  const warm = Math.min(total, Math.round(o.warmupEpochs * itersPerEpoch));
+  if (t < warm) return o.warmupLr + ((o.lr - o.warmupLr) * t) / warm;
+  const span = Math.max(1, total - warm);
+  return 0.5 * o.lr * (1 + Math.cos((Math.PI * (t - warm)) / span));
+}
+
+/** Options that must match when resuming (everything that changes the numbers). */
+const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment'];
+
+function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
+  let on = 0, all = 0;
+  for (const m of model.maskList) {
+    if (m.kind !== kind) continue;
+    const mask = model.masks.get(m.name)!;
+    for (let i = 0; i < mask.length; i++) on += mask[i]!;
+    all += mask.length;
+  }
+  return all ? on / all : 0;
+}
+
+function writeAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+export async function train(run: TrainRun): Promise<TrainResult> {
+  const log = run.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  mkdirSync(run.out, { recursive: true });
+  const existing = listCheckpointDirs(run.out);
+  let cfg = run.config ?? getConfig(run.arch);
+  let opts: TrainOptions = {
+    arch: run.arch, dataset: run.dataset, epochs: run.epochs, batch: run.batch, lr: run.lr, warmupEpochs: run.warmupEpochs,
+    warmupLr: run.warmupLr, weightDecay: run.weightDecay, momentum: run.momentum, labelSmoothing: run.labelSmoothing, ema: run.ema,
+    groupLasso: run.groupLasso, sfr: run.sfr, seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
+  };
+  let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
+  if (run.resume) {
+    if (existing.length === 0) throw new Error(`--resume: ${run.out} has no checkpoints`);
+    resumeFrom = await loadCheckpoint(run.out, (m) => log(`warning: ${m}`));
+    const saved = resumeFrom.state.options;
+    const diffs = RESUME_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(opts[k]));
+    if (diffs.length) {
+      throw new Error(`--resume: options differ from the checkpoint's (${diffs.map((k) => `${k}: ${JSON.stringify(opts[k])} vs ${JSON.stringify(saved[k])}`).join(', ')})`);
+    }
+    opts = saved;
+    cfg = resumeFrom.state.config;
+  } else if (existing.length > 0) {
+    throw new Error(`${run.out} already holds checkpoints; pass --resume to continue that run or choose another --out`);
+  }
+
+  const trainSrc = limitSource(run.sources?.train ?? openDataset(opts.dataset as DatasetName, 'train', cfg, run.dataDir), opts.limitTrain);
+  const testSrc = limitSource(run.sources?.test ?? openDataset(opts.dataset as DatasetName, 'test', cfg, run.dataDir), opts.limitTest);
+  const B = Math.min(opts.batch, trainSrc.count);
+  const itersPerEpoch = Math.max(1, Math.floor(trainSrc.count / B));
+  const total = opts.epochs * itersPerEpoch;
+
+  const model = resumeFrom
+    ? new CdnModel(cfg, opts.sfr, resumeFrom.model, resumeFrom.masks)
+    : new CdnModel(cfg, opts.sfr, initialValues(cfg, opts.sfr, opts.seed));
+  if (resumeFrom) model.stage = { ...resumeFrom.state.stage };
+  const params = model.trainable();
+  const byVarName = new Map(params.map((p) => [p.variable.name, p]));
+  const momentum = new Map(params.map((p) => [p.name, tf.variable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
+  let ema: Map<string, tf.Variable> | undefined;
+  if (opts.ema > 0) {
+    ema = new Map();
+    for (const [name, v] of model.vars) {
+      const init = resumeFrom?.ema?.get(name);
+      ema.set(name, tf.variable(init ? tf.tensor(init, v.shape) : v.clone(), false));
+    }
+  }
+  const history: EpochMetrics[] = resumeFrom ? [...resumeFrom.state.history] : [];
+  const stages: StageRecord[] = resumeFrom ? [...resumeFrom.state.stages] : [];
+  let epoch = resumeFrom ? resumeFrom.state.epochsDone : 0;
+  const startEpoch = epoch;
+  let iteration = epoch * itersPerEpoch;
+  const aug = opts.augment ? defaultAugment(cfg, opts.dataset as DatasetName) : undefined;
+  const { height: H, width: W, channels: C } = cfg.input;
+  const xBuf = new Float32Array(B * H * W * C);
+  const yBuf = new Int32Array(B);
+  let lastCheckpoint = resumeFrom?.dir ?? '';
+  let state!: CheckpointState;
+
+  log(`training ${cfg.name}${opts.sfr ? '' : ' (no SFR: CondenseNet)'} on ${trainSrc.name} (${trainSrc.count} images, test ${testSrc.count}), ` +
+    `${opts.epochs} epochs x ${itersPerEpoch} iterations of ${B}, backend ${run.backend}` + (resumeFrom ? `, resuming after epoch ${epoch}` : ''));
+
+  const writeLogs = async (): Promise<void> => {
+    const lines = [
+      ...stages.map((s) => JSON.stringify({ type: 'stage', ...s })),
+      ...history.map((h) => JSON.stringify({ type: 'epoch', ...h })),
+    ];
+    writeAtomic(path.join(run.out, 'metrics.jsonl'), lines.join('\n') + '\n');
+    if (run.chart !== false && history.length > 0) {
+      try {
+        const { svg, png } = await renderTrainingCurves(history, `${cfg.name} on ${opts.dataset}`);
+        writeAtomic(path.join(run.out, 'training-curve.svg'), svg);
+        writeAtomic(path.join(run.out, 'training-curve.png'), png);
+      } catch (e) {
+        log(`warning: could not render the training curve: ${(e as Error).message}`);
+      }
+    }
+  };
+
+  const stopAt = run.stopAfterEpochs !== undefined ? Math.min(opts.epochs, startEpoch + run.stopAfterEpochs) : opts.epochs;
+  try {
+    for (; epoch < stopAt; epoch++) {
+      const t0 = Date.now();
+      const rng = Rng.derive(opts.seed, 0xe90c, epoch);
+      const order = Array.from({ length: trainSrc.count }, (_, i) => i);
+      rng.shuffle(order);
+      let lossSum = 0, correct = 0, seen = 0, lr = 0;
+      const bar = run.progress ? new cliProgress.SingleBar({
+        format: `epoch ${epoch + 1}/${opts.epochs} |{bar}| {value}/{total} loss {loss} acc {acc} lr {lr} stage {stage} ETA {eta_formatted}`,
+        noTTYOutput: true, notTTYSchedule: 30000, stream: process.stderr, etaBuffer: 20,
+      }, cliProgress.Presets.shades_classic) : undefined;
+      bar?.start(itersPerEpoch, 0, { loss: '-', acc: '-', lr: '-', stage: `${model.stage.lgc}/${model.stage.sfr}` });
+      for (let it = 0; it < itersPerEpoch; it++, iteration++) {
+        const p = iteration / total;
+        for (const ev of model.updateMasks(p)) {
+          const rec: StageRecord = { ...ev, iteration, epoch, density: density(model, ev.kind) };
+          stages.push(rec);
+          bar ? bar.update({ stage: `${model.stage.lgc}/${model.stage.sfr}` }) : undefined;
+          if (!bar) log(`${ev.kind} stage ${ev.from} -> ${ev.to} at iteration ${iteration} (progress ${p.toFixed(4)}), mask density ${rec.density.toFixed(4)}`);
+        }
+        lr = learningRate(opts, iteration, itersPerEpoch, total);
+        assembleBatch(trainSrc, cfg, order.slice(it * B, it * B + B), xBuf, yBuf, aug, aug ? rng : undefined);
+        const stats: BnBatchStat[] = [];
+        let logitsKept: tf.Tensor | undefined;
+        const x = tf.tensor4d(xBuf, [B, H, W, C]);
+        const onehot = tf.oneHot(tf.tensor1d(yBuf, 'int32'), cfg.classes);
+        const { value, grads } = tf.variableGrads(() => {
+          const logits = model.forward(x, true, stats);
+          logitsKept = tf.keep(logits);
+          const logp = tf.logSoftmax(logits);
+          const nll = tf.neg(tf.sum(tf.mul(onehot, logp), 1));
+          const smooth = tf.neg(tf.mean(logp, 1));
+          let loss = tf.mean(tf.add(tf.mul(nll, 1 - opts.labelSmoothing), tf.mul(smooth, opts.labelSmoothing))) as tf.Scalar;
+          if (opts.groupLasso > 0) loss = tf.add(loss, tf.mul(model.lassoLoss(), opts.groupLasso)) as tf.Scalar;
+          return loss;
+        }, params.map((q) => q.variable));
+        const lossVal = (await value.data())[0]!;
+        if (!Number.isFinite(lossVal)) throw new Error(`training diverged at iteration ${iteration} (loss ${lossVal}); try a lower --lr`);
+        tf.tidy(() => {
+          // SGD with Nesterov momentum (PyTorch form), weight decay only on conv/linear weights.
+          for (const [vname, g0] of Object.entries(grads)) {
+            const q = byVarName.get(vname)!;
+            let g: tf.Tensor = g0;
+            if (q.decay && opts.weightDecay > 0) g = tf.add(g, tf.mul(q.variable, opts.weightDecay));
+            const buf = momentum.get(q.name)!;
+            buf.assign(tf.add(tf.mul(buf, opts.momentum), g));
+            q.variable.assign(tf.sub(q.variable, tf.mul(tf.add(g, tf.mul(buf, opts.momentum)), lr)));
+          }
+          // BN running statistics, PyTorch convention (unbiased batch variance).
+          for (const s of stats) {
+            const rm = model.vars.get(`${s.name}.mean`)!;
+            const rv = model.vars.get(`${s.name}.variance`)!;
+            rm.assign(tf.add(tf.mul(rm, 1 - BN_MOMENTUM), tf.mul(s.mean, BN_MOMENTUM)));
+            rv.assign(tf.add(tf.mul(rv, 1 - BN_MOMENTUM), tf.mul(s.variance, (BN_MOMENTUM * s.count) / Math.max(1, s.count - 1))));
+          }
+          if (ema) {
+            for (const [name, e] of ema) e.assign(tf.add(tf.mul(e, opts.ema), tf.mul(model.vars.get(name)!, 1 - opts.ema)));
+          }
+        });
+        const pred = tf.tidy(() => tf.argMax(logitsKept!, 1));
+        const predV = pred.dataSync();
+        for (let i = 0; i < B; i++) if (predV[i] === yBuf[i]) correct++;
+        seen += B;
+        lossSum += lossVal * B;
+        tf.dispose([value, ...Object.values(grads), pred, logitsKept!, x, onehot, ...stats.flatMap((s) => [s.mean, s.variance])]);
+        bar?.update(it + 1, { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(3), lr: lr.toFixed(4), stage: `${model.stage.lgc}/${model.stage.sfr}` });
+      }
+      bar?.stop();
+      const trainSeconds = (Date.now() - t0) / 1000;
+      const ev = evaluateSource(model, testSrc, { lookup: ema ? (n) => ema!.get(n)! : undefined });
+      const m: EpochMetrics = {
+        epoch: epoch + 1, trainLoss: lossSum / seen, trainAccuracy: correct / seen, testLoss: ev.loss, testAccuracy: ev.accuracy, testCount: ev.count,
+        lr, stageLgc: model.stage.lgc, stageSfr: model.stage.sfr, lgcDensity: density(model, 'lgc'), sfrDensity: density(model, 'sfr'),
+        seconds: (Date.now() - t0) / 1000, imagesPerSecond: seen / trainSeconds,
+      };
+      history.push(m);
+      log(`epoch ${m.epoch}/${opts.epochs}: train loss ${m.trainLoss.toFixed(4)} acc ${(100 * m.trainAccuracy).toFixed(2)}%, ` +
+        `test loss ${m.testLoss.toFixed(4)} acc ${(100 * m.testAccuracy).toFixed(2)}% (${m.testCount}), stage ${m.stageLgc}/${m.stageSfr}, ` +
+        `${m.seconds.toFixed(1)} s (${m.imagesPerSecond.toFixed(1)} images/s training)`);
+      state = {
+        config: cfg, options: opts, epochsDone: epoch + 1, iteration, itersPerEpoch, totalIterations: total, stage: { ...model.stage },
+        history: [...history], stages: [...stages], rng: Rng.derive(opts.seed, 0xe90c, epoch + 1).state(), backend: run.backend,
+        date: new Date().toISOString(), trainCount: trainSrc.count,
+      };
+      lastCheckpoint = saveCheckpoint(run.out, {
+        state, model: model.snapshot(), masks: model.masks,
+        momentum: new Map([...momentum].map(([n, v]) => [n, (v.dataSync() as Float32Array).slice()])),
+        ema: ema ? new Map([...ema].map(([n, v]) => [n, (v.dataSync() as Float32Array).slice()])) : undefined,
+      });
+      await writeLogs();
+    }
+  } finally {
+    model.dispose();
+    for (const v of momentum.values()) v.dispose();
+    if (ema) for (const v of ema.values()) v.dispose();
+    trainSrc.close();
+    testSrc.close();
+  }
+  if (!state) {
+    if (!resumeFrom) throw new Error('no epoch was trained');
+    state = resumeFrom.state;
+  }
+  if (!existsSync(lastCheckpoint)) throw new Error('checkpoint missing after training');
+  return { dir: run.out, checkpoint: lastCheckpoint, history, stages, state };
+}
