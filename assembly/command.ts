@@ -4,8 +4,8 @@
 // but stdout/stderr.
 
 import {
-  fd_close, fd_filestat_get, fd_prestat_dir_name, fd_prestat_get, fd_read, filestat, filetype, lookupflags,
-  path_open, prestat, rights,
+  args_get, args_sizes_get, clock_time_get, clockid, fd_close, fd_filestat_get, fd_prestat_dir_name, fd_prestat_get,
+  fd_read, fd_write, filestat, filetype, lookupflags, path_open, prestat, proc_exit, rights,
 } from '@assemblyscript/wasi-shim/assembly/bindings/wasi_snapshot_preview1';
 import { ERR_INPUT, errorMessage, errorName, errorCode, fail } from './errors';
 import { loadModel, runModel } from './engine';
@@ -36,8 +36,65 @@ options:
 exit codes: 0 ok, 1 failure (unreadable file, invalid model or image), 2 usage error
 `;
 
-function out(s: string): void { process.stdout.write(s); }
-function err(s: string): void { process.stderr.write(s); }
+// Direct WASI calls rather than the shim's process/console objects: those pull in error-string tables
+// that would take a tenth of the module's size budget.
+function writeFd(fd: u32, s: string): void {
+  const bytes = String.UTF8.encode(s);
+  const iov = memory.data(16);
+  const written = memory.data(8);
+  let off: usize = 0;
+  const len = <usize>bytes.byteLength;
+  while (off < len) {
+    store<usize>(iov, changetype<usize>(bytes) + off);
+    store<usize>(iov + sizeof<usize>(), len - off);
+    if (fd_write(fd, iov, 1, written) != 0) return;
+    const n = load<usize>(written);
+    if (n == 0) return;
+    off += n;
+  }
+}
+function out(s: string): void { writeFd(1, s); }
+function err(s: string): void { writeFd(2, s); }
+
+function nowNs(): u64 {
+  const t = memory.data(8);
+  return clock_time_get(clockid.MONOTONIC, 1000, t) == 0 ? load<u64>(t) : 0;
+}
+
+function readArgs(): string[] {
+  const sizes = memory.data(8);
+  const result = new Array<string>();
+  if (args_sizes_get(sizes, sizes + 4) != 0) return result;
+  const count = load<u32>(sizes), bufSize = load<u32>(sizes + 4);
+  const ptrs = heap.alloc(<usize>count * sizeof<usize>() + 4);
+  const buf = heap.alloc(<usize>bufSize + 1);
+  if (args_get(ptrs, buf) == 0) {
+    for (let i: u32 = 0; i < count; i++) {
+      const p = load<usize>(ptrs + <usize>i * sizeof<usize>());
+      let n: usize = 0;
+      while (p + n < buf + bufSize && load<u8>(p + n) != 0) n++;
+      result.push(String.UTF8.decodeUnsafe(p, n));
+    }
+  }
+  heap.free(ptrs);
+  heap.free(buf);
+  return result;
+}
+
+/** Sorts n f64 values in place (shell sort: small, no closures). */
+function sortF64(p: usize, n: i32): void {
+  for (let gap = n >> 1; gap > 0; gap >>= 1) {
+    for (let i = gap; i < n; i++) {
+      const v = load<f64>(p + (<usize>i << 3));
+      let j = i;
+      while (j >= gap && load<f64>(p + (<usize>(j - gap) << 3)) > v) {
+        store<f64>(p + (<usize>j << 3), load<f64>(p + (<usize>(j - gap) << 3)));
+        j -= gap;
+      }
+      store<f64>(p + (<usize>j << 3), v);
+    }
+  }
+}
 
 function usageError(message: string): i32 {
   err('cdnv2: ' + message + '\n\n' + USAGE);
@@ -201,6 +258,8 @@ function classify(m: Model, images: string[], top: i32): i32 {
     softmax(outputPtr(m), n, probs);
     top_k(probs, n, k, idx);
     if (images.length > 1) out('# ' + images[f] + '\n');
+    // Strings of the previous image are garbage now; the minimal runtime collects only when asked.
+    __collect();
     for (let i = 0; i < k; i++) {
       const c = load<i32>(idx + <usize>i * 4);
       out(fixed(<f64>load<f32>(probs + <usize>c * 4), 6) + ' ' + c.toString() + ' ' + labelOf(m, c) + '\n');
@@ -229,28 +288,34 @@ function bench(m: Model, runs: i32, warmup: i32): i32 {
   // A fixed, non-trivial input so every run does the same work.
   const n = inputLength(m);
   const p = inputPtr(m);
-  for (let i = 0; i < n; i++) store<f32>(p + <usize>i * 4, <f32>Math.sin(<f64>i * 0.37));
-  for (let i = 0; i < warmup; i++) runModel(m);
-  const times = new Array<f64>(runs);
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime();
-    runModel(m);
-    times[i] = <f64>(process.hrtime() - t0) / 1e6;
+  // A fixed pseudo-random pattern in [-1, 1) (LCG), so every run does the same work.
+  let s: u32 = 12345;
+  for (let i = 0; i < n; i++) {
+    s = s * 1664525 + 1013904223;
+    store<f32>(p + <usize>i * 4, <f32>(s >>> 8) * (<f32>1.0 / <f32>8388608.0) - 1);
   }
-  times.sort((a: f64, b: f64): i32 => (a < b ? -1 : (a > b ? 1 : 0)));
+  for (let i = 0; i < warmup; i++) runModel(m);
+  const times = heap.alloc(<usize>runs << 3);
+  for (let i = 0; i < runs; i++) {
+    const t0 = nowNs();
+    runModel(m);
+    store<f64>(times + (<usize>i << 3), <f64>(nowNs() - t0) / 1e6);
+  }
+  sortF64(times, runs);
   let sum: f64 = 0;
-  for (let i = 0; i < runs; i++) sum += times[i];
+  for (let i = 0; i < runs; i++) sum += load<f64>(times + (<usize>i << 3));
   out('runs: ' + runs.toString() + '\n');
-  out('median ms: ' + fixed(times[runs >> 1], 3) + '\n');
-  out('p10 ms: ' + fixed(times[<i32>(<f64>(runs - 1) * 0.1)], 3) + '\n');
-  out('p90 ms: ' + fixed(times[<i32>(<f64>(runs - 1) * 0.9)], 3) + '\n');
+  out('median ms: ' + fixed(load<f64>(times + (<usize>(runs >> 1) << 3)), 3) + '\n');
+  out('p10 ms: ' + fixed(load<f64>(times + (<usize>((runs - 1) / 10) << 3)), 3) + '\n');
+  out('p90 ms: ' + fixed(load<f64>(times + (<usize>((runs - 1) * 9 / 10) << 3)), 3) + '\n');
   out('mean ms: ' + fixed(sum / <f64>runs, 3) + '\n');
   out('arena bytes: ' + m.arenaBytes.toString() + '\n');
+  heap.free(times);
   return EXIT_OK;
 }
 
 function main(): i32 {
-  const argv = process.argv;
+  const argv = readArgs();
   if (argv.length < 2) return usageError('missing command');
   const cmd = argv[1];
   if (cmd == 'help' || cmd == '--help' || cmd == '-h') { out(USAGE); return EXIT_OK; }
@@ -262,7 +327,7 @@ function main(): i32 {
     if (a == '--top' || a == '--runs' || a == '--warmup' || a == '--arena-limit') {
       if (i + 1 >= argv.length) return usageError(a + ' needs a value');
       const v = parseIntArg(argv[++i]);
-      if (v < 0 || (v == 0 && a != '--warmup')) return usageError(a + ' needs a positive integer');
+      if (v < 0 || (v == 0 && a != '--warmup') || (a == '--runs' && v > 1000000)) return usageError(a + ' needs a positive integer');
       if (a == '--top') top = v;
       else if (a == '--runs') runs = v;
       else if (a == '--warmup') warmup = v;
@@ -288,4 +353,4 @@ function main(): i32 {
 }
 
 const status = main();
-if (status != 0) process.exit(status);
+if (status != 0) proc_exit(status);

@@ -18,6 +18,7 @@ export const ERR_ARENA: i32 = 13;      // planned arena larger than the caller's
 export const ERR_ALIAS: i32 = 14;      // input and output channel ranges overlap
 export const ERR_INPUT: i32 = 15;      // bad input given to run (wrong length, bad image)
 export const ERR_HANDLE: i32 = 16;
+export const ERR_HEADER: i32 = 17;     // non-zero header flags or reserved fields (appended: codes stay stable)
 
 let lastCode: i32 = ERR_NONE;
 let lastMessage: string = '';
@@ -60,6 +61,7 @@ export function errorName(code: i32): string {
     case ERR_ALIAS: return 'alias';
     case ERR_INPUT: return 'input';
     case ERR_HANDLE: return 'handle';
+    case ERR_HEADER: return 'header';
   }
   return 'unknown';
 }

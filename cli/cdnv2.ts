@@ -39,6 +39,8 @@ async function main(): Promise<void> {
     import('../runtime/cli.js'),
     import('../trainer/cli.js'),
     import('../converter/cli.js'),
+    import('../converter/onnx-cli.js'),
+    import('../bench/cli.js'),
   ];
   for (const mod of await Promise.all(registrations)) mod.register(program);
   try {

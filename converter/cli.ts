@@ -2,13 +2,14 @@
 import type { Command } from 'commander';
 
 import { CONFIGS, configNames } from '../arch/configs.js';
-import type { NetworkParams } from '../arch/params.js';
 import { UsageError } from '../cli/errors.js';
 import { condense, type WeightsDtype } from './condense.js';
 import { analyze, formatCount, type Analysis } from './flops.js';
 import { readModel, writeModel, getMeta, type Model } from './format.js';
 import { readModelFile, writeFileAtomic } from './io.js';
 import { randomNetworkParams } from './random.js';
+import { INDEX_SUM_HELP, parseIndexSum, writeOnnx } from './onnx-cli.js';
+import { DEFAULT_INDEX_SUM } from './onnx.js';
 
 function parseWeights(v: string): WeightsDtype {
   if (v !== 'f32' && v !== 'f16') throw new UsageError(`--weights must be f32 or f16, not '${v}'`);
@@ -134,27 +135,27 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <file>', 'model file to write (.cnv2)')
     .option('--weights <dtype>', 'weight storage: f32 or f16', 'f32')
     .option('--name <name>', 'model name (default: the configuration name)')
-    .action(async (dir: string, opts: { output: string; weights: string; name?: string }) => {
+    .option('--onnx <file>', 'also write the model as standard ONNX (.onnx)')
+    .option('--index-sum <variant>', `with --onnx: ${INDEX_SUM_HELP}`, DEFAULT_INDEX_SUM)
+    .action(async (dir: string, opts: { output: string; weights: string; name?: string; onnx?: string; indexSum: string }) => {
       const weights = parseWeights(opts.weights);
-      const spec = '../trainer/checkpoint.js'; // trainer code loads TensorFlow.js: import only when needed
-      let ckptMod: {
-        loadCheckpoint: (dir: string) => unknown;
-        checkpointToNetworkParams: (ckpt: unknown) => NetworkParams | Promise<NetworkParams>;
-      };
-      try {
-        ckptMod = await import(spec);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes('checkpoint')) {
-          throw new Error('checkpoint support (trainer/checkpoint.ts) is not available in this build');
-        }
-        throw err;
+      const indexSum = parseIndexSum(opts.indexSum);
+      // Imported here, not statically: trainer code is only needed by this command.
+      const { loadCheckpoint, checkpointToNetworkParams, masksAreFinal, maskReport } = await import('../trainer/checkpoint.js');
+      const ckpt = await loadCheckpoint(dir);
+      if (!masksAreFinal(ckpt)) {
+        const bad = maskReport(ckpt).find((r) => !r.groupwise || r.keptPerGroup.some((k) => k !== r.expected));
+        const where = bad ? ` (${bad.name} keeps ${bad.keptPerGroup.join('/')} per group, final is ${bad.expected})` : '';
+        throw new Error(`${dir}: masks are not final yet: condensation stage lgc ${ckpt.state.stage.lgc}`
+          + `/${ckpt.state.config.condenseFactor - 1} after ${ckpt.state.epochsDone} of ${ckpt.state.options.epochs} epochs${where}; `
+          + 'train past the first half of the schedule before converting');
       }
-      const ckpt = await ckptMod.loadCheckpoint(dir);
-      const params = await ckptMod.checkpointToNetworkParams(ckpt);
+      const params = checkpointToNetworkParams(ckpt);
       // condense() checks that every mask is final and says which layer is not.
       const model = condense(params, { weights, name: opts.name });
       const bytes = writeModel(model);
       await writeFileAtomic(opts.output, bytes);
       process.stdout.write(`${summary(opts.output, model, bytes)} (${weights} weights)\n`);
+      if (opts.onnx) process.stdout.write(`${await writeOnnx(model, opts.onnx, indexSum)}\n`);
     });
 }

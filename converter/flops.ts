@@ -1,6 +1,7 @@
 // FLOPs / parameter counting of a condensed model, following the official CondenseNetV2 convention
 // (utils/tools.py::measure_model; docs/flops.md): one multiply-add = one FLOP, activations 1 per element,
 // sigmoid 2 per element, pools 1 per input element (kernel*kernel per output), BN/gathers/adds free.
+import { writeModel } from './format.js';
 import { ACT, type Model, type Op, type Tensor, elementCount } from './model.js';
 
 export interface LayerRow {
@@ -16,7 +17,7 @@ export interface LayerRow {
 
 export interface Analysis {
   layers: LayerRow[];
-  totals: { flops: number; macs: number; params: number; bytes?: number };
+  totals: { flops: number; macs: number; params: number; bytes: number };
 }
 
 function paramsOf(model: Model, refs: (number | null)[]): number {
@@ -27,7 +28,7 @@ function paramsOf(model: Model, refs: (number | null)[]): number {
 
 const actCost = (code: number, elements: number): number => (code === ACT.none ? 0 : elements);
 
-/** Per-layer and total costs. `bytes` (the file size) is filled in when given. */
+/** Per-layer and total costs; `bytes` is the file size (pass it when known, else the model is serialised). */
 export function analyze(model: Model, fileBytes?: number): Analysis {
   const layers: LayerRow[] = model.ops.map((op, index) => {
     switch (op.kind) {
@@ -87,8 +88,8 @@ export function analyze(model: Model, fileBytes?: number): Analysis {
     flops: layers.reduce((s, r) => s + r.flops, 0),
     macs: layers.reduce((s, r) => s + r.macs, 0),
     params: layers.reduce((s, r) => s + r.params, 0),
+    bytes: fileBytes ?? writeModel(model, { validate: false }).length,
   };
-  if (fileBytes !== undefined) totals.bytes = fileBytes;
   return { layers, totals };
 }
 

@@ -148,6 +148,7 @@ function encodeTensors(tensors: Tensor[]): { table: Uint8Array; data: Uint8Array
     if (t.shape.length < 1 || t.shape.length > 4) throw new Error(`cannot write tensor of rank ${t.shape.length}`);
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`cannot write tensor: shape [${t.shape}] but ${t.data.length} values`);
+    if (t.data.BYTES_PER_ELEMENT !== dtypeSize(t.dtype)) throw new Error(`cannot write ${t.dtype} tensor from ${t.data.constructor.name} data`);
     const byteLength = count * dtypeSize(t.dtype);
     s.u32(DTYPE_CODES[t.dtype]);
     s.u32(t.shape.length);
@@ -426,16 +427,31 @@ class GraphChecker {
       }
       return [offset, offset + count - 1];
     }
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const v of index.data) {
-      if (offset + v >= buf.channels) {
-        fail('index', `${where}: ${what} index value ${v} (+ offset ${offset}) outside a buffer of ${buf.channels} channels`);
-      }
-      if (v < lo) lo = v;
-      if (v > hi) hi = v;
+    const { min, max } = this.indexStats(index);
+    if (offset + max >= buf.channels) {
+      fail('index', `${where}: ${what} index value ${max} (+ offset ${offset}) outside a buffer of ${buf.channels} channels`);
     }
-    return [offset + lo, offset + hi];
+    return [offset + min, offset + max];
+  }
+
+  // Per-tensor facts, computed once: many ops may share one large index tensor (hostile files included).
+  private readonly stats = new Map<Tensor, { min: number; max: number; repeats: number | null }>();
+
+  indexStats(index: Tensor): { min: number; max: number; repeats: number | null } {
+    let st = this.stats.get(index);
+    if (!st) {
+      let min = Infinity, max = -Infinity;
+      let repeats: number | null = null;
+      const seen = new Set<number>();
+      for (const v of index.data) {
+        if (v < min) min = v;
+        if (v > max) max = v;
+        if (repeats === null) { if (seen.has(v)) repeats = v; else seen.add(v); }
+      }
+      st = { min, max, repeats };
+      this.stats.set(index, st);
+    }
+    return st;
   }
 
   noOverlap(inBuf: number, inSpan: [number, number], outBuf: number, outSpan: [number, number], where: string): void {
@@ -479,11 +495,8 @@ class GraphChecker {
     this.pooledSize(inB.height, op.kernel, op.stride, op.pad, outB.height, where, 'height');
     this.pooledSize(inB.width, op.kernel, op.stride, op.pad, outB.width, where, 'width');
     if (outIndex && op.accumulate === 0) {
-      const seen = new Set<number>();
-      for (const v of outIndex.data) {
-        if (seen.has(v)) fail('duplicate-index', `${where}: outIndex repeats channel ${v} with accumulate = 0`);
-        seen.add(v);
-      }
+      const rep = this.indexStats(outIndex).repeats;
+      if (rep !== null) fail('duplicate-index', `${where}: outIndex repeats channel ${rep} with accumulate = 0`);
     }
     this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
   }
@@ -601,6 +614,28 @@ function checkRequiredMeta(meta: MetaEntry[], g: RawGraph): void {
   if (outB.height !== 1 || outB.width !== 1) fail('shape', `output buffer is ${outB.height}x${outB.width}, not 1x1`);
   const labels = get('labels', 'string[]', true)!.value as string[];
   if (labels.length !== outB.channels) fail('meta', `'labels' has ${labels.length} names, the output has ${outB.channels} channels`);
+}
+
+/**
+ * Only the META entries, for hosts whose wasm loader has already validated the whole file (the JS API): skips
+ * CRCs, tensors and the graph, so reading the labels of a 25 MB model costs microseconds, not a second pass.
+ * Still throws only ModelFormatError on malformed bytes.
+ */
+export function readMetaEntries(bytes: Uint8Array): MetaEntry[] {
+  if (bytes.length < HEADER_SIZE) fail('truncated', `file of ${bytes.length} bytes is shorter than the ${HEADER_SIZE}-byte header`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = view.getUint32(12, true);
+  if (n > 16 || HEADER_SIZE + n * DIR_ENTRY_SIZE > bytes.length) fail('truncated', 'section directory outside the file');
+  for (let i = 0; i < n; i++) {
+    const e = HEADER_SIZE + i * DIR_ENTRY_SIZE;
+    if (bytes[e] === 0x4d && bytes[e + 1] === 0x45 && bytes[e + 2] === 0x54 && bytes[e + 3] === 0x41) { // "META"
+      const off = view.getUint32(e + 4, true);
+      const size = view.getUint32(e + 8, true);
+      if (off + size > bytes.length) fail('truncated', 'META section outside the file');
+      return parseMeta(bytes.subarray(off, off + size));
+    }
+  }
+  return fail('section', 'no META section');
 }
 
 /** Parses and validates a `.cnv2` file. Throws only ModelFormatError, whatever the bytes. */

@@ -1,13 +1,13 @@
 // Platform-neutral JS API over the library build (build/cdnv2-lib*.wasm). One WebAssembly instance per loaded
 // model: no shared state, several models at once, and a model's memory is gone with it.
-import { readModel, getMeta, type Model } from '../converter/format.js';
+import { readMetaEntries, type MetaEntry } from '../converter/format.js';
 
 export type Isa = 'simd' | 'relaxed' | 'scalar';
 
 /** Names of the runtime's numeric error codes (assembly/errors.ts). */
 export const ERROR_NAMES = [
   'ok', 'bad-magic', 'version', 'size', 'checksum', 'truncated', 'section', 'meta', 'graph', 'range', 'shape',
-  'index', 'overflow', 'arena', 'alias', 'input', 'handle',
+  'index', 'overflow', 'arena', 'alias', 'input', 'handle', 'header',
 ] as const;
 
 /** Every failure of the runtime: `code` is one of ERROR_NAMES (or 'wasm' for an engine fault). */
@@ -70,21 +70,22 @@ interface LibExports {
   cdnv2_isa(): number;
 }
 
-export function metaOf(model: Model): ModelMeta {
-  const shape = getMeta(model, 'input.shape') as Uint32Array;
-  const provenance = getMeta(model, 'provenance') as string | undefined;
+export function metaOf(entries: MetaEntry[]): ModelMeta {
+  const getMeta = (key: string) => entries.find((e) => e.key === key)?.value;
+  const shape = getMeta('input.shape') as Uint32Array;
+  const provenance = getMeta('provenance') as string | undefined;
   let parsed: Record<string, unknown> | undefined;
   if (provenance) {
     try { parsed = JSON.parse(provenance) as Record<string, unknown>; } catch { parsed = { text: provenance }; }
   }
   return {
-    name: getMeta(model, 'name') as string,
-    arch: getMeta(model, 'arch') as string | undefined,
+    name: getMeta('name') as string,
+    arch: getMeta('arch') as string | undefined,
     inputShape: [shape[0]!, shape[1]!, shape[2]!],
-    mean: Array.from(getMeta(model, 'input.mean') as Float32Array),
-    std: Array.from(getMeta(model, 'input.std') as Float32Array),
-    labels: (getMeta(model, 'labels') as string[]).slice(),
-    resize: (getMeta(model, 'input.resize') as string | undefined) === 'nearest' ? 'nearest' : 'bilinear',
+    mean: Array.from(getMeta('input.mean') as Float32Array),
+    std: Array.from(getMeta('input.std') as Float32Array),
+    labels: (getMeta('labels') as string[]).slice(),
+    resize: (getMeta('input.resize') as string | undefined) === 'nearest' ? 'nearest' : 'bilinear',
     provenance: parsed,
   };
 }
@@ -120,10 +121,11 @@ export class Cdnv2Model {
 
   /**
    * Validates and plans a model in a fresh instance of `module`. The wasm loader validates every byte; the
-   * TypeScript reader then only extracts metadata from bytes already known to be well formed.
+   * TypeScript side then only reads the META section of bytes already known to be well formed.
    */
   static async create(module: WebAssembly.Module, isa: Isa, bytes: Uint8Array, arenaLimitBytes = 0): Promise<Cdnv2Model> {
-    const instance = await WebAssembly.instantiate(module, {});
+    // Synchronous instantiation of an already compiled module: no thread hop (the module has no imports).
+    const instance = new WebAssembly.Instance(module, {});
     const ex = instance.exports as unknown as LibExports;
     return guard(() => {
       const ptr = ex.cdnv2_alloc(bytes.length);
@@ -132,7 +134,7 @@ export class Cdnv2Model {
       const limit = arenaLimitBytes > 0 ? Math.min(Math.floor(arenaLimitBytes), 0xffffffff) : 0;
       const handle = ex.cdnv2_load(ptr, bytes.length, limit >>> 0);
       if (handle <= 0) throw lastError(ex);
-      return new Cdnv2Model(ex, handle, metaOf(readModel(bytes)), isa);
+      return new Cdnv2Model(ex, handle, metaOf(readMetaEntries(bytes)), isa);
     });
   }
 

@@ -2,7 +2,10 @@
 // Runs a WASI preview1 command module under Node's node:wasi, the way `wasmtime run` would:
 //   node scripts/wasi-run.mjs [--dir=HOSTDIR[::GUESTDIR]]... module.wasm [args...]
 // Used by the tests (CI has no wasmtime) and by users without wasmtime. Exits with the module's exit code.
-import { WASI } from 'node:wasi';
+// node:wasi prints an ExperimentalWarning on first use; it is not the module's output.
+const emitWarning = process.emitWarning;
+process.emitWarning = (w, ...rest) => (String(w).includes('WASI') ? undefined : emitWarning.call(process, w, ...rest));
+const { WASI } = await import('node:wasi');
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';

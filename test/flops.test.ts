@@ -98,7 +98,9 @@ t.test('per-layer rows', async (t) => {
   const stem = a.layers[0]!;
   t.same([stem.op, stem.input, stem.output, stem.groups, stem.macs, stem.params], ['conv2d', [3, 224, 224], [16, 112, 112], 1, 27 * 16 * 112 * 112, 432], 'stem row');
   t.equal(a.layers.reduce((s, r) => s + r.flops, 0), a.totals.flops, 'rows sum to the total');
-  t.same(analyze(get('cdnv2-a').f16).totals, { flops: a.totals.flops, macs: a.totals.macs, params: a.totals.params }, 'f16 storage does not change the counts');
+  const h = analyze(get('cdnv2-a').f16).totals;
+  t.same([h.flops, h.macs, h.params], [a.totals.flops, a.totals.macs, a.totals.params], 'f16 storage does not change the counts');
+  t.equal(h.bytes, get('cdnv2-a').b16, 'bytes computed when not given');
 });
 
 function indexBytes(m: Model): number {

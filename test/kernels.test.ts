@@ -7,7 +7,9 @@
 // error is ~sqrt(terms) * 2^-24 relative to the output scale, well below 1e-5, while any indexing, tail or padding
 // bug changes values by O(1) relative to that scale.
 import t from 'tap';
-import { BUILDS, Kernels, rng, randomF32, relError, type BuildName } from './helpers/kernels.js';
+import { readFileSync } from 'node:fs';
+import binaryen from 'binaryen';
+import { BUILDS, Kernels, rng, randomF32, relError, wasmPath } from './helpers/kernels.js';
 import * as ref from './reference/ops.js';
 
 const TOL = 1e-5;
@@ -409,4 +411,12 @@ t.test('reference sanity (hand-computed)', async (t) => {
     groups: 1, inAct: 1, outAct: 0, accumulate: false, weight: new Float32Array(9).fill(1), bias: null, inIndex: null,
     inScale: Float32Array.from([1]), inShift: Float32Array.from([5]), outIndex: null });
   t.same(Array.from(bufs[1].data), [5]);
+});
+
+// ASC_FEATURE_SIMD false must leave plain f32 code: the scalar build validates with SIMD disabled.
+t.test('scalar build contains no SIMD instruction', async (t) => {
+  const mod = binaryen.readBinary(new Uint8Array(readFileSync(wasmPath('scalar'))));
+  mod.setFeatures(binaryen.Features.All & ~binaryen.Features.SIMD128 & ~binaryen.Features.RelaxedSIMD);
+  t.ok(mod.validate(), 'valid without SIMD128');
+  mod.dispose();
 });

@@ -115,7 +115,8 @@ export function saveCheckpoint(runDir: string, content: CheckpointContent): stri
   const epoch = content.state.epochsDone;
   const final = path.join(root, checkpointDirName(epoch));
   const tmp = path.join(root, `.tmp-${checkpointDirName(epoch)}-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
+  // Leftovers of interrupted writes (any process) are never valid checkpoints.
+  for (const d of readdirSync(root)) if (d.startsWith('.tmp-')) rmSync(path.join(root, d), { recursive: true, force: true });
   mkdirSync(tmp);
   const tensors: ManifestTensor[] = [];
   const chunks: Uint8Array[] = [];

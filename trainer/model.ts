@@ -218,7 +218,7 @@ export class CdnModel {
     for (const t of this.inventory) {
       const v = values.get(t.name);
       if (!v) throw new Error(`missing tensor ${t.name}`);
-      this.vars.set(t.name, tf.variable(tf.tensor(v, t.shape), t.kind === 'param', `m${this.id}/${t.name}`));
+      this.vars.set(t.name, ownedVariable(tf.tensor(v, t.shape), t.kind === 'param', `m${this.id}/${t.name}`));
     }
     for (const m of this.maskList) {
       const given = masks?.get(m.name);
@@ -382,6 +382,13 @@ export class CdnModel {
     for (const v of this.vars.values()) v.dispose();
     for (const t of this.maskTensors.values()) t.dispose();
   }
+}
+
+/** A variable initialised from `t`, which is disposed (tf.variable keeps its own reference to the data). */
+export function ownedVariable(t: tf.Tensor, trainable: boolean, name?: string): tf.Variable {
+  const v = tf.variable(t, trainable, name);
+  t.dispose();
+  return v;
 }
 
 export function activate<T extends tf.Tensor>(x: T, act: Activation): T {

@@ -12,7 +12,7 @@ import {
 import { renderTrainingCurves } from './chart.js';
 import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from './data/index.js';
 import { evaluateSource } from './evaluate.js';
-import { BN_MOMENTUM, CdnModel, initialValues, type BnBatchStat } from './model.js';
+import { BN_MOMENTUM, CdnModel, initialValues, ownedVariable, type BnBatchStat } from './model.js';
 import { Rng } from './rng.js';
 
 export interface TrainRun extends TrainOptions {
@@ -99,13 +99,13 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   if (resumeFrom) model.stage = { ...resumeFrom.state.stage };
   const params = model.trainable();
   const byVarName = new Map(params.map((p) => [p.variable.name, p]));
-  const momentum = new Map(params.map((p) => [p.name, tf.variable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
+  const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
   let ema: Map<string, tf.Variable> | undefined;
   if (opts.ema > 0) {
     ema = new Map();
     for (const [name, v] of model.vars) {
       const init = resumeFrom?.ema?.get(name);
-      ema.set(name, tf.variable(init ? tf.tensor(init, v.shape) : v.clone(), false));
+      ema.set(name, ownedVariable(init ? tf.tensor(init, v.shape) : v.clone(), false));
     }
   }
   const history: EpochMetrics[] = resumeFrom ? [...resumeFrom.state.history] : [];
@@ -148,7 +148,10 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       const order = Array.from({ length: trainSrc.count }, (_, i) => i);
       rng.shuffle(order);
       let lossSum = 0, correct = 0, seen = 0, lr = 0;
-      const bar = run.progress ? new cliProgress.SingleBar({
+      // A redrawn bar on terminals; plain periodic lines otherwise (logs of background runs).
+      const tty = Boolean(process.stderr.isTTY);
+      const every = Math.max(1, Math.floor(itersPerEpoch / 20));
+      const bar = run.progress && tty ? new cliProgress.SingleBar({
         format: `epoch ${epoch + 1}/${opts.epochs} |{bar}| {value}/{total} loss {loss} acc {acc} lr {lr} stage {stage} ETA {eta_formatted}`,
         noTTYOutput: true, notTTYSchedule: 30000, stream: process.stderr, etaBuffer: 20,
       }, cliProgress.Presets.shades_classic) : undefined;
@@ -166,7 +169,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
         const stats: BnBatchStat[] = [];
         let logitsKept: tf.Tensor | undefined;
         const x = tf.tensor4d(xBuf, [B, H, W, C]);
-        const onehot = tf.oneHot(tf.tensor1d(yBuf, 'int32'), cfg.classes);
+        const onehot = tf.tidy(() => tf.oneHot(tf.tensor1d(yBuf, 'int32'), cfg.classes));
         const { value, grads } = tf.variableGrads(() => {
           const logits = model.forward(x, true, stats);
           logitsKept = tf.keep(logits);
@@ -206,7 +209,14 @@ export async function train(run: TrainRun): Promise<TrainResult> {
         seen += B;
         lossSum += lossVal * B;
         tf.dispose([value, ...Object.values(grads), pred, logitsKept!, x, onehot, ...stats.flatMap((s) => [s.mean, s.variance])]);
-        bar?.update(it + 1, { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(3), lr: lr.toFixed(4), stage: `${model.stage.lgc}/${model.stage.sfr}` });
+        const fields = { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(3), lr: lr.toFixed(4), stage: `${model.stage.lgc}/${model.stage.sfr}` };
+        bar?.update(it + 1, fields);
+        if (run.progress && !tty && ((it + 1) % every === 0 || it + 1 === itersPerEpoch)) {
+          const el = (Date.now() - t0) / 1000;
+          const eta = (el / (it + 1)) * (itersPerEpoch - it - 1);
+          log(`epoch ${epoch + 1}/${opts.epochs} iteration ${it + 1}/${itersPerEpoch} loss ${fields.loss} acc ${fields.acc} lr ${fields.lr} ` +
+            `stage ${fields.stage} ${el.toFixed(0)} s, ETA ${eta.toFixed(0)} s (epoch)`);
+        }
       }
       bar?.stop();
       const trainSeconds = (Date.now() - t0) / 1000;

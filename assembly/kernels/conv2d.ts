@@ -2,7 +2,7 @@
 //
 // The input is first copied into a zero-padded scratch image (cin planes of (h+2pad) x (w+2pad) floats plus a small
 // zeroed slack), so the inner loops need no bounds checks: every tap of every output pixel is inside the padded plane,
-// and the SIMD tail vectors, which may compute up to 3 pixels past the row end, only read padded rows or the slack.
+// and the SIMD tail vectors, which may compute up to 3 pixels past the row end, only read inside the scratch (padded rows, the next plane or the slack).
 // Those extra lanes are never stored. After the slack the scratch holds a tap table (one i32 byte offset per
 // (input, ky, kx) of a group), which flattens the tap loops into one loop like conv1x1's loop over inputs.
 // SIMD paths (stride 1 and 2) use a register tile of 4 output channels x 8 output pixels (8 f32x4 accumulators):
@@ -38,9 +38,9 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
     return;
   }
   const Hp = h + 2 * pad, Wp = w + 2 * pad;
-  pad_copy(input, cin, h, w, pad, scratch);
   const cinG = cin / groups, coutG = cout / groups;
   const planePad = <usize>(Hp * Wp) << 2, rowPad = <usize>Wp << 2;
+  zero_f32(scratch + <usize>cin * planePad, <i32>SLACK_BYTES >> 2);
   // Tap table after the slack: byte offset of tap (i, ky, kx) from a window's top-left in input plane i.
   const taps = cinG * kernel * kernel;
   const tab = scratch + <usize>cin * planePad + <usize>SLACK_BYTES;
@@ -53,8 +53,13 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
       }
     }
   }
+  const inPlane = <usize>(h * w) << 2;
   for (let g = 0; g < groups; g++) {
     const inG = scratch + <usize>(g * cinG) * planePad;
+    // Padding one group at a time keeps its planes in L2 for the convolution that reads them right after. Tail
+    // vectors of the group's last plane may read the next group's first floats before they are written: those lanes
+    // are discarded.
+    pad_copy(input + <usize>(g * cinG) * inPlane, cinG, h, w, pad, inG);
     let ol = 0;
     if (ASC_FEATURE_SIMD && stride <= 2) {
       for (; ol + 4 <= coutG; ol += 4) {
@@ -67,13 +72,13 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
       }
     } else {
       for (; ol < coutG; ol++) {
-        conv_scalar(inG, Hp, Wp, cinG, kernel, outH, outW, stride, weight, bias, g * coutG + ol, out, outIndex, outAct, accumulate);
+        conv_scalar(inG, tab, taps, stride, rowPad, outH, outW, weight, bias, g * coutG + ol, out, outIndex, outAct, accumulate);
       }
     }
   }
 }
 
-// Copies cin planes of h x w into (h+2pad) x (w+2pad) zero-bordered planes at dst, then zeroes the slack.
+// Copies cin planes of h x w into (h+2pad) x (w+2pad) zero-bordered planes at dst.
 function pad_copy(src: usize, cin: i32, h: i32, w: i32, pad: i32, dst: usize): void {
   const Wp = w + 2 * pad;
   const rowBytes = <usize>w << 2;
@@ -90,7 +95,6 @@ function pad_copy(src: usize, cin: i32, h: i32, w: i32, pad: i32, dst: usize): v
       d += <usize>gap << 2;
     }
   }
-  zero_f32(d, <i32>SLACK_BYTES >> 2);
 }
 
 // Loads 4 input pixels of one tap: contiguous for stride 1, every other float for stride 2.
@@ -239,28 +243,35 @@ function conv_1oc_s2(inG: usize, tab: usize, taps: i32, rowPad: usize, outH: i32
   }
 }
 
-// Plain f32 path (scalar build, and strides > 2): one output, one pixel at a time over the padded image.
-function conv_scalar(inG: usize, Hp: i32, Wp: i32, cinG: i32, k: i32, outH: i32, outW: i32, stride: i32, weight: usize, bias: usize, o: i32,
-                     out: usize, outIndex: usize, act: i32, accumulate: i32): void {
-  const rowPad = <usize>Wp << 2, planePad = <usize>(Hp * Wp) << 2;
-  const kk = <usize>(k * k) << 2, kRow = <usize>k << 2;
-  const wo = weight + <usize>o * <usize>cinG * kk;
+// Plain f32 path (scalar build, and strides > 2): one output, 4 output pixels per tap-table sweep, then single pixels.
+function conv_scalar(inG: usize, tab: usize, taps: i32, stride: i32, rowPad: usize, outH: i32, outW: i32,
+                     weight: usize, bias: usize, o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
+  const tapBytes = <usize>taps << 2;
+  const w0 = weight + <usize>o * tapBytes;
   const o0 = out_plane(out, outIndex, o, <usize>(outH * outW) << 2);
   const b0 = bias_at(bias, o);
+  const px = <usize>stride << 2; // input bytes between neighbouring output pixels
   for (let oy = 0; oy < outH; oy++) {
     const rowIn = inG + <usize>(oy * stride) * rowPad;
-    for (let ox = 0; ox < outW; ox++) {
-      let acc = b0;
-      let xi = rowIn + (<usize>(ox * stride) << 2), wi = wo;
-      for (let i = 0; i < cinG; i++) {
-        let xr = xi, t = wi;
-        for (let ky = 0; ky < k; ky++) {
-          for (let kx: usize = 0; kx < kRow; kx += 4) acc += load<f32>(xr + kx) * load<f32>(t + kx);
-          xr += rowPad; t += kRow;
-        }
-        xi += planePad; wi += kk;
+    const rowOut = o0 + (<usize>(oy * outW) << 2);
+    let ox = 0;
+    for (; ox + 4 <= outW; ox += 4) {
+      let s0 = b0, s1 = b0, s2 = b0, s3 = b0;
+      const base = rowIn + <usize>ox * px;
+      for (let t: usize = 0; t < tapBytes; t += 4) {
+        const p = base + <usize>load<i32>(tab + t), w = load<f32>(w0 + t);
+        s0 += load<f32>(p) * w; s1 += load<f32>(p + px) * w;
+        s2 += load<f32>(p + 2 * px) * w; s3 += load<f32>(p + 3 * px) * w;
       }
-      emit_f32(o0 + (<usize>(oy * outW + ox) << 2), acc, act, accumulate);
+      const q = rowOut + (<usize>ox << 2);
+      emit_f32(q, s0, act, accumulate); emit_f32(q + 4, s1, act, accumulate);
+      emit_f32(q + 8, s2, act, accumulate); emit_f32(q + 12, s3, act, accumulate);
+    }
+    for (; ox < outW; ox++) {
+      let s0 = b0;
+      const base = rowIn + <usize>ox * px;
+      for (let t: usize = 0; t < tapBytes; t += 4) s0 += load<f32>(base + <usize>load<i32>(tab + t)) * load<f32>(w0 + t);
+      emit_f32(rowOut + (<usize>ox << 2), s0, act, accumulate);
     }
   }
 }

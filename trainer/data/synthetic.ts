@@ -21,10 +21,10 @@ export function openSynthetic(opts: { split: 'train' | 'test'; count: number; he
       const ca = Math.cos(angle), sa = Math.sin(angle);
       for (let y = 0; y < height; y++) {
         for (let x = 0; x < width; x++) {
-          const stripe = 0.5 + 0.35 * Math.sin((x * ca + y * sa) * freq + phase);
-          const inBox = y >= by && y < by + bs && x >= bx && x < bx + bs ? 0.3 : 0;
+          const stripe = 0.35 + 0.2 * Math.sin((x * ca + y * sa) * freq + phase);
+          const inBox = y >= by && y < by + bs && x >= bx && x < bx + bs ? 0.45 : 0;
           for (let ch = 0; ch < channels; ch++) {
-            const v = stripe + inBox + 0.15 * rng.normal() + (ch === c % channels ? 0.05 : 0);
+            const v = stripe + inBox + 0.1 * rng.normal() + (ch === c % channels ? 0.05 : 0);
             out[(y * width + x) * channels + ch] = Math.max(0, Math.min(255, Math.round(v * 200)));
           }
         }

@@ -1,0 +1,84 @@
+// `cdnv2 bench`: side-by-side batch-1, single-thread latency of our runtime and its peers on the same models.
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+import { UsageError } from '../cli/errors.js';
+import { writeFileAtomic } from '../converter/io.js';
+import { INDEX_SUM_HELP, parseIndexSum } from '../converter/onnx-cli.js';
+import { DEFAULT_INDEX_SUM } from '../converter/onnx.js';
+import { DEFAULT_ENGINES, ENGINE_NAMES, type EngineName } from './engines.js';
+import { chart, markdown } from './report.js';
+import { runBench } from './run.js';
+
+export const DEFAULT_MODELS = ['cdnv2-a', 'cdnv2-b', 'cdnv2-c', 'cdnv2-cifar-110', 'cdnv2-fmnist'];
+
+function list(v: string, what: string): string[] {
+  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!items.length) throw new UsageError(`--${what} needs at least one name`);
+  return items;
+}
+
+function count(v: string, what: string, min: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > 100000) throw new UsageError(`--${what} must be an integer >= ${min}, not '${v}'`);
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('bench')
+    .description('batch-1 single-thread latency of cdnv2 and its peers (tfjs, onnxruntime) on the same models')
+    .option('--models <list>', 'comma-separated configurations or .cnv2 files', DEFAULT_MODELS.join(','))
+    .option('--engines <list>', `comma-separated engines: ${ENGINE_NAMES.join(', ')}`, DEFAULT_ENGINES.join(','))
+    .option('--runs <n>', 'timed runs per engine and model', '20')
+    .option('--warmup <n>', 'warm-up runs before timing', '3')
+    .option('--seed <n>', 'weights seed of configuration models (as `cdnv2 arch --seed`)', '1')
+    .option('--index-sum <variant>', `ONNX export for the ort engines: ${INDEX_SUM_HELP}`, DEFAULT_INDEX_SUM)
+    .option('--json <file>', 'write the results as JSON')
+    .option('--out <dir>', 'write latest.json, latest.md, latest.svg and latest.png into this directory')
+    .option('--no-progress', 'no progress bar')
+    .action(async (opts: { models: string; engines: string; runs: string; warmup: string; seed: string; indexSum: string; json?: string; out?: string; progress: boolean }) => {
+      const engines = list(opts.engines, 'engines');
+      for (const e of engines) {
+        if (!(ENGINE_NAMES as readonly string[]).includes(e)) throw new UsageError(`unknown engine '${e}' (known: ${ENGINE_NAMES.join(', ')})`);
+      }
+      const models = list(opts.models, 'models');
+      const runs = count(opts.runs, 'runs', 1);
+      const warmup = count(opts.warmup, 'warmup', 0);
+      const seed = count(opts.seed, 'seed', 0);
+      const indexSum = parseIndexSum(opts.indexSum);
+      const bar = opts.progress && process.stderr.isTTY
+        ? new cliProgress.SingleBar({ format: 'bench [{bar}] {percentage}% {value}/{total} runs | {label}', stream: process.stderr }, cliProgress.Presets.shades_classic)
+        : null;
+      let started = false;
+      let lastLabel = '';
+      const report = await runBench({
+        models, engines: engines as EngineName[], runs, warmup, seed, indexSum,
+        onProgress: (done, total, label) => {
+          if (bar) {
+            if (!started) { bar.start(total, 0, { label }); started = true; }
+            bar.update(done, { label });
+          } else if (opts.progress && label !== lastLabel) {
+            process.stderr.write(`bench: ${label} (${done}/${total} runs)\n`);
+          }
+          lastLabel = label;
+        },
+      });
+      bar?.stop();
+      const md = markdown(report);
+      const json = `${JSON.stringify(report, null, 2)}\n`;
+      if (opts.json) await writeFileAtomic(opts.json, new TextEncoder().encode(json));
+      if (opts.out) {
+        mkdirSync(opts.out, { recursive: true });
+        const { svg, png } = await chart(report);
+        await writeFileAtomic(path.join(opts.out, 'latest.json'), new TextEncoder().encode(json));
+        await writeFileAtomic(path.join(opts.out, 'latest.md'), new TextEncoder().encode(md));
+        await writeFileAtomic(path.join(opts.out, 'latest.svg'), new TextEncoder().encode(svg));
+        await writeFileAtomic(path.join(opts.out, 'latest.png'), png);
+      }
+      process.stdout.write(md);
+      if (report.results.length === 0) throw new Error('no engine produced a result');
+    });
+}

@@ -1,0 +1,107 @@
+// Bench report: Markdown table, target ratios, and a latency-vs-FLOPs chart (vega-lite -> SVG -> PNG via resvg).
+import { Resvg } from '@resvg/resvg-js';
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+
+import type { BenchReport, BenchResult } from './run.js';
+
+const fmt = (v: number | null | undefined, digits = 2): string =>
+  v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
+
+const mflops = (n: number): string => `${(n / 1e6).toFixed(1)}M`;
+
+function best(rs: BenchResult[], engines: string[]): BenchResult | undefined {
+  return rs.filter((r) => engines.includes(r.engine)).sort((a, b) => a.medianMs - b.medianMs)[0];
+}
+
+/** CPU-time ratio a/b when both were measured, for the "(CPU x)" note. */
+function cpuRatio(a: BenchResult, b: BenchResult): string {
+  return a.cpuMedianMs && b.cpuMedianMs ? `, CPU time ${fmt(a.cpuMedianMs / b.cpuMedianMs)}x` : '';
+}
+
+/** The issue's targets, as ratios measured in this one run (medians; wall clock, CPU time alongside). */
+export function targetLines(report: BenchReport): string[] {
+  const lines: string[] = [];
+  const ours = ['cdnv2', 'cdnv2-relaxed'];
+  for (const m of report.models) {
+    const rs = report.results.filter((r) => r.model === m.name);
+    const o = best(rs, ours);
+    if (!o) continue;
+    const parts: string[] = [`**${m.name}**: ours ${fmt(o.medianMs)} ms (${o.engine}), ${fmt(o.peakPct, 1)}% of SIMD peak (target >= 30%: ${o.peakPct >= 30 ? 'met' : 'not met'})`];
+    const tw = best(rs, ['tfjs-wasm', 'tfjs-wasm-condensed']);
+    if (tw) parts.push(`tfjs-wasm/ours ${fmt(tw.medianMs / o.medianMs)}x${cpuRatio(tw, o)} (target >= 3x: ${tw.medianMs / o.medianMs >= 3 ? 'met' : 'not met'})`);
+    const ow = best(rs, ['ort-web']);
+    if (ow) parts.push(`ort-web/ours ${fmt(ow.medianMs / o.medianMs)}x${cpuRatio(ow, o)} (target >= 1.5x: ${ow.medianMs / o.medianMs >= 1.5 ? 'met' : 'not met'})`);
+    const on = best(rs, ['ort-node']);
+    if (on) parts.push(`ours/ort-node ${fmt(o.medianMs / on.medianMs)}x${cpuRatio(o, on)} (target <= 2x: ${o.medianMs / on.medianMs <= 2 ? 'met' : 'not met'})`);
+    lines.push(`- ${parts.join('; ')}`);
+  }
+  return lines;
+}
+
+export function markdown(report: BenchReport): string {
+  const out: string[] = [];
+  const h = report.host;
+  out.push(`Measured ${report.date} on ${h.cpu} (${h.cores} cores, ${h.platform}/${h.arch}), Node ${h.node}; `
+    + `${report.options.runs} timed runs after ${report.options.warmup} warm-up runs per engine and model, batch 1, one thread, `
+    + `each engine in its own process. Load average ${h.loadavgStart.map((v) => v.toFixed(1)).join('/')} at the start, `
+    + `${h.loadavgEnd.map((v) => v.toFixed(1)).join('/')} at the end (a shared machine: absolute times are noisy, ratios within one run are the useful numbers).`);
+  out.push('');
+  out.push(`wasm SIMD128 peak (peak_madd, this run): ${(report.peakMaddsPerSecond.simd / 1e9).toFixed(2)} G multiply-adds/s`
+    + (report.peakMaddsPerSecond.relaxed ? `; relaxed SIMD: ${(report.peakMaddsPerSecond.relaxed / 1e9).toFixed(2)} G/s.` : '.'));
+  out.push('');
+  out.push('| model | FLOPs | engine | median ms | p10 ms | p90 ms | CPU ms | GFLOP/s | % SIMD peak | mem Δ MiB | max rel diff |');
+  out.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const m of report.models) {
+    for (const r of report.results.filter((x) => x.model === m.name)) {
+      out.push(`| ${m.name} | ${mflops(m.flops)} | ${r.engine} | ${fmt(r.medianMs)} | ${fmt(r.p10Ms)} | ${fmt(r.p90Ms)} | ${fmt(r.cpuMedianMs)} | ${fmt(r.gflops)} | `
+        + `${fmt(r.peakPct, 1)} | ${fmt(r.memDeltaMiB, 1)} | ${r.maxRelDiff === null ? '–' : r.maxRelDiff.toExponential(1)} |`);
+    }
+  }
+  out.push('');
+  out.push('FLOPs: multiply-adds counted once (paper convention, docs/flops.md). CPU ms: median process CPU time per run (user + system), which the other processes on a shared machine disturb less than wall time. % SIMD peak: multiply-adds per second over the '
+    + 'SIMD128 peak_madd rate measured in the same run. mem Δ: process high-water RSS minus RSS before the engine and model were '
+    + 'loaded (includes the engine library, compiled code and weights; wasmtime rows: the activation arena). max rel diff: logits '
+    + `against the cdnv2 SIMD build on the same input. ONNX engines run the export with index-sum '${report.options.indexSum}'.`);
+  if (report.skipped.length) {
+    out.push('');
+    out.push('Not measured: ' + report.skipped.map((s) => `${s.engine} on ${s.model} (${s.reason})`).join('; ') + '.');
+  }
+  const t = targetLines(report);
+  if (t.length) {
+    out.push('');
+    out.push('Targets (medians, this run):');
+    out.push('');
+    out.push(...t);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** Latency against FLOPs per engine (log-log), like the paper's Figure 9. */
+export async function chart(report: BenchReport): Promise<{ svg: string; png: Uint8Array }> {
+  const flops = new Map(report.models.map((m) => [m.name, m.flops]));
+  const values = report.results.map((r) => ({ engine: r.engine, model: r.model, mflops: flops.get(r.model)! / 1e6, ms: r.medianMs }));
+  const spec: vl.TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: { text: 'CondenseNetV2 batch-1 latency, one thread', subtitle: `${report.host.cpu}, ${report.date.slice(0, 10)}` },
+    width: 520, height: 340,
+    data: { values },
+    layer: [
+      {
+        mark: { type: 'line', point: { size: 50 } },
+        encoding: {
+          x: { field: 'mflops', type: 'quantitative', title: 'model FLOPs (millions, multiply-adds)', scale: { type: 'log' } },
+          y: { field: 'ms', type: 'quantitative', title: 'median latency (ms)', scale: { type: 'log' } },
+          color: { field: 'engine', type: 'nominal', title: 'engine' },
+          order: { field: 'mflops', type: 'quantitative' },
+        },
+      },
+    ],
+    background: 'white',
+  };
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true } }).render().asPng();
+  return { svg, png };
+}

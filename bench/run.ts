@@ -1,0 +1,247 @@
+// `cdnv2 bench`: prepares the models (.cnv2 + ONNX export), measures the wasm SIMD peak, then runs each engine on
+// each model in a fresh child process (warm-up, N timed runs) and collects latency, throughput and memory.
+import { fork, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { CONFIGS } from '../arch/configs.js';
+import { condense } from '../converter/condense.js';
+import { analyze } from '../converter/flops.js';
+import { readModel, writeModel } from '../converter/format.js';
+import { getMeta } from '../converter/model.js';
+import { DEFAULT_INDEX_SUM, exportOnnx, type IndexSumVariant } from '../converter/onnx.js';
+import { randomNetworkParams } from '../converter/random.js';
+import { ENGINE_DESCRIPTIONS, type EngineName, type Job } from './engines.js';
+import type { WorkerMessage, WorkerResult } from './worker.js';
+
+export interface BenchResult {
+  engine: EngineName;
+  model: string;
+  runs: number;
+  medianMs: number;
+  p10Ms: number;
+  p90Ms: number;
+  meanMs: number;
+  /** Median process CPU time per run (user + system, all threads), ms; null where not measured (wasmtime). */
+  cpuMedianMs: number | null;
+  /** Paper convention: one multiply-add = one FLOP (docs/flops.md), divided by the median latency. */
+  gflops: number;
+  /** Multiply-adds per second over the wasm SIMD128 peak_madd rate measured in this run, percent. */
+  peakPct: number;
+  /** Process high-water RSS minus RSS before the engine and model were loaded, MiB. */
+  memDeltaMiB: number;
+  /** Process high-water RSS (getrusage maxRSS), MiB; includes Node itself. */
+  peakRssMiB: number;
+  /** max |logits - cdnv2 logits| / max |cdnv2 logits| (the SIMD build's, same input). */
+  maxRelDiff: number | null;
+  loadMs: number;
+  note: string;
+}
+
+export interface BenchModel {
+  name: string;
+  file: string;
+  flops: number;
+  macs: number;
+  params: number;
+  input: string;
+  arch?: { config: string; seed: number };
+}
+
+export interface BenchReport {
+  date: string;
+  host: { node: string; cpu: string; cores: number; arch: string; platform: string; loadavgStart: number[]; loadavgEnd: number[] };
+  options: { runs: number; warmup: number; indexSum: IndexSumVariant; seed: number };
+  peakMaddsPerSecond: { simd: number; relaxed?: number };
+  models: BenchModel[];
+  engines: Record<string, string>;
+  results: BenchResult[];
+  skipped: { engine: string; model: string; reason: string }[];
+}
+
+export interface BenchOptions {
+  models: string[];
+  engines: EngineName[];
+  runs: number;
+  warmup: number;
+  seed: number;
+  indexSum?: IndexSumVariant;
+  onProgress?: (done: number, total: number, label: string) => void;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function workerEntry(): { file: string; execArgv: string[] } {
+  const ts = path.join(here, 'worker.ts');
+  if (existsSync(ts) && import.meta.url.endsWith('.ts')) return { file: ts, execArgv: ['--import', 'tsx'] };
+  return { file: path.join(here, 'worker.js'), execArgv: [] };
+}
+
+function quantile(sorted: number[], q: number): number {
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+export function summarize(times: number[]): { medianMs: number; p10Ms: number; p90Ms: number; meanMs: number } {
+  const s = [...times].sort((a, b) => a - b);
+  return { medianMs: quantile(s, 0.5), p10Ms: quantile(s, 0.1), p90Ms: quantile(s, 0.9), meanMs: s.reduce((a, b) => a + b, 0) / s.length };
+}
+
+function relDiff(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (a.length !== ref.length) return Infinity;
+  let d = 0, m = 1e-12;
+  for (let i = 0; i < ref.length; i++) { d = Math.max(d, Math.abs(a[i]! - ref[i]!)); m = Math.max(m, Math.abs(ref[i]!)); }
+  return d / m;
+}
+
+/** Model names: configurations (`cdnv2-a`) or paths to .cnv2 files. */
+function prepareModel(spec: string, dir: string, seed: number): BenchModel {
+  let bytes: Uint8Array;
+  let arch: BenchModel['arch'];
+  let name = spec;
+  if (CONFIGS[spec]) {
+    bytes = writeModel(condense(randomNetworkParams(CONFIGS[spec]!, seed), { weights: 'f32' }));
+    arch = { config: spec, seed };
+  } else {
+    if (!existsSync(spec)) throw new Error(`model '${spec}' is neither a configuration (${Object.keys(CONFIGS).join(', ')}) nor an existing .cnv2 file`);
+    bytes = new Uint8Array(readFileSync(spec));
+    name = path.basename(spec);
+  }
+  const model = readModel(bytes);
+  const a = analyze(model, bytes.length);
+  const file = path.join(dir, `${name.replace(/[^\w.-]/g, '_')}.cnv2`);
+  writeFileSync(file, bytes);
+  const shape = Array.from(getMeta(model, 'input.shape') as Uint32Array).join('x');
+  return { name, file, flops: a.totals.flops, macs: a.totals.macs, params: a.totals.params, input: shape, arch };
+}
+
+function onPath(cmd: string): boolean {
+  return spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+/** wasmtime runs the WASI command's own `bench` (same input rule, warm-up, sorted times). */
+function runWasmtime(m: BenchModel, runs: number, warmup: number): { stats: ReturnType<typeof summarize>; arena: number } {
+  const { wasmPath } = requireRuntimePaths();
+  const wasm = wasmPath('command', 'simd');
+  const r = spawnSync('wasmtime', ['run', `--dir=${path.dirname(m.file)}::/m`, wasm, 'bench', `/m/${path.basename(m.file)}`,
+    '--runs', String(runs), '--warmup', String(warmup)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`wasmtime failed (${r.status}): ${r.stderr.trim()}`);
+  const num = (key: string): number => {
+    const line = r.stdout.split('\n').find((l) => l.startsWith(`${key}:`));
+    if (!line) throw new Error(`wasmtime bench output has no '${key}' line`);
+    return Number(line.slice(key.length + 1));
+  };
+  return { stats: { medianMs: num('median ms'), p10Ms: num('p10 ms'), p90Ms: num('p90 ms'), meanMs: num('mean ms') }, arena: num('arena bytes') };
+}
+
+let runtimePaths: typeof import('../runtime/index.js') | null = null;
+function requireRuntimePaths(): typeof import('../runtime/index.js') {
+  if (!runtimePaths) throw new Error('runtime not loaded');
+  return runtimePaths;
+}
+
+function runWorker(job: Job, dir: string, onTick: () => void): Promise<WorkerResult> {
+  const jobFile = path.join(dir, `job-${job.engine}-${path.basename(job.cnv2File)}.json`);
+  writeFileSync(jobFile, JSON.stringify(job));
+  const { file, execArgv } = workerEntry();
+  return new Promise((resolve, reject) => {
+    const child = fork(file, [jobFile], { execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    let stderr = '';
+    let result: WorkerResult | null = null;
+    let error: string | null = null;
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.on('message', (m: WorkerMessage) => {
+      if (m.type === 'progress') onTick();
+      else if (m.type === 'result') result = m;
+      else error = m.message;
+    });
+    child.on('exit', (code) => {
+      if (result) resolve(result);
+      else reject(new Error(error ?? `worker exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
+    });
+  });
+}
+
+export async function runBench(opts: BenchOptions): Promise<BenchReport> {
+  runtimePaths = await import('../runtime/index.js');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'cdnv2-bench-'));
+  const indexSum = opts.indexSum ?? DEFAULT_INDEX_SUM;
+  const loadavgStart = os.loadavg();
+  try {
+    const models = opts.models.map((s) => prepareModel(s, dir, opts.seed));
+    const onnxFiles = new Map<string, string>();
+    if (opts.engines.some((e) => e.startsWith('ort-'))) {
+      for (const m of models) {
+        const f = m.file.replace(/\.cnv2$/, '.onnx');
+        writeFileSync(f, exportOnnx(readModel(new Uint8Array(readFileSync(m.file))), { indexSum }));
+        onnxFiles.set(m.name, f);
+      }
+    }
+    const peak = { simd: await runtimePaths.peakMaddsPerSecond('simd'), relaxed: undefined as number | undefined };
+    if (await runtimePaths.isaSupported('relaxed')) peak.relaxed = await runtimePaths.peakMaddsPerSecond('relaxed');
+
+    const results: BenchResult[] = [];
+    const skipped: BenchReport['skipped'] = [];
+    const perJob = opts.runs + opts.warmup;
+    const total = models.length * opts.engines.length * perJob;
+    let done = 0;
+    const hasWasmtime = opts.engines.includes('wasmtime') && onPath('wasmtime');
+    for (const m of models) {
+      let reference: number[] | null = null;
+      // The SIMD build first: its logits are the reference for every other engine's.
+      const order = [...opts.engines].sort((a, b) => (a === 'cdnv2' ? -1 : b === 'cdnv2' ? 1 : 0));
+      for (const engine of order) {
+        const label = `${m.name} ${engine}`;
+        const startDone = done;
+        opts.onProgress?.(done, total, label);
+        const base = { engine, model: m.name, runs: opts.runs };
+        const derived = (s: ReturnType<typeof summarize>) => ({
+          ...s,
+          gflops: m.flops / (s.medianMs / 1000) / 1e9,
+          peakPct: (100 * m.macs / (s.medianMs / 1000)) / peak.simd,
+        });
+        try {
+          if (engine === 'wasmtime') {
+            if (!hasWasmtime) {
+              skipped.push({ engine, model: m.name, reason: 'wasmtime is not on PATH' });
+            } else {
+              const w = runWasmtime(m, opts.runs, opts.warmup);
+              results.push({ ...base, ...derived(w.stats), cpuMedianMs: null, memDeltaMiB: w.arena / 2 ** 20, peakRssMiB: NaN, maxRelDiff: null, loadMs: NaN,
+                note: `WASI command bench; memory column = activation arena` });
+            }
+            done = startDone + perJob;
+            continue;
+          }
+          const job: Job = { engine, modelName: m.name, cnv2File: m.file, onnxFile: onnxFiles.get(m.name) ?? '', arch: m.arch, runs: opts.runs, warmup: opts.warmup };
+          const r = await runWorker(job, dir, () => { done++; opts.onProgress?.(done, total, label); });
+          if (engine === 'cdnv2') reference = r.logits;
+          results.push({
+            ...base, ...derived(summarize(r.times)), cpuMedianMs: summarize(r.cpuTimes).medianMs,
+            memDeltaMiB: (r.maxRss - r.rssBeforeLoad) / 2 ** 20, peakRssMiB: r.maxRss / 2 ** 20,
+            maxRelDiff: reference ? relDiff(r.logits, reference) : null, loadMs: r.loadMs,
+            note: engine.startsWith('ort-') ? `${r.note}, index-sum ${indexSum}` : r.note,
+          });
+        } catch (err) {
+          skipped.push({ engine, model: m.name, reason: (err as Error).message });
+        }
+        done = startDone + perJob; // a failed worker still completes its share of the bar
+      }
+    }
+    opts.onProgress?.(total, total, 'done');
+    return {
+      date: new Date().toISOString(),
+      host: { node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, arch: process.arch, platform: process.platform, loadavgStart, loadavgEnd: os.loadavg() },
+      options: { runs: opts.runs, warmup: opts.warmup, indexSum, seed: opts.seed },
+      peakMaddsPerSecond: peak.relaxed === undefined ? { simd: peak.simd } : { simd: peak.simd, relaxed: peak.relaxed },
+      models: models.map(({ file: _f, ...rest }) => ({ ...rest, file: rest.arch ? `cdnv2 arch ${rest.arch.config} --seed ${rest.arch.seed}` : rest.name })),
+      engines: Object.fromEntries(opts.engines.map((e) => [e, ENGINE_DESCRIPTIONS[e]])),
+      results, skipped,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,97 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import t from 'tap';
+
+import { selectBackend } from '../trainer/backend.js';
+import { checkpointToNetworkParams, listCheckpointDirs, loadCheckpoint, masksAreFinal, maskReport } from '../trainer/checkpoint.js';
+import { assembleBatch } from '../trainer/data/index.js';
+import { openSynthetic } from '../trainer/data/synthetic.js';
+import { evalLogits } from '../trainer/evaluate.js';
+import { train, type TrainRun } from '../trainer/train.js';
+import { tinyConfig } from '../trainer/tiny.js';
+import { referenceForward } from './helpers/reference-forward.js';
+
+const cfg = tinyConfig();
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'cdnv2-train-'));
+t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+
+function sources(nTrain: number, nTest: number) {
+  const shape = { height: 8, width: 8, channels: 1, classes: 4 };
+  return { train: openSynthetic({ split: 'train', count: nTrain, ...shape }), test: openSynthetic({ split: 'test', count: nTest, ...shape }) };
+}
+
+function run(out: string, over: Partial<TrainRun> = {}): TrainRun {
+  return {
+    arch: 'tiny', dataset: 'synthetic', epochs: 4, batch: 32, lr: 0.1, warmupEpochs: 0.5, warmupLr: 0.02, weightDecay: 5e-5,
+    momentum: 0.9, labelSmoothing: 0.1, ema: 0, groupLasso: 0, sfr: true, seed: 11, augment: true,
+    out, resume: false, backend: 'cpu', config: cfg, chart: false, log: () => {}, sources: sources(256, 128), ...over,
+  };
+}
+
+t.before(async () => { await selectBackend('cpu'); });
+
+t.test('loss falls and accuracy rises well above chance; masks end final; export matches a plain forward', async (t) => {
+  const out = path.join(tmp, 'learn');
+  const tensorsBefore = tf.memory().numTensors;
+  const r = await train(run(out, { batch: 16, lr: 0.3, augment: false }));
+  const h = r.history;
+  t.equal(h.length, 4);
+  t.ok(h[3]!.trainLoss < h[0]!.trainLoss - 0.2, `train loss falls (${h[0]!.trainLoss.toFixed(3)} -> ${h[3]!.trainLoss.toFixed(3)})`);
+  t.ok(h[3]!.testAccuracy > 0.6, `test accuracy ${h[3]!.testAccuracy} well above chance 0.25`);
+  // C = 4: three LGC drops, S = 2: one SFR drop, all within the first half of training.
+  t.same(r.stages.filter((s) => s.kind === 'lgc').map((s) => s.to).at(-1), 3);
+  t.same(r.stages.filter((s) => s.kind === 'sfr').map((s) => s.to).at(-1), 1);
+  t.ok(r.stages.every((s) => s.progress <= 0.5));
+  const ck = await loadCheckpoint(out);
+  t.ok(masksAreFinal(ck), 'masks are final');
+  for (const m of maskReport(ck)) t.ok(m.keptPerGroup.every((k) => k === m.expected) && m.groupwise, m.name);
+  const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.equal(lines.filter((l) => l.type === 'epoch').length, 4);
+
+  // The converter's view (PyTorch layouts) through an independent plain forward equals the TF.js eval model.
+  const params = checkpointToNetworkParams(ck);
+  t.equal(params.provenance.epochsDone, 4);
+  const src = sources(8, 8).test;
+  const imgs = new Float32Array(8 * 64);
+  assembleBatch(src, cfg, [0, 1, 2, 3, 4, 5, 6, 7], imgs, new Int32Array(8));
+  const tfLogits = evalLogits(ck, imgs, 8);
+  let maxErr = 0;
+  for (let i = 0; i < 8; i++) {
+    const ref = referenceForward(params, imgs.subarray(i * 64, (i + 1) * 64));
+    for (let k = 0; k < 4; k++) maxErr = Math.max(maxErr, Math.abs(ref[k]! - tfLogits[i * 4 + k]!));
+  }
+  t.ok(maxErr < 1e-4, `TF.js eval logits match the reference forward (max err ${maxErr})`);
+  t.equal(tf.memory().numTensors, tensorsBefore, 'no tensor leak');
+});
+
+t.test('resume after an interruption reproduces the uninterrupted run exactly', async (t) => {
+  const a = path.join(tmp, 'full'), b = path.join(tmp, 'split');
+  const opts = { epochs: 3, ema: 0.9, sources: undefined };
+  await train(run(a, { ...opts, sources: sources(96, 32) }));
+  await train(run(b, { ...opts, sources: sources(96, 32), stopAfterEpochs: 1 }));
+  t.equal(listCheckpointDirs(b).length, 1);
+  await t.rejects(train(run(b, { ...opts, sources: sources(96, 32) })), /already holds checkpoints/);
+  await t.rejects(train(run(b, { ...opts, epochs: 4, sources: sources(96, 32), resume: true })), /options differ/);
+  await train(run(b, { ...opts, sources: sources(96, 32), resume: true }));
+  const ca = await loadCheckpoint(a), cb = await loadCheckpoint(b);
+  for (const [name, v] of ca.model) t.same(Buffer.from(cb.model.get(name)!.buffer), Buffer.from(v.buffer), name);
+  for (const [name, v] of ca.ema!) t.same(Buffer.from(cb.ema!.get(name)!.buffer), Buffer.from(v.buffer), `ema ${name}`);
+  for (const [name, v] of ca.masks) t.same(cb.masks.get(name), v, name);
+  t.same(cb.state.history.map((h) => h.testAccuracy), ca.state.history.map((h) => h.testAccuracy));
+});
+
+t.test('a corrupt newest checkpoint falls back to the previous one with a warning', async (t) => {
+  const dirs = listCheckpointDirs(path.join(tmp, 'full'));
+  const newest = dirs.at(-1)!;
+  const bin = path.join(newest, 'tensors.bin');
+  const buf = readFileSync(bin);
+  buf[100] ^= 0xff;
+  writeFileSync(bin, buf);
+  const warnings: string[] = [];
+  const c = await loadCheckpoint(path.join(tmp, 'full'), (m) => warnings.push(m));
+  t.equal(c.dir, dirs.at(-2));
+  t.match(warnings.join(), /checksum mismatch/);
+  await t.rejects(loadCheckpoint(newest), /checksum mismatch/);
+});

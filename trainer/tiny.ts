@@ -1,0 +1,20 @@
+// Small derived configurations for tests and quick experiments (not part of the named CONFIGS).
+import { getConfig, type ArchConfig } from '../arch/configs.js';
+
+/** A configuration derived from a named one with fields overridden (e.g. a tiny network on 8x8 inputs). */
+export function deriveConfig(base: string | ArchConfig, overrides: Partial<ArchConfig>): ArchConfig {
+  const b = typeof base === 'string' ? getConfig(base) : base;
+  return { ...b, ...overrides, input: { ...b.input, ...(overrides.input ?? {}) }, train: { ...b.train, ...(overrides.train ?? {}) } };
+}
+
+/** A tiny network exercising every feature (SE, hardswish, head SE, fc layer, SFR) that trains in seconds. */
+export function tinyConfig(overrides: Partial<ArchConfig> = {}): ArchConfig {
+  return deriveConfig('cdnv2-fmnist', {
+    name: 'tiny', description: 'tiny test network',
+    input: { channels: 1, height: 8, width: 8 }, classes: 4,
+    layers: [2, 2], growth: [4, 8], groups: 2, condenseFactor: 4, sfrFactor: 2, bottleneck: 2,
+    stemChannels: 8, stemStride: 1, hsStartBlock: 1, seStartBlock: 1, seReduction: 1, headSeReduction: 4, fcChannels: 8,
+    mean: [0.5], std: [0.25], labels: ['a', 'b', 'c', 'd'],
+    ...overrides,
+  });
+}
