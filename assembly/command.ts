@@ -254,12 +254,16 @@ function classify(m: Model, images: string[], top: i32): i32 {
       status = EXIT_FAILURE;
       continue;
     }
-    runModel(m);
+    if (!runModel(m)) {
+      err('cdnv2: ' + images[f] + ': ' + errorMessage() + '\n');
+      status = EXIT_FAILURE;
+      continue;
+    }
     softmax(outputPtr(m), n, probs);
     top_k(probs, n, k, idx);
+    // No __collect() here: the minimal runtime's collector does not see locals (argv, images) as roots. The few
+    // label strings per image stay allocated until the command exits.
     if (images.length > 1) out('# ' + images[f] + '\n');
-    // Strings of the previous image are garbage now; the minimal runtime collects only when asked.
-    __collect();
     for (let i = 0; i < k; i++) {
       const c = load<i32>(idx + <usize>i * 4);
       out(fixed(<f64>load<f32>(probs + <usize>c * 4), 6) + ' ' + c.toString() + ' ' + labelOf(m, c) + '\n');

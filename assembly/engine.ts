@@ -1,9 +1,9 @@
 // The engine facade both entry points use: load (parse, validate, plan), run, and model handles.
 
-import { ERR_HANDLE, clearError, fail } from './errors';
+import { ERR_HANDLE, ERR_NUMERIC, clearError, fail } from './errors';
 import { Model, freeModel, parseModel } from './model';
 import { planMemory } from './planner';
-import { execute } from './executor';
+import { execute, outputLength, outputPtr } from './executor';
 
 export const DEFAULT_ARENA_LIMIT: u64 = 512 << 20;
 const MAX_HANDLES: i32 = 1024;
@@ -57,6 +57,16 @@ export function dropHandle(handle: i32): bool {
   return true;
 }
 
-export function runModel(m: Model): void {
+/**
+ * Runs the model; false (after fail) when a logit is NaN or infinite. A valid file may hold finite weights so
+ * large that sums overflow: that is reported, never passed on as scores.
+ */
+export function runModel(m: Model): bool {
   execute(m);
+  const out = outputPtr(m);
+  const n = outputLength(m);
+  for (let i = 0; i < n; i++) {
+    if (!isFinite(load<f32>(out + <usize>i * 4))) return fail(ERR_NUMERIC, 'the network produced non-finite logits (weights or input so large that sums overflow)');
+  }
+  return true;
 }

@@ -19,6 +19,7 @@ export const ERR_ALIAS: i32 = 14;      // input and output channel ranges overla
 export const ERR_INPUT: i32 = 15;      // bad input given to run (wrong length, bad image)
 export const ERR_HANDLE: i32 = 16;
 export const ERR_HEADER: i32 = 17;     // non-zero header flags or reserved fields (appended: codes stay stable)
+export const ERR_NUMERIC: i32 = 18;    // a run produced non-finite logits (finite but huge weights or input)
 
 let lastCode: i32 = ERR_NONE;
 let lastMessage: string = '';
@@ -62,6 +63,7 @@ export function errorName(code: i32): string {
     case ERR_INPUT: return 'input';
     case ERR_HANDLE: return 'handle';
     case ERR_HEADER: return 'header';
+    case ERR_NUMERIC: return 'numeric';
   }
   return 'unknown';
 }

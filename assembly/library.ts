@@ -3,7 +3,7 @@
 // cdnv2_preprocess), calls cdnv2_run and reads the logits. Errors: negative return values; details from
 // cdnv2_error_code / cdnv2_error_message.
 
-import { ERR_HANDLE, ERR_INPUT, errorCode, errorMessage, fail } from './errors';
+import { ERR_HANDLE, ERR_INPUT, ERR_NUMERIC, errorCode, errorMessage, fail } from './errors';
 import { addHandle, dropHandle, loadModel, modelOf, runModel } from './engine';
 import { inputLength, inputPtr, outputLength, outputPtr } from './executor';
 import { decodePnm, freePixels, preprocess } from './image';
@@ -37,8 +37,7 @@ export function cdnv2_unload(handle: i32): i32 {
 export function cdnv2_run(handle: i32): i32 {
   const m = modelOf(handle);
   if (m == null) { fail(ERR_HANDLE, 'invalid model handle'); return -ERR_HANDLE; }
-  runModel(m);
-  return 0;
+  return runModel(m) ? 0 : -ERR_NUMERIC;
 }
 
 /** Resizes, crops, converts and normalises HWC f32 pixels in [0,1] into the model's input buffer. */

@@ -3,7 +3,7 @@
 // Every offset, count, shape and index is checked before it is used; on failure, fail() records why.
 
 import {
-  ERR_ALIAS, ERR_BAD_MAGIC, ERR_CHECKSUM, ERR_GRAPH, ERR_INDEX, ERR_META, ERR_OVERFLOW, ERR_RANGE,
+  ERR_ALIAS, ERR_BAD_MAGIC, ERR_CHECKSUM, ERR_GRAPH, ERR_HEADER, ERR_INDEX, ERR_META, ERR_OVERFLOW, ERR_RANGE,
   ERR_SECTION, ERR_SHAPE, ERR_SIZE, ERR_TRUNCATED, ERR_VERSION, fail,
 } from './errors';
 import {
@@ -13,8 +13,11 @@ import {
   halfToFloat, opName, opWordCount, readU16, readU32, readU8,
 } from './format';
 
-/** Largest element count of one tensor or buffer: keeps every byte size below 2^31. */
+/** Largest element count of one tensor: keeps every byte size below 2^31. */
 const MAX_ELEMENTS: u64 = 0x1fffffff;
+/** Largest element count of one f32 buffer: its byte size must fit in 32 bits (docs/format.md). Buffers above
+ *  2 GiB pass the parser but never the planner (arena limit, and arenas above 2^31 bytes are refused). */
+const MAX_BUFFER_ELEMENTS: u64 = 0x3fffffff;
 const MAX_STRING: u32 = 65536;
 
 @unmanaged export class BufferInfo {
@@ -106,6 +109,9 @@ function parseSections(m: Model): bool {
   let crc = crc32Update(0, img, 28);
   crc = crc32Update(crc, img + HEADER_BYTES, n * DIR_ENTRY_BYTES);
   if (crc != readU32(img, 28)) return fail(ERR_CHECKSUM, 'header checksum mismatch');
+  // Flags and reserved fields are 0 in version 1; anything else is a file this reader does not understand.
+  if (readU32(img, 16) != 0) return fail(ERR_HEADER, 'header flags are not 0');
+  if (readU32(img, 20) != 0 || readU32(img, 24) != 0) return fail(ERR_HEADER, 'header reserved fields are not 0');
 
   let seen = 0;
   for (let i: u32 = 0; i < n; i++) {
@@ -150,12 +156,77 @@ function keyEquals(img: usize, off: u32, len: u32, key: string): bool {
   return memory.compare(img + off, changetype<usize>(buf), n) == 0;
 }
 
+/** True when len bytes at p are well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF). */
+function validUtf8(p: usize, len: u32): bool {
+  let i: u32 = 0;
+  while (i < len) {
+    const c = <u32>load<u8>(p + i);
+    if (c < 0x80) { i++; continue; }
+    let n: u32, lo: u32 = 0x80, hi: u32 = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) n = 1;
+    else if (c >= 0xe0 && c <= 0xef) { n = 2; if (c == 0xe0) lo = 0xa0; else if (c == 0xed) hi = 0x9f; }
+    else if (c >= 0xf0 && c <= 0xf4) { n = 3; if (c == 0xf0) lo = 0x90; else if (c == 0xf4) hi = 0x8f; }
+    else return false;
+    if (<u64>i + <u64>n >= <u64>len) return false;
+    for (let k: u32 = 1; k <= n; k++) {
+      const b = <u32>load<u8>(p + i + k);
+      if (b < lo || b > hi) return false;
+      lo = 0x80; hi = 0xbf; // only the second byte has the narrowed range
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+function keyHash(p: usize, len: u32): u32 {
+  let h: u32 = 0x811c9dc5; // FNV-1a
+  for (let i: u32 = 0; i < len; i++) h = (h ^ <u32>load<u8>(p + i)) * 0x01000193;
+  return h;
+}
+
+/**
+ * Keys must be unique (docs/format.md). An open-addressing set of key offsets keeps this linear, since a hostile
+ * META can hold one entry per 8 bytes. Table slots hold keyOffset + 1 (0 = empty); key length is read back at -2.
+ */
+function keysUnique(img: usize, start: u32, count: u32): bool {
+  if (count < 2) return true;
+  let cap: u32 = 4;
+  while (cap < count * 2) cap <<= 1;
+  const table = zeroAlloc(<usize>cap * 4);
+  let p = start + 4;
+  let unique = true;
+  for (let i: u32 = 0; i < count && unique; i++) {
+    const keyLen = readU16(img, p);
+    const keyOff = p + 2;
+    let slot = keyHash(img + keyOff, keyLen) & (cap - 1);
+    for (;;) {
+      const other = load<u32>(table + <usize>slot * 4);
+      if (other == 0) { store<u32>(table + <usize>slot * 4, keyOff + 1); break; }
+      const otherOff = other - 1;
+      if (readU16(img, otherOff - 2) == keyLen && memory.compare(img + otherOff, img + keyOff, keyLen) == 0) { unique = false; break; }
+      slot = (slot + 1) & (cap - 1);
+    }
+    // Entries were bounds-checked by parseMeta's first pass, so this walk cannot leave the section.
+    const type = readU8(img, keyOff + keyLen);
+    const n = readU32(img, keyOff + keyLen + 1);
+    let q = keyOff + keyLen + 5;
+    if (type == META_U32 || type == META_F32) q += n * 4;
+    else if (type == META_STRING) q += n;
+    else for (let k: u32 = 0; k < n; k++) q += 4 + readU32(img, q);
+    p = q;
+  }
+  heap.free(table);
+  return unique;
+}
+
 function parseMeta(m: Model): bool {
   const img = m.image;
   const start = m.metaOff;
   const end = start + m.metaSize;
   if (m.metaSize < 4) return fail(ERR_TRUNCATED, 'META section too short');
   const count = readU32(img, start);
+  // Every entry takes at least 8 bytes; this bounds the loops below (and the key set) by the section size.
+  if (<u64>count * 8 > <u64>m.metaSize - 4) return fail(ERR_TRUNCATED, 'META: ' + count.toString() + ' entries cannot fit');
   let p = start + 4;
   let found = 0;
   let meanN: u32 = 0, stdN: u32 = 0;
@@ -165,6 +236,7 @@ function parseMeta(m: Model): bool {
     if (keyLen == 0 || keyLen > 255) return fail(ERR_META, 'META key length ' + keyLen.toString() + ' outside 1..255');
     const keyOff = p + 2;
     if (!fits(keyOff, keyLen + 5, end)) return fail(ERR_TRUNCATED, 'META entry ' + i.toString() + ' is truncated');
+    if (!validUtf8(img + keyOff, keyLen)) return fail(ERR_META, 'META entry ' + i.toString() + ': key is not valid UTF-8');
     const type = readU8(img, keyOff + keyLen);
     const n = readU32(img, keyOff + keyLen + 1);
     const payload = keyOff + keyLen + 5;
@@ -174,12 +246,15 @@ function parseMeta(m: Model): bool {
     } else if (type == META_STRING) {
       if (n > MAX_STRING) return fail(ERR_META, 'META string longer than 65536 bytes');
       payloadEnd = <u64>payload + <u64>n;
+      if (payloadEnd <= <u64>end && !validUtf8(img + payload, n)) return fail(ERR_META, 'META entry ' + i.toString() + ': string is not valid UTF-8');
     } else if (type == META_STRINGS) {
       let q: u64 = payload;
       for (let k: u32 = 0; k < n; k++) {
         if (q + 4 > <u64>end) return fail(ERR_TRUNCATED, 'META string array is truncated');
         const sl = readU32(img, <u32>q);
         if (sl > MAX_STRING) return fail(ERR_META, 'META string longer than 65536 bytes');
+        if (q + 4 + <u64>sl > <u64>end) return fail(ERR_TRUNCATED, 'META string array is truncated');
+        if (!validUtf8(img + <usize>q + 4, sl)) return fail(ERR_META, 'META entry ' + i.toString() + ': string ' + k.toString() + ' is not valid UTF-8');
         q += 4 + <u64>sl;
       }
       payloadEnd = q;
@@ -216,6 +291,8 @@ function parseMeta(m: Model): bool {
       if (type != META_STRING) return fail(ERR_META, "META 'input.resize' must be a string");
       if (keyEquals(img, payload, n, 'nearest')) m.resizeNearest = true;
       else if (!keyEquals(img, payload, n, 'bilinear')) return fail(ERR_META, "META 'input.resize' must be 'bilinear' or 'nearest'");
+    } else if (keyEquals(img, keyOff, keyLen, 'arch') || keyEquals(img, keyOff, keyLen, 'provenance')) {
+      if (type != META_STRING) return fail(ERR_META, "META 'arch' and 'provenance' must be strings");
     }
     if (bit != 0) {
       if (found & bit) return fail(ERR_META, 'duplicated META key');
@@ -223,6 +300,8 @@ function parseMeta(m: Model): bool {
     }
     p = <u32>payloadEnd;
   }
+  if (p != end) return fail(ERR_META, 'META has ' + (end - p).toString() + ' bytes after its last entry');
+  if (!keysUnique(img, start, count)) return fail(ERR_META, 'duplicated META key');
   if ((found & 31) != 31) return fail(ERR_META, 'META lacks a required key (name, input.shape, input.mean, input.std, labels)');
   if (meanN != <u32>m.inC || stdN != <u32>m.inC) return fail(ERR_META, 'input.mean and input.std need one value per input channel');
   for (let c: u32 = 0; c < <u32>m.inC; c++) {
@@ -588,7 +667,7 @@ function parseGraph(m: Model): bool {
     const r = start + 16 + i * 12;
     const c = readU32(img, r), h = readU32(img, r + 4), w = readU32(img, r + 8);
     if (c == 0 || h == 0 || w == 0 || c > 65535 || h > 65535 || w > 65535) return fail(ERR_SHAPE, 'buffer ' + i.toString() + ' has a dimension outside 1..65535');
-    if (<u64>c * <u64>h * <u64>w > MAX_ELEMENTS) return fail(ERR_OVERFLOW, 'buffer ' + i.toString() + ' is too large');
+    if (<u64>c * <u64>h * <u64>w > MAX_BUFFER_ELEMENTS) return fail(ERR_OVERFLOW, 'buffer ' + i.toString() + ' is too large (its bytes overflow 32 bits)');
     const b = bufferAt(m, <i32>i);
     b.c = <i32>c; b.h = <i32>h; b.w = <i32>w; b.first = -1; b.last = -1;
   }

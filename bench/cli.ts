@@ -7,7 +7,6 @@ import path from 'node:path';
 import { UsageError } from '../cli/errors.js';
 import { writeFileAtomic } from '../converter/io.js';
 import { INDEX_SUM_HELP, parseIndexSum } from '../converter/onnx-cli.js';
-import { DEFAULT_INDEX_SUM } from '../converter/onnx.js';
 import { DEFAULT_ENGINES, ENGINE_NAMES, type EngineName } from './engines.js';
 import { chart, markdown } from './report.js';
 import { runBench } from './run.js';
@@ -34,12 +33,13 @@ export function register(program: Command): void {
     .option('--engines <list>', `comma-separated engines: ${ENGINE_NAMES.join(', ')}`, DEFAULT_ENGINES.join(','))
     .option('--runs <n>', 'timed runs per engine and model', '20')
     .option('--warmup <n>', 'warm-up runs before timing', '3')
+    .option('--max-seconds <s>', 'per engine and model, stop timing after this long once 3 runs are done (0: never)', '30')
     .option('--seed <n>', 'weights seed of configuration models (as `cdnv2 arch --seed`)', '1')
-    .option('--index-sum <variant>', `ONNX export for the ort engines: ${INDEX_SUM_HELP}`, DEFAULT_INDEX_SUM)
+    .option('--index-sum <variant>', `ONNX index-sum for the ort engines: auto (the fastest per engine: ort-node conv, ort-web gather) or one for both; ${INDEX_SUM_HELP}`, 'auto')
     .option('--json <file>', 'write the results as JSON')
     .option('--out <dir>', 'write latest.json, latest.md, latest.svg and latest.png into this directory')
     .option('--no-progress', 'no progress bar')
-    .action(async (opts: { models: string; engines: string; runs: string; warmup: string; seed: string; indexSum: string; json?: string; out?: string; progress: boolean }) => {
+    .action(async (opts: { models: string; engines: string; runs: string; warmup: string; maxSeconds: string; seed: string; indexSum: string; json?: string; out?: string; progress: boolean }) => {
       const engines = list(opts.engines, 'engines');
       for (const e of engines) {
         if (!(ENGINE_NAMES as readonly string[]).includes(e)) throw new UsageError(`unknown engine '${e}' (known: ${ENGINE_NAMES.join(', ')})`);
@@ -48,14 +48,15 @@ export function register(program: Command): void {
       const runs = count(opts.runs, 'runs', 1);
       const warmup = count(opts.warmup, 'warmup', 0);
       const seed = count(opts.seed, 'seed', 0);
-      const indexSum = parseIndexSum(opts.indexSum);
+      const maxSeconds = count(opts.maxSeconds, 'max-seconds', 0);
+      const indexSum = opts.indexSum === 'auto' ? 'auto' : parseIndexSum(opts.indexSum);
       const bar = opts.progress && process.stderr.isTTY
         ? new cliProgress.SingleBar({ format: 'bench [{bar}] {percentage}% {value}/{total} runs | {label}', stream: process.stderr }, cliProgress.Presets.shades_classic)
         : null;
       let started = false;
       let lastLabel = '';
       const report = await runBench({
-        models, engines: engines as EngineName[], runs, warmup, seed, indexSum,
+        models, engines: engines as EngineName[], runs, warmup, maxSeconds, seed, indexSum,
         onProgress: (done, total, label) => {
           if (bar) {
             if (!started) { bar.start(total, 0, { label }); started = true; }

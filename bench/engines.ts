@@ -36,6 +36,8 @@ export interface Job {
   arch?: { config: string; seed: number };
   runs: number;
   warmup: number;
+  /** Stop timing after this many seconds once 3 runs are done (slow engines on big models); 0 = no limit. */
+  maxSeconds: number;
 }
 
 export interface Runner {
@@ -62,6 +64,14 @@ function chwToHwc(x: Float32Array, c: number, h: number, w: number): Float32Arra
 
 const require = createRequire(import.meta.url);
 
+/** Imports an engine's libraries ahead of time, so the memory baseline taken after it excludes their code. */
+export async function preloadEngine(engine: EngineName): Promise<void> {
+  if (engine.startsWith('cdnv2')) await import('../runtime/index.js');
+  else if (engine.startsWith('tfjs')) await Promise.all([import('@tensorflow/tfjs'), import('@tensorflow/tfjs-backend-wasm'), import('./tfjs-graph.js')]);
+  else if (engine === 'ort-web') await import('onnxruntime-web');
+  else if (engine === 'ort-node') await import('onnxruntime-node');
+}
+
 export async function createRunner(job: Job): Promise<Runner> {
   const bytes = new Uint8Array(await readFile(job.cnv2File));
   const model = readModel(bytes);
@@ -72,7 +82,9 @@ export async function createRunner(job: Job): Promise<Runner> {
       const { loadModel } = await import('../runtime/index.js');
       const isa = job.engine === 'cdnv2' ? 'simd' : job.engine === 'cdnv2-relaxed' ? 'relaxed' : 'scalar';
       const m = await loadModel(bytes, { isa });
-      return { run: () => m.run(input), note: `arena ${m.arenaBytes} B`, engineBytes: m.arenaBytes, dispose: () => m.dispose() };
+      // The instance's whole linear memory: model bytes, expanded weights, arena, scratch.
+      const memory = (m as unknown as { exports: { memory: WebAssembly.Memory } }).exports.memory;
+      return { run: () => m.run(input), note: `arena ${m.arenaBytes} B`, engineBytes: memory.buffer.byteLength, dispose: () => m.dispose() };
     }
     case 'tfjs-wasm': case 'tfjs-wasm-condensed': case 'tfjs-cpu': {
       const tf = await import('@tensorflow/tfjs');

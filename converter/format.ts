@@ -350,6 +350,8 @@ function parseGraph(bytes: Uint8Array): RawGraph {
   for (let i = 0; i < bufferCount; i++) {
     const b = { channels: c.u32('channels'), height: c.u32('height'), width: c.u32('width') };
     if (!b.channels || !b.height || !b.width) fail('value', `buffer ${i}: a dimension is 0`);
+    // Same bound as the runtime's loader (assembly/model.ts), which keeps per-plane arithmetic in 32 bits.
+    if (b.channels > 65535 || b.height > 65535 || b.width > 65535) fail('value', `buffer ${i}: a dimension exceeds 65535`);
     if (b.channels * b.height * b.width * 4 > U32_MAX) fail('overflow', `buffer ${i}: ${b.channels}x${b.height}x${b.width} f32 overflows 32 bits`);
     buffers.push(b);
   }
@@ -504,7 +506,7 @@ class GraphChecker {
   se(op: Extract<Op, { kind: 'se' }>, where: string): void {
     const b = this.buffer(op.buffer, where, 'buffer');
     this.channels(b, op.channel, op.channels, null, where, 'SE');
-    if (op.hidden < 1) fail('value', `${where}: hidden size 0`);
+    if (op.hidden < 1 || op.hidden > 65535) fail('value', `${where}: hidden size ${op.hidden} outside 1..65535`);
     if (op.gate !== 0) fail('value', `${where}: gate ${op.gate} (only 0, sigmoid)`);
     this.required(op.w1, where, 'w1', [op.hidden, op.channels]);
     this.tensor(op.b1, where, 'b1', 'float', [op.hidden]);

@@ -31,7 +31,10 @@ type AttributeProto = InstanceType<typeof onnx.AttributeProto>;
  */
 export const INDEX_SUM_VARIANTS = ['conv', 'matmul', 'scatter', 'gather'] as const;
 export type IndexSumVariant = (typeof INDEX_SUM_VARIANTS)[number];
-/** The fastest in onnxruntime (node and web) on CondenseNetV2-A; see bench/README.md. */
+/**
+ * The fastest in native onnxruntime (CondenseNetV2-A: conv 9.1 ms CPU, gather 11.4, scatter 18.5, matmul 19.0 per
+ * run); onnxruntime-web prefers 'gather' (31.5 ms vs conv 63.6). Measurements in bench/README.md.
+ */
 export const DEFAULT_INDEX_SUM: IndexSumVariant = 'conv';
 
 export interface OnnxExportOptions {

@@ -7,7 +7,7 @@ export type Isa = 'simd' | 'relaxed' | 'scalar';
 /** Names of the runtime's numeric error codes (assembly/errors.ts). */
 export const ERROR_NAMES = [
   'ok', 'bad-magic', 'version', 'size', 'checksum', 'truncated', 'section', 'meta', 'graph', 'range', 'shape',
-  'index', 'overflow', 'arena', 'alias', 'input', 'handle', 'header',
+  'index', 'overflow', 'arena', 'alias', 'input', 'handle', 'header', 'numeric',
 ] as const;
 
 /** Every failure of the runtime: `code` is one of ERROR_NAMES (or 'wasm' for an engine fault). */

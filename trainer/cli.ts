@@ -1,15 +1,14 @@
 // `cdnv2 train` and `cdnv2 eval`.
+// TensorFlow.js takes seconds to load, so the modules that need it are imported inside the actions: the other
+// subcommands (classify, info, ...) start without it.
 import { Command, Option } from 'commander';
-import { renameSync, writeFileSync } from 'node:fs';
+import { renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { configNames, getConfig } from '../arch/configs.js';
 import { UsageError } from '../cli/errors.js';
-import { selectBackend, type BackendChoice } from './backend.js';
-import { loadCheckpoint, masksAreFinal } from './checkpoint.js';
+import type { BackendChoice } from './backend.js';
 import { DATASETS, limitSource, openDataset, type DatasetName } from './data/index.js';
-import { evaluateSource, modelFromCheckpoint } from './evaluate.js';
-import { train } from './train.js';
 
 function int(name: string, min: number) {
   return (v: string): number => {
@@ -55,6 +54,8 @@ export function register(program: Command): void {
     .action(async (o) => {
       let cfg;
       try { cfg = getConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
+      const { selectBackend } = await import('./backend.js');
+      const { train } = await import('./train.js');
       const backend = await selectBackend(o.backend as BackendChoice, (m) => process.stderr.write(`${m}\n`));
       process.stderr.write(`backend: ${backend}\n`);
       const d = cfg.train;
@@ -79,8 +80,8 @@ export function register(program: Command): void {
     });
 
   program.command('eval')
-    .description('evaluate a checkpoint (TensorFlow.js, eval mode: BN running statistics, EMA weights if present)')
-    .argument('<checkpointDir>', 'a run directory (newest valid checkpoint) or one checkpoint directory')
+    .description('accuracy of a checkpoint (TensorFlow.js, eval mode: BN running statistics, EMA weights if present) or of a .cnv2 model (wasm runtime)')
+    .argument('<checkpointDir>', 'a run directory (newest valid checkpoint), one checkpoint directory, or a .cnv2 model (wasm runtime)')
     .addOption(new Option('--dataset <name>', 'data set').choices([...DATASETS]).makeOptionMandatory())
     .option('--data <dir>', 'data directory')
     .option('--limit <n>', 'only the first N test images (file order)', int('--limit', 1))
@@ -89,6 +90,17 @@ export function register(program: Command): void {
     .option('--no-ema', 'use the raw weights even if EMA weights are present')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'node', 'cpu']).default('auto'))
     .action(async (dir: string, o) => {
+      // A model file is evaluated by the wasm runtime, with the same options and output as a checkpoint.
+      let isFile = false;
+      try { isFile = statSync(dir).isFile(); } catch { /* missing: loadCheckpoint says so */ }
+      if (isFile) {
+        const { evalModelFile } = await import('../runtime/eval-cli.js');
+        await evalModelFile(dir, { dataset: o.dataset as DatasetName, data: o.data, limit: o.limit, json: o.json, logits: o.logits });
+        return;
+      }
+      const { selectBackend } = await import('./backend.js');
+      const { loadCheckpoint, masksAreFinal } = await import('./checkpoint.js');
+      const { evaluateSource, modelFromCheckpoint } = await import('./evaluate.js');
       const backend = await selectBackend(o.backend as BackendChoice, (m) => process.stderr.write(`${m}\n`));
       process.stderr.write(`backend: ${backend}\n`);
       const ckpt = await loadCheckpoint(dir);

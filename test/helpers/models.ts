@@ -1,18 +1,9 @@
 // Builders of small .cnv2 models for runtime tests: single ops on awkward shapes and random tiny networks.
 import { ACT, type BufferShape, type Model, type Op, type Tensor } from '../../converter/model.js';
 import { writeModel } from '../../converter/format.js';
+import { rng } from './kernels.js';
 
-/** Deterministic PRNG (mulberry32) so every test case is reproducible from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 export function randomFloats(n: number, r: () => number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);

@@ -1,0 +1,45 @@
+// `cdnv2 eval <model.cnv2>`: accuracy of a converted model in the wasm runtime, with the same options and output
+// as `cdnv2 eval <checkpointDir>` (TensorFlow.js), so the two can be compared image by image.
+import { renameSync, writeFileSync } from 'node:fs';
+import { CONFIGS, type ArchConfig } from '../arch/configs.js';
+import { limitSource, openDataset, type DatasetName } from '../trainer/data/index.js';
+import { loadModelFile, type Isa } from './index.js';
+import { evaluateModel } from './evaluate.js';
+import type { ModelMeta } from './engine.js';
+
+export interface EvalModelOptions {
+  dataset: DatasetName;
+  data?: string;
+  limit?: number;
+  json?: boolean;
+  logits?: string;
+  isa?: Isa;
+}
+
+/** The data loaders want a configuration: the model's own, or one shaped after its metadata. */
+function configFor(meta: ModelMeta): ArchConfig {
+  const known = meta.arch ? CONFIGS[meta.arch] : undefined;
+  const base = known ?? CONFIGS['cdnv2-fmnist']!;
+  const [channels, height, width] = meta.inputShape;
+  return { ...base, input: { channels, height, width }, classes: meta.labels.length, mean: meta.mean, std: meta.std, labels: meta.labels };
+}
+
+export async function evalModelFile(file: string, o: EvalModelOptions): Promise<void> {
+  const model = await loadModelFile(file, { isa: o.isa ?? 'simd' });
+  const src = limitSource(openDataset(o.dataset, 'test', configFor(model.meta), o.data), o.limit);
+  try {
+    const r = evaluateModel(model, src, { keepLogits: Boolean(o.logits) });
+    if (o.logits) {
+      const k = model.outputLength;
+      const rows = Array.from({ length: r.count }, (_, i) => Array.from(r.logits!.subarray(i * k, (i + 1) * k)));
+      const tmp = `${o.logits}.tmp-${process.pid}`;
+      writeFileSync(tmp, JSON.stringify({ logits: rows }));
+      renameSync(tmp, o.logits);
+    }
+    if (o.json) process.stdout.write(`${JSON.stringify({ accuracy: r.accuracy, count: r.count })}\n`);
+    else process.stdout.write(`accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.count} images (${file}, wasm ${model.isa})\n`);
+  } finally {
+    model.dispose();
+    src.close();
+  }
+}
