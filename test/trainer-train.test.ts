@@ -11,7 +11,7 @@ import { openSynthetic } from '../trainer/data/synthetic.js';
 import { evalLogits } from '../trainer/evaluate.js';
 import { train, type TrainRun } from '../trainer/train.js';
 import { tinyConfig } from '../trainer/tiny.js';
-import { referenceForward } from './helpers/reference-forward.js';
+import { referenceForward } from './reference/network.js';
 
 const cfg = tinyConfig();
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'cdnv2-train-'));
@@ -59,7 +59,8 @@ t.test('loss falls and accuracy rises well above chance; masks end final; export
   const tfLogits = evalLogits(ck, imgs, 8);
   let maxErr = 0;
   for (let i = 0; i < 8; i++) {
-    const ref = referenceForward(params, imgs.subarray(i * 64, (i + 1) * 64));
+    // One channel: the NHWC batch slice is also the CHW input the reference takes.
+    const ref = referenceForward(params, Float64Array.from(imgs.subarray(i * 64, (i + 1) * 64)));
     for (let k = 0; k < 4; k++) maxErr = Math.max(maxErr, Math.abs(ref[k]! - tfLogits[i * 4 + k]!));
   }
   t.ok(maxErr < 1e-4, `TF.js eval logits match the reference forward (max err ${maxErr})`);
