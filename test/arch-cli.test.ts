@@ -1,22 +1,15 @@
 // `cdnv2 arch`, `cdnv2 info`, `cdnv2 convert` through the real entry point: outputs, atomic writes, exit codes.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { cdnv2 } from './helpers/cli.js';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { analyze } from '../converter/flops.js';
 import { readModel } from '../converter/format.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-cli-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-function cdnv2(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'cli/cdnv2.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 t.test('arch writes a valid, deterministic model atomically', async (t) => {
   const out = path.join(dir, 'f.cnv2');

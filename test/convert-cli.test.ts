@@ -1,11 +1,10 @@
 // `cdnv2 convert`: a trainer checkpoint (TF.js layouts, [in, out] masks) becomes a model that computes what the
 // checkpoint's training-form network computes; unfinished masks and missing checkpoints fail with exit 1.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { cdnv2 } from './helpers/cli.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import type { Conv2dOp } from '../converter/format.js';
 import { readModel } from '../converter/format.js';
@@ -17,14 +16,8 @@ import { tinyConfig } from '../trainer/tiny.js';
 import { interpretLogits } from './reference/interpreter.js';
 import { referenceForward } from './reference/network.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-convert-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-function cdnv2(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'cli/cdnv2.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 180_000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
 
 const cfg = tinyConfig();
 // Final masks from the converter's own generator, transposed into the trainer's [in, out] layout.

@@ -85,7 +85,7 @@ t.test('mutated files through the WASI command: exit 1 with a message, never a t
   writeFileSync(path.join(dir, 'image.ppm'), ppm);
   const rng = new Rng(SEED + 1);
   const cache = new Map<Base, Field[]>();
-  const N = 240;
+  const N = 200;
   const cases = Array.from({ length: N }, () => mutate(rng, rng.pick(bases), cache, bases));
   let exit0 = 0, exit1 = 0;
   const codes: Record<string, number> = {};
