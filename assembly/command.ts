@@ -212,6 +212,7 @@ function loadInput(m: Model, path: string): bool {
       ok = fail(ERR_INPUT, path + ': ' + errorMessage());
     } else {
       ok = preprocess(m, px.data, px.width, px.height, px.channels, inputPtr(m));
+      if (!ok) fail(ERR_INPUT, path + ': ' + errorMessage()); // name the file, as every other input error does
       freePixels(px);
     }
   }

@@ -1,7 +1,7 @@
 // `cdnv2 bench`: side-by-side batch-1, single-thread latency of our runtime and its peers on the same models.
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { UsageError } from '../cli/errors.js';
@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../converter/io.js';
 import { INDEX_SUM_HELP, parseIndexSum } from '../converter/onnx-cli.js';
 import { DEFAULT_ENGINES, ENGINE_NAMES, type EngineName } from './engines.js';
 import { chart, markdown } from './report.js';
-import { runBench } from './run.js';
+import { runBench, type BenchReport } from './run.js';
 
 export const DEFAULT_MODELS = ['cdnv2-a', 'cdnv2-b', 'cdnv2-c', 'cdnv2-cifar-110', 'cdnv2-fmnist'];
 
@@ -23,6 +23,17 @@ function count(v: string, what: string, min: number): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || n < min || n > 100000) throw new UsageError(`--${what} must be an integer >= ${min}, not '${v}'`);
   return n;
+}
+
+/** latest.json, latest.md, latest.svg and latest.png in `dir`. */
+async function writeReport(report: BenchReport, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const { svg, png } = await chart(report);
+  const enc = (t: string): Uint8Array => new TextEncoder().encode(t);
+  await writeFileAtomic(path.join(dir, 'latest.json'), enc(`${JSON.stringify(report, null, 2)}\n`));
+  await writeFileAtomic(path.join(dir, 'latest.md'), enc(markdown(report)));
+  await writeFileAtomic(path.join(dir, 'latest.svg'), enc(svg));
+  await writeFileAtomic(path.join(dir, 'latest.png'), png);
 }
 
 export function register(program: Command): void {
@@ -39,7 +50,20 @@ export function register(program: Command): void {
     .option('--json <file>', 'write the results as JSON')
     .option('--out <dir>', 'write latest.json, latest.md, latest.svg and latest.png into this directory')
     .option('--no-progress', 'no progress bar')
-    .action(async (opts: { models: string; engines: string; runs: string; warmup: string; maxSeconds: string; seed: string; indexSum: string; json?: string; out?: string; progress: boolean }) => {
+    .option('--render <json>', 'measure nothing: re-render the Markdown and chart of a saved JSON report (with --out)')
+    .action(async (opts: { models: string; engines: string; runs: string; warmup: string; maxSeconds: string; seed: string; indexSum: string; json?: string; out?: string; progress: boolean; render?: string }) => {
+      if (opts.render) {
+        let saved: BenchReport;
+        try {
+          saved = JSON.parse(readFileSync(opts.render, 'utf8')) as BenchReport;
+        } catch (err) {
+          throw new Error(`cannot read report '${opts.render}': ${(err as Error).message}`);
+        }
+        if (!Array.isArray(saved.results) || !Array.isArray(saved.models)) throw new Error(`'${opts.render}' is not a bench report`);
+        if (opts.out) await writeReport(saved, opts.out);
+        process.stdout.write(markdown(saved));
+        return;
+      }
       const engines = list(opts.engines, 'engines');
       for (const e of engines) {
         if (!(ENGINE_NAMES as readonly string[]).includes(e)) throw new UsageError(`unknown engine '${e}' (known: ${ENGINE_NAMES.join(', ')})`);
@@ -71,14 +95,7 @@ export function register(program: Command): void {
       const md = markdown(report);
       const json = `${JSON.stringify(report, null, 2)}\n`;
       if (opts.json) await writeFileAtomic(opts.json, new TextEncoder().encode(json));
-      if (opts.out) {
-        mkdirSync(opts.out, { recursive: true });
-        const { svg, png } = await chart(report);
-        await writeFileAtomic(path.join(opts.out, 'latest.json'), new TextEncoder().encode(json));
-        await writeFileAtomic(path.join(opts.out, 'latest.md'), new TextEncoder().encode(md));
-        await writeFileAtomic(path.join(opts.out, 'latest.svg'), new TextEncoder().encode(svg));
-        await writeFileAtomic(path.join(opts.out, 'latest.png'), png);
-      }
+      if (opts.out) await writeReport(report, opts.out);
       process.stdout.write(md);
       if (report.results.length === 0) throw new Error('no engine produced a result');
     });

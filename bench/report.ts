@@ -41,6 +41,20 @@ export function targetLines(report: BenchReport): string[] {
   return lines;
 }
 
+/** Median latency per model (rows) and engine (columns), CPU time in parentheses. */
+export function pivot(report: BenchReport): string {
+  const engines = [...new Set(report.results.map((r) => r.engine))];
+  const rows = [`| model (FLOPs) | ${engines.join(' | ')} |`, `|---|${engines.map(() => '---:').join('|')}|`];
+  for (const m of report.models) {
+    const cells = engines.map((e) => {
+      const r = report.results.find((x) => x.model === m.name && x.engine === e);
+      return r ? `${fmt(r.medianMs, r.medianMs >= 100 ? 0 : 1)}${r.cpuMedianMs !== null ? ` (${fmt(r.cpuMedianMs, r.cpuMedianMs >= 100 ? 0 : 1)})` : ''}` : '–';
+    });
+    rows.push(`| ${m.name} (${mflops(m.flops)}) | ${cells.join(' | ')} |`);
+  }
+  return `${rows.join('\n')}\n`;
+}
+
 export function markdown(report: BenchReport): string {
   const out: string[] = [];
   const h = report.host;
@@ -51,6 +65,11 @@ export function markdown(report: BenchReport): string {
   out.push('');
   out.push(`wasm SIMD128 peak (peak_madd, this run): ${(report.peakMaddsPerSecond.simd / 1e9).toFixed(2)} G multiply-adds/s`
     + (report.peakMaddsPerSecond.relaxed ? `; relaxed SIMD: ${(report.peakMaddsPerSecond.relaxed / 1e9).toFixed(2)} G/s.` : '.'));
+  out.push('');
+  out.push('Median latency in ms (median CPU time per run in parentheses):');
+  out.push('');
+  out.push(pivot(report));
+  out.push('All numbers:');
   out.push('');
   out.push('| model | FLOPs | engine | runs | median ms | p10 ms | p90 ms | CPU ms | GFLOP/s | % SIMD peak | % peak (CPU) | mem Δ MiB | max rel diff |');
   out.push('|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -63,7 +82,7 @@ export function markdown(report: BenchReport): string {
   out.push('');
   out.push('FLOPs: multiply-adds counted once (paper convention, docs/flops.md). CPU ms: median process CPU time per run (user + system), which the other processes on a shared machine disturb less than wall time. % SIMD peak: multiply-adds per second (over the '
     + 'median latency) over the SIMD128 peak_madd rate measured in the same run (best of 5 bursts); % peak (CPU): the same over the '
-    + 'median CPU time. mem Δ: the worker\'s high-water RSS minus its RSS after importing the engine\'s libraries (engine set-up, '
+    + 'median CPU time. mem Δ: the worker\'s largest RSS sampled after set-up and after every run, minus its RSS after importing the engine\'s libraries (engine set-up, '
     + 'compiled code, weights, activations; wasmtime rows: the activation arena); for our engines also the wasm linear memory. max rel diff: logits '
     + `against the cdnv2 SIMD build on the same input. ONNX engines run the export with index-sum `
     + `${Object.entries(report.options.indexSum).map(([e, v]) => `'${v}' (${e})`).join(', ') || '–'}.`);

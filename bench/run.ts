@@ -34,7 +34,7 @@ export interface BenchResult {
   peakPctCpu: number | null;
   /** Our engines: the wasm instance's linear memory (model, weights, arena), MiB. */
   wasmMemoryMiB: number | null;
-  /** Process high-water RSS minus RSS after importing the engine's libraries, before setting it up, MiB. */
+  /** Largest RSS sampled after set-up and after each run, minus RSS after importing the engine's libraries, MiB. */
   memDeltaMiB: number;
   /** Process high-water RSS (getrusage maxRSS), MiB; includes Node itself. */
   peakRssMiB: number;
@@ -246,7 +246,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
             ...base, runs: r.times.length, ...derived(summarize(r.times)), cpuMedianMs: summarize(r.cpuTimes).medianMs,
             peakPctCpu: (100 * m.macs / (summarize(r.cpuTimes).medianMs / 1000)) / peak.simd,
             wasmMemoryMiB: engine.startsWith('cdnv2') && r.engineBytes !== undefined ? r.engineBytes / 2 ** 20 : null,
-            memDeltaMiB: (r.maxRss - r.rssBeforeLoad) / 2 ** 20, peakRssMiB: r.maxRss / 2 ** 20,
+            memDeltaMiB: (r.peakRssSampled - r.rssBeforeLoad) / 2 ** 20, peakRssMiB: r.maxRss / 2 ** 20,
             maxRelDiff: reference ? relDiff(r.logits, reference) : null, loadMs: r.loadMs,
             note: engine.startsWith('ort-') ? `${r.note}, index-sum ${variantOf(engine)}` : r.note,
           });

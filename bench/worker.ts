@@ -12,7 +12,8 @@ export interface WorkerResult {
   note: string;
   engineBytes?: number;
   rssBeforeLoad: number;      // bytes, after the engine's libraries are imported, before it is set up and the model loaded
-  maxRss: number;             // bytes, the process's high-water mark (getrusage)
+  maxRss: number;             // bytes, the process's high-water mark (getrusage), start-up included
+  peakRssSampled: number;     // bytes, the largest RSS sampled after set-up and after every run
   loadMs: number;
 }
 
@@ -29,12 +30,16 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const runner = await createRunner(job);
   const loadMs = performance.now() - t0;
+  // Sampled outside the timed sections; the getrusage high-water mark would include start-up peaks (tsx, GC).
+  let peakRssSampled = process.memoryUsage().rss;
+  const sample = (): void => { peakRssSampled = Math.max(peakRssSampled, process.memoryUsage().rss); };
   let logits: Float32Array = new Float32Array(0);
   // Warm-up: the requested runs, then more until ~1.5 s have passed (at most 50), so wasm engines (ours, ort-web,
   // tfjs-wasm) are measured after V8 has tiered their code up from the baseline compiler, not before.
   const warmStart = performance.now();
   for (let i = 0; i < job.warmup || (job.warmup > 0 && i < 50 && performance.now() - warmStart < 1500); i++) {
     logits = await runner.run();
+    sample();
     if (i < job.warmup) await send({ type: 'progress' });
   }
   const times: number[] = [];
@@ -51,13 +56,14 @@ async function main(): Promise<void> {
     times.push(performance.now() - s);
     const dc = process.cpuUsage(c);
     cpuTimes.push((dc.user + dc.system) / 1000);
+    sample();
     await send({ type: 'progress' });
   }
   const maxRss = process.resourceUsage().maxRSS * 1024;
   await runner.dispose();
   await send({
     type: 'result', times, cpuTimes, logits: Array.from(logits), note: runner.note, engineBytes: runner.engineBytes,
-    rssBeforeLoad, maxRss, loadMs,
+    rssBeforeLoad, maxRss, peakRssSampled, loadMs,
   });
 }
 

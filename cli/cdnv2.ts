@@ -24,7 +24,9 @@ export function buildProgram(): Command {
     .description('Train, condense and run CondenseNetV2 image classifiers (WebAssembly SIMD runtime)')
     .version(packageVersion())
     .exitOverride()
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .addHelpText('after', '\nExit codes: 0 success, 1 the work failed (missing or invalid model file, unreadable image, training\n' +
+      'diverged), 2 usage error (unknown option, missing argument, bad value).');
   return program;
 }
 

@@ -350,9 +350,9 @@ function parseGraph(bytes: Uint8Array): RawGraph {
   for (let i = 0; i < bufferCount; i++) {
     const b = { channels: c.u32('channels'), height: c.u32('height'), width: c.u32('width') };
     if (!b.channels || !b.height || !b.width) fail('value', `buffer ${i}: a dimension is 0`);
+    if (b.channels * b.height * b.width * 4 > U32_MAX) fail('overflow', `buffer ${i}: ${b.channels}x${b.height}x${b.width} f32 overflows 32 bits`);
     // Same bound as the runtime's loader (assembly/model.ts), which keeps per-plane arithmetic in 32 bits.
     if (b.channels > 65535 || b.height > 65535 || b.width > 65535) fail('value', `buffer ${i}: a dimension exceeds 65535`);
-    if (b.channels * b.height * b.width * 4 > U32_MAX) fail('overflow', `buffer ${i}: ${b.channels}x${b.height}x${b.width} f32 overflows 32 bits`);
     buffers.push(b);
   }
   const ops: Op[] = [];

@@ -30,8 +30,15 @@ export function which(cmd: string): string | null {
 async function classifyInNode(model: Cdnv2Model, file: string, k: number): Promise<ClassifyResult> {
   const input = await readImageFile(file);
   const t0 = performance.now();
-  const logits = input.kind === 'tensor' ? model.run(input.data)
-    : input.kind === 'pnm' ? model.runPnm(input.bytes) : model.runImage(input.image);
+  let logits: Float32Array;
+  try {
+    logits = input.kind === 'tensor' ? model.run(input.data)
+      : input.kind === 'pnm' ? model.runPnm(input.bytes) : model.runImage(input.image);
+  } catch (err) {
+    // The runtime does not know file names; with several images the message must say which one.
+    if (err instanceof Cdnv2Error) throw new Cdnv2Error(err.code, `${file}: ${err.message}`);
+    throw err;
+  }
   const ms = performance.now() - t0;
   return { file, ms, top: model.top(logits, k) };
 }

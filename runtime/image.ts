@@ -11,6 +11,7 @@ export type ImageInput =
   | { kind: 'tensor'; data: Float32Array };
 
 const MAX_FILE_BYTES = 256 << 20;
+const MAX_PIXELS = 100e6; // as jpeg-js's maxResolutionInMP below
 
 function isPng(b: Uint8Array): boolean {
   return b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
@@ -41,8 +42,16 @@ export async function readImageFile(file: string): Promise<ImageInput> {
   }
   try {
     if (isPng(bytes)) {
-      const png = PNG.sync.read(Buffer.from(bytes));
-      return { kind: 'pixels', image: { width: png.width, height: png.height, channels: 4, data: new Uint8Array(png.data) } };
+      // IHDR comes first: refuse absurd sizes before pngjs allocates width*height*4 samples for them.
+      if (bytes.length >= 24) {
+        const w = new DataView(bytes.buffer, bytes.byteOffset).getUint32(16), h = new DataView(bytes.buffer, bytes.byteOffset).getUint32(20);
+        if (w * h > MAX_PIXELS) throw new Error(`${w}x${h} pixels, more than ${MAX_PIXELS / 1e6} MP`);
+      }
+      // skipRescale keeps 16-bit samples (and 1/2/4-bit ones) at their own scale; maxValue tells the runtime.
+      const png = PNG.sync.read(Buffer.from(bytes), { skipRescale: true });
+      const depth = (png.colorType as number) === 3 ? 8 : png.depth; // palette images expand to 8-bit RGBA
+      const data = png.data as unknown instanceof Uint16Array ? png.data as unknown as Uint16Array : new Uint8Array(png.data);
+      return { kind: 'pixels', image: { width: png.width, height: png.height, channels: 4, data, maxValue: 2 ** depth - 1 } };
     }
     if (isJpeg(bytes)) {
       const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 100, maxMemoryUsageInMB: 512 });

@@ -58,7 +58,13 @@ t.test('every engine on a tiny .cnv2 file', async (t) => {
   for (const f of ['latest.json', 'latest.md', 'latest.svg', 'latest.png']) t.ok(existsSync(path.join(out, f)), `${f} written`);
   t.same([...readFileSync(path.join(out, 'latest.png')).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'PNG signature');
   t.match(readFileSync(path.join(out, 'latest.svg'), 'utf8'), /<svg/);
-  t.match(r.stdout, /\| model \| FLOPs \| engine \| median ms/, 'Markdown table on stdout');
+  t.match(r.stdout, /\| model \| FLOPs \| engine \| runs \| median ms/, 'Markdown table on stdout');
+  const again = path.join(dir, 'again');
+  const rr = cdnv2('bench', '--render', json, '--out', again);
+  t.equal(rr.code, 0, rr.stderr);
+  t.equal(readFileSync(path.join(again, 'latest.md'), 'utf8'), rr.stdout, '--render re-renders the same Markdown it prints');
+  t.match(rr.stdout, /Median latency in ms/);
+  t.equal(cdnv2('bench', '--render', path.join(dir, 'none.json')).code, 1, '--render of a missing file fails');
 });
 
 t.test('training-form and condensed TF.js graphs agree with cdnv2 on a configuration', async (t) => {

@@ -235,10 +235,9 @@ t.test('cdnv2 classify exit codes: 0 ok, 1 bad files, 2 bad usage', async (t) =>
   t.match(mixed!.stdout, /ok\.ppm/, 'the good image is still classified');
   t.equal(mixed!.stdout.trim().split('\n').length, 4, 'one header and three classes for the good image');
   for (const m of [/truncated image data/, /Float32Array of 363 values/, /nope\.png: no such file/, /folder\.png: is a directory/]) t.match(mixed!.stderr, m);
-  // Errors raised by the runtime after decoding do not say which file they are about (runtime/cli.ts prints
-  // err.message as is); with several images that is ambiguous.
-  t.match(mixed!.stderr, /bad\.ppm: truncated image data/, 'runtime errors name the file', { todo: 'runtime/cli.ts: prefix runtime input errors with the file name' });
-  t.match(mixed!.stderr, /short\.f32: .*363/, 'raw tensor errors name the file', { todo: 'runtime/cli.ts: prefix runtime input errors with the file name' });
+  // Errors raised by the runtime after decoding must still say which file they are about.
+  t.match(mixed!.stderr, /bad\.ppm: truncated image data/, 'runtime errors name the file');
+  t.match(mixed!.stderr, /short\.f32: .*363/, 'raw tensor errors name the file');
   for (const [name, r] of [['--top 0', top0], ['--top x', topX], ['unknown option', unknown], ['missing image argument', noImage]] as const) {
     t.equal(r!.code, 2, `${name}: exit 2 (${r!.stderr.trim().split('\n')[0]})`);
     t.match(r!.stderr, /error|expected|usage|Usage/i, `${name}: says why`);
