@@ -161,15 +161,7 @@ function conv1x1_1oc(inG: usize, cinG: i32, planeBytes: usize, weight: usize, bi
     }
     emit_v128(o0 + (<usize>p << 2), a0, act, accumulate);
   }
-  for (; p < p1; p++) {
-    let s0 = b0;
-    let xp = inG + (<usize>p << 2);
-    for (let i: usize = 0; i < rowBytes; i += 4) {
-      s0 += load<f32>(xp) * load<f32>(w0 + i);
-      xp += planeBytes;
-    }
-    emit_f32(o0 + (<usize>p << 2), s0, act, accumulate);
-  }
+  one_output_f32(inG, planeBytes, rowBytes, w0, b0, o0, act, accumulate, p, p1);
 }
 
 // Plain f32 path for the scalar build: one output, 4-pixel register tile.
@@ -194,7 +186,13 @@ function conv1x1_scalar(inG: usize, cinG: i32, hw: i32, weight: usize, bias: usi
     emit_f32(q, s0, act, accumulate); emit_f32(q + 4, s1, act, accumulate);
     emit_f32(q + 8, s2, act, accumulate); emit_f32(q + 12, s3, act, accumulate);
   }
-  for (; p < hw; p++) {
+  one_output_f32(inG, planeBytes, rowBytes, w0, b0, o0, act, accumulate, p, hw);
+}
+
+// One output over pixels [p, p1), plain f32: the pixel tails of both builds.
+@inline function one_output_f32(inG: usize, planeBytes: usize, rowBytes: usize, w0: usize, b0: f32, o0: usize,
+                                act: i32, accumulate: i32, p: i32, p1: i32): void {
+  for (; p < p1; p++) {
     let s0 = b0;
     let xp = inG + (<usize>p << 2);
     for (let i: usize = 0; i < rowBytes; i += 4) {
