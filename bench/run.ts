@@ -80,7 +80,8 @@ export interface BenchOptions {
 
 /**
  * Fastest index-sum variant per ONNX engine, measured on CondenseNetV2-A and the Fashion-MNIST model (CPU time per
- * run, bench/README.md): native onnxruntime runs the one dense 1x1 conv fastest; onnxruntime-web the Gather + Add.
+ * run, bench/README.md): native onnxruntime runs the dense 1x1 conv and Gather + Add equally fast within noise
+ * (conv won the cleaner run); onnxruntime-web runs Gather + Add fastest.
  */
 export const BEST_INDEX_SUM: Record<'ort-node' | 'ort-web', IndexSumVariant> = { 'ort-node': 'conv', 'ort-web': 'gather' };
 

@@ -32,10 +32,10 @@ type AttributeProto = InstanceType<typeof onnx.AttributeProto>;
 export const INDEX_SUM_VARIANTS = ['conv', 'matmul', 'scatter', 'gather'] as const;
 export type IndexSumVariant = (typeof INDEX_SUM_VARIANTS)[number];
 /**
- * The fastest in native onnxruntime (CondenseNetV2-A: conv 9.1 ms CPU, gather 11.4, scatter 18.5, matmul 19.0 per
- * run); onnxruntime-web prefers 'gather' (31.5 ms vs conv 63.6). Measurements in bench/README.md.
+ * The most robust choice measured (bench/README.md): fastest in onnxruntime-web by 1.2-2x, and tied with 'conv'
+ * (within run-to-run noise) in native onnxruntime, where both are ~2x faster than the official 'matmul' form.
  */
-export const DEFAULT_INDEX_SUM: IndexSumVariant = 'conv';
+export const DEFAULT_INDEX_SUM: IndexSumVariant = 'gather';
 
 export interface OnnxExportOptions {
   indexSum?: IndexSumVariant;
