@@ -21,6 +21,20 @@ function positiveInt(value: string): number {
   return n;
 }
 
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`expected a non-negative integer, got '${value}'`);
+  return n;
+}
+
+/** V8 first runs wasm from its baseline compiler and optimises hot code after a while; latency is timed after. */
+function warmUp(model: Cdnv2Model, ms: number): void {
+  if (ms <= 0) return;
+  const x = new Float32Array(model.inputLength);
+  const end = performance.now() + ms;
+  for (let i = 0; i < 200 && performance.now() < end; i++) model.run(x);
+}
+
 export function which(cmd: string): string | null {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : null;
@@ -76,10 +90,12 @@ export function register(program: Command): void {
     .option('--top <k>', 'how many classes to print per image', positiveInt, 5)
     .addOption(new Option('--engine <engine>', 'which build runs the model').choices(['node', 'relaxed', 'scalar', 'wasmtime']).default('node'))
     .option('--json', 'print JSON: [{"file", "top": [{"index", "label", "score"}]}]')
-    .action(async (modelFile: string, images: string[], opts: { top: number; engine: string; json?: boolean }) => {
+    .option('--warmup <ms>', 'run the network this long before timing, so V8 has optimised the wasm (0: time cold runs)', nonNegativeInt, 300)
+    .action(async (modelFile: string, images: string[], opts: { top: number; engine: string; json?: boolean; warmup: number }) => {
       if (opts.engine === 'wasmtime' && !which('wasmtime')) throw new Cdnv2Error('wasmtime', 'wasmtime is not on PATH');
       const isa: Isa = opts.engine === 'relaxed' ? 'relaxed' : opts.engine === 'scalar' ? 'scalar' : 'simd';
       const model = await loadModelFile(modelFile, { isa });
+      if (opts.engine !== 'wasmtime') warmUp(model, opts.warmup);
       const results: ClassifyResult[] = [];
       let failed = 0;
       for (const file of images) {
