@@ -2,6 +2,7 @@
 // gives the same eval-mode logits in the wasm runtime (every build) as in TensorFlow.js, and the same top-1.
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import ort from 'onnxruntime-node';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -67,7 +68,8 @@ t.test('wasm runtime (every build) = TensorFlow.js eval mode on the same inputs'
 
 t.test('`cdnv2 convert` then `cdnv2 eval` of both forms print the same accuracy and logits', async (t) => {
   const model = path.join(tmp, 'tiny.cnv2');
-  const conv = cdnv2('convert', runDir, '-o', model);
+  const onnx = path.join(tmp, 'tiny.onnx');
+  const conv = cdnv2('convert', runDir, '-o', model, '--onnx', onnx);
   t.equal(conv.code, 0, conv.stderr);
   const a = path.join(tmp, 'tf.json'), b = path.join(tmp, 'wasm.json');
   const tfRun = cdnv2('eval', runDir, '--dataset', 'synthetic', '--limit', String(N), '--json', '--logits', a, '--backend', 'cpu');
@@ -81,4 +83,14 @@ t.test('`cdnv2 convert` then `cdnv2 eval` of both forms print the same accuracy 
   const lb = (JSON.parse(readFileSync(b, 'utf8')).logits as number[][]).flat();
   t.equal(lb.length, N * 4);
   t.ok(relError(lb, la) < 1e-4, `logits files agree (${relError(lb, la).toExponential(2)})`);
+});
+
+t.test('`convert --onnx` writes the same network as standard ONNX (onnxruntime agrees with the runtime)', async (t) => {
+  const model = path.join(tmp, 'tiny.cnv2');
+  const ours = await loadModel(readFileSync(model));
+  const session = await ort.InferenceSession.create(readFileSync(path.join(tmp, 'tiny.onnx')), { intraOpNumThreads: 1 });
+  const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i * 0.7) * 2);
+  const out = await session.run({ input: new ort.Tensor('float32', x, [1, 1, 8, 8]) });
+  const err = relError(out.logits!.data as Float32Array, ours.run(x));
+  t.ok(err < 1e-4, `onnxruntime logits within 1e-4 relative (${err.toExponential(2)})`);
 });
