@@ -1,7 +1,7 @@
 // `cdnv2 eval <model.cnv2>`: accuracy of a converted model in the wasm runtime, with the same options and output
 // as `cdnv2 eval <checkpointDir>` (TensorFlow.js), so the two can be compared image by image.
-import { renameSync, writeFileSync } from 'node:fs';
 import { CONFIGS, type ArchConfig } from '../arch/configs.js';
+import { reportEvaluation } from '../cli/eval-report.js';
 import { limitSource, openDataset, type DatasetName } from '../trainer/data/index.js';
 import { loadModelFile, type Isa } from './index.js';
 import { evaluateModel } from './evaluate.js';
@@ -29,15 +29,7 @@ export async function evalModelFile(file: string, o: EvalModelOptions): Promise<
   const src = limitSource(openDataset(o.dataset, 'test', configFor(model.meta), o.data), o.limit);
   try {
     const r = evaluateModel(model, src, { keepLogits: Boolean(o.logits) });
-    if (o.logits) {
-      const k = model.outputLength;
-      const rows = Array.from({ length: r.count }, (_, i) => Array.from(r.logits!.subarray(i * k, (i + 1) * k)));
-      const tmp = `${o.logits}.tmp-${process.pid}`;
-      writeFileSync(tmp, JSON.stringify({ logits: rows }));
-      renameSync(tmp, o.logits);
-    }
-    if (o.json) process.stdout.write(`${JSON.stringify({ accuracy: r.accuracy, count: r.count })}\n`);
-    else process.stdout.write(`accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.count} images (${file}, wasm ${model.isa})\n`);
+    await reportEvaluation(r, model.outputLength, o, `${file}, wasm ${model.isa}`);
   } finally {
     model.dispose();
     src.close();

@@ -2,11 +2,12 @@
 // TensorFlow.js takes seconds to load, so the modules that need it are imported inside the actions: the other
 // subcommands (classify, info, ...) start without it.
 import { Command, Option } from 'commander';
-import { renameSync, statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 
 import { configNames, getConfig } from '../arch/configs.js';
 import { UsageError } from '../cli/errors.js';
+import { reportEvaluation } from '../cli/eval-report.js';
 import type { BackendChoice } from './backend.js';
 import { DATASETS, limitSource, openDataset, type DatasetName } from './data/index.js';
 
@@ -109,15 +110,7 @@ export function register(program: Command): void {
       const model = modelFromCheckpoint(ckpt, { ema: o.ema === false ? false : undefined });
       try {
         const r = evaluateSource(model, src, { keepLogits: Boolean(o.logits) });
-        if (o.logits) {
-          const k = ckpt.state.config.classes;
-          const rows = Array.from({ length: r.count }, (_, i) => Array.from(r.logits!.subarray(i * k, (i + 1) * k)));
-          const tmp = `${o.logits}.tmp-${process.pid}`;
-          writeFileSync(tmp, JSON.stringify({ logits: rows }));
-          renameSync(tmp, o.logits);
-        }
-        if (o.json) process.stdout.write(`${JSON.stringify({ accuracy: r.accuracy, count: r.count })}\n`);
-        else process.stdout.write(`accuracy ${(100 * r.accuracy).toFixed(2)}% on ${r.count} images (${ckpt.dir})\n`);
+        await reportEvaluation(r, ckpt.state.config.classes, o, ckpt.dir);
       } finally {
         model.dispose();
         src.close();
