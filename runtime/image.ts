@@ -44,7 +44,8 @@ export async function readImageFile(file: string): Promise<ImageInput> {
     if (isPng(bytes)) {
       // IHDR comes first: refuse absurd sizes before pngjs allocates width*height*4 samples for them.
       if (bytes.length >= 24) {
-        const w = new DataView(bytes.buffer, bytes.byteOffset).getUint32(16), h = new DataView(bytes.buffer, bytes.byteOffset).getUint32(20);
+        const ihdr = new DataView(bytes.buffer, bytes.byteOffset);
+        const w = ihdr.getUint32(16), h = ihdr.getUint32(20);
         if (w * h > MAX_PIXELS) throw new Error(`${w}x${h} pixels, more than ${MAX_PIXELS / 1e6} MP`);
       }
       // skipRescale keeps 16-bit samples (and 1/2/4-bit ones) at their own scale; maxValue tells the runtime.
