@@ -185,48 +185,54 @@ function keyHash(p: usize, len: u32): u32 {
 }
 
 /**
- * Keys must be unique (docs/format.md). An open-addressing set of key offsets keeps this linear, since a hostile
- * META can hold one entry per 8 bytes. Table slots hold keyOffset + 1 (0 = empty); key length is read back at -2.
+ * Keys must be unique (docs/format.md). An open-addressing set of key offsets keeps the check linear, since a
+ * hostile META can hold one entry per 8 bytes. Slots hold keyOffset + 1 (0 = empty); a key's length is at -2.
  */
-function keysUnique(img: usize, start: u32, count: u32): bool {
-  if (count < 2) return true;
+@unmanaged class KeySet { table: usize; mask: u32; }
+
+function newKeySet(count: u32): KeySet {
   let cap: u32 = 4;
   while (cap < count * 2) cap <<= 1;
-  const table = zeroAlloc(<usize>cap * 4);
-  let p = start + 4;
-  let unique = true;
-  for (let i: u32 = 0; i < count && unique; i++) {
-    const keyLen = readU16(img, p);
-    const keyOff = p + 2;
-    let slot = keyHash(img + keyOff, keyLen) & (cap - 1);
-    for (;;) {
-      const other = load<u32>(table + <usize>slot * 4);
-      if (other == 0) { store<u32>(table + <usize>slot * 4, keyOff + 1); break; }
-      const otherOff = other - 1;
-      if (readU16(img, otherOff - 2) == keyLen && memory.compare(img + otherOff, img + keyOff, keyLen) == 0) { unique = false; break; }
-      slot = (slot + 1) & (cap - 1);
-    }
-    // Entries were bounds-checked by parseMeta's first pass, so this walk cannot leave the section.
-    const type = readU8(img, keyOff + keyLen);
-    const n = readU32(img, keyOff + keyLen + 1);
-    let q = keyOff + keyLen + 5;
-    if (type == META_U32 || type == META_F32) q += n * 4;
-    else if (type == META_STRING) q += n;
-    else for (let k: u32 = 0; k < n; k++) q += 4 + readU32(img, q);
-    p = q;
+  const set = changetype<KeySet>(heap.alloc(offsetof<KeySet>()));
+  set.table = zeroAlloc(<usize>cap * 4);
+  set.mask = cap - 1;
+  return set;
+}
+
+function freeKeySet(set: KeySet): void {
+  heap.free(set.table);
+  heap.free(changetype<usize>(set));
+}
+
+/** Adds the key at keyOff (keyLen bytes); false when it is already there. */
+function addKey(set: KeySet, img: usize, keyOff: u32, keyLen: u32): bool {
+  let slot = keyHash(img + keyOff, keyLen) & set.mask;
+  let other = load<u32>(set.table + <usize>slot * 4);
+  while (other != 0) {
+    const otherOff = other - 1;
+    if (readU16(img, otherOff - 2) == keyLen && memory.compare(img + otherOff, img + keyOff, keyLen) == 0) return false;
+    slot = (slot + 1) & set.mask;
+    other = load<u32>(set.table + <usize>slot * 4);
   }
-  heap.free(table);
-  return unique;
+  store<u32>(set.table + <usize>slot * 4, keyOff + 1);
+  return true;
 }
 
 function parseMeta(m: Model): bool {
+  if (m.metaSize < 4) return fail(ERR_TRUNCATED, 'META section too short');
+  const count = readU32(m.image, m.metaOff);
+  // Every entry takes at least 8 bytes; this bounds the loop (and the key set) by the section size.
+  if (<u64>count * 8 > <u64>m.metaSize - 4) return fail(ERR_TRUNCATED, 'META: ' + count.toString() + ' entries cannot fit');
+  const keys = newKeySet(count);
+  const ok = parseMetaEntries(m, count, keys);
+  freeKeySet(keys);
+  return ok;
+}
+
+function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
   const img = m.image;
   const start = m.metaOff;
   const end = start + m.metaSize;
-  if (m.metaSize < 4) return fail(ERR_TRUNCATED, 'META section too short');
-  const count = readU32(img, start);
-  // Every entry takes at least 8 bytes; this bounds the loops below (and the key set) by the section size.
-  if (<u64>count * 8 > <u64>m.metaSize - 4) return fail(ERR_TRUNCATED, 'META: ' + count.toString() + ' entries cannot fit');
   let p = start + 4;
   let found = 0;
   let meanN: u32 = 0, stdN: u32 = 0;
@@ -237,6 +243,7 @@ function parseMeta(m: Model): bool {
     const keyOff = p + 2;
     if (!fits(keyOff, keyLen + 5, end)) return fail(ERR_TRUNCATED, 'META entry ' + i.toString() + ' is truncated');
     if (!validUtf8(img + keyOff, keyLen)) return fail(ERR_META, 'META entry ' + i.toString() + ': key is not valid UTF-8');
+    if (!addKey(keys, img, keyOff, keyLen)) return fail(ERR_META, 'duplicated META key');
     const type = readU8(img, keyOff + keyLen);
     const n = readU32(img, keyOff + keyLen + 1);
     const payload = keyOff + keyLen + 5;
@@ -294,14 +301,10 @@ function parseMeta(m: Model): bool {
     } else if (keyEquals(img, keyOff, keyLen, 'arch') || keyEquals(img, keyOff, keyLen, 'provenance')) {
       if (type != META_STRING) return fail(ERR_META, "META 'arch' and 'provenance' must be strings");
     }
-    if (bit != 0) {
-      if (found & bit) return fail(ERR_META, 'duplicated META key');
-      found |= bit;
-    }
+    found |= bit;
     p = <u32>payloadEnd;
   }
   if (p != end) return fail(ERR_META, 'META has ' + (end - p).toString() + ' bytes after its last entry');
-  if (!keysUnique(img, start, count)) return fail(ERR_META, 'duplicated META key');
   if ((found & 31) != 31) return fail(ERR_META, 'META lacks a required key (name, input.shape, input.mean, input.std, labels)');
   if (meanN != <u32>m.inC || stdN != <u32>m.inC) return fail(ERR_META, 'input.mean and input.std need one value per input channel');
   for (let c: u32 = 0; c < <u32>m.inC; c++) {
