@@ -47,6 +47,7 @@ export interface ArchConfig {
   /** Per-channel normalisation applied to pixels scaled to [0,1]. */
   mean: number[];
   std: number[];
+  /** Class names; empty when none are shipped (ImageNet): models then carry no labels and hosts print indices. */
   labels: string[];
   train: TrainDefaults;
 }
@@ -62,11 +63,6 @@ const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
 const CIFAR_MEAN = [0.4914, 0.4822, 0.4465];
 const CIFAR_STD = [0.2470, 0.2435, 0.2616];
-
-function imagenetLabels(): string[] {
-  // Class names are not shipped; indices stand in for them (n = 0..999).
-  return Array.from({ length: 1000 }, (_, i) => `class_${i}`);
-}
 
 // Official recipe (reference §5): 350 epochs, SGD Nesterov 0.9, lr 0.4 with 5 warm-up epochs from 0.1,
 // cosine per iteration, wd 4e-5 without BN/bias, label smoothing 0.1, EMA 0.9998.
@@ -87,7 +83,7 @@ function imagenet(name: string, description: string, layers: number[], growth: n
     layers, growth, groups: g, condenseFactor: g, sfrFactor: g, bottleneck: 4,
     stemChannels: 2 * growth[0]!, stemStride: 2,
     hsStartBlock: 2, seStartBlock: 3, seReduction: 1, headSeReduction: 16, fcChannels: fc,
-    mean: IMAGENET_MEAN, std: IMAGENET_STD, labels: imagenetLabels(), train: IMAGENET_TRAIN,
+    mean: IMAGENET_MEAN, std: IMAGENET_STD, labels: [], train: IMAGENET_TRAIN,
   };
 }
 

@@ -48,6 +48,7 @@ export const DT_F16: u32 = 2;
 export const DT_U8: u32 = 3;
 export const DT_U16: u32 = 4;
 export const DT_U32: u32 = 5;
+export const DT_RICE: u32 = 6;              // index list as Rice-coded ascending runs, expanded at load
 
 export function dtypeBytes(dtype: u32): u32 {
   switch (dtype) {
@@ -56,6 +57,7 @@ export function dtypeBytes(dtype: u32): u32 {
     case DT_U8: return 1;
     case DT_U16: return 2;
     case DT_U32: return 4;
+    case DT_RICE: return 4; // per value once expanded; the stored length is that of the encoding
   }
   return 0;
 }

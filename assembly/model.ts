@@ -7,7 +7,7 @@ import {
   ERR_SECTION, ERR_SHAPE, ERR_SIZE, ERR_TRUNCATED, ERR_VERSION, fail,
 } from './errors';
 import {
-  DIR_ENTRY_BYTES, DT_F16, DT_F32, DT_U16, DT_U32, DT_U8, HEADER_BYTES, MAGIC, META_F32, META_STRING,
+  DIR_ENTRY_BYTES, DT_F16, DT_F32, DT_RICE, DT_U16, DT_U32, DT_U8, HEADER_BYTES, MAGIC, META_F32, META_STRING,
   META_STRINGS, META_U32, NONE, OP_AVGPOOL, OP_CHANNEL_SHUFFLE, OP_CONV2D, OP_FC, OP_GLOBAL_AVGPOOL, OP_SE,
   TAG_DATA, TAG_GRPH, TAG_META, TAG_TENS, TENSOR_RECORD_BYTES, VERSION_MAJOR, crc32Update, dtypeBytes, fits,
   halfToFloat, opName, opWordCount, readU16, readU32, readU8,
@@ -305,7 +305,7 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
     p = <u32>payloadEnd;
   }
   if (p != end) return fail(ERR_META, 'META has ' + (end - p).toString() + ' bytes after its last entry');
-  if ((found & 31) != 31) return fail(ERR_META, 'META lacks a required key (name, input.shape, input.mean, input.std, labels)');
+  if ((found & 15) != 15) return fail(ERR_META, 'META lacks a required key (name, input.shape, input.mean, input.std)');
   if (meanN != <u32>m.inC || stdN != <u32>m.inC) return fail(ERR_META, 'input.mean and input.std need one value per input channel');
   for (let c: u32 = 0; c < <u32>m.inC; c++) {
     const s = load<f32>(img + m.stdOff + c * 4);
@@ -343,13 +343,53 @@ function parseTensors(m: Model): bool {
     }
     const elems = <u64>t.d0 * <u64>t.d1 * <u64>t.d2 * <u64>t.d3;
     if (elems > MAX_ELEMENTS) return fail(ERR_OVERFLOW, 'tensor ' + i.toString() + ' is too large');
-    if (elems * <u64>size != <u64>bytes) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ' byte length does not match its shape');
-    if ((off & 15) != 0) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' data offset is not 16-byte aligned');
+    const rice = t.dtype == DT_RICE;
+    if (!rice && elems * <u64>size != <u64>bytes) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ' byte length does not match its shape');
+    if (!rice && (off & 15) != 0) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' data offset is not 16-byte aligned');
     if (!fits(off, bytes, m.dataSize)) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' data lies outside DATA');
     t.count = <u32>elems;
     t.src = img + m.dataOff + off;
+    if (rice && !expandRice(t, bytes)) return fail(ERR_INDEX, 'tensor ' + i.toString() + ' is not a valid rice index encoding');
   }
   return true;
+}
+
+/**
+ * Expands a rice index tensor into t.ints (docs/format.md): u32 run length, u8 k, then per value the gap to the
+ * previous value of its run, as q one-bits, a zero bit and k low bits, LSB first. False on a bad header, a
+ * stream shorter than the values, a value of 2^24 or more, or anything but zero bits after the last value.
+ */
+function expandRice(t: TensorInfo, len: u32): bool {
+  if (len < 5) return false;
+  const run = load<u32>(t.src), k = <u64>load<u8>(t.src + 4);
+  const end = <u64>(len - 5) << 3;
+  // Every value takes at least one bit: this bounds the allocation by the file size.
+  if (run == 0 || t.count % run != 0 || k > 24 || <u64>t.count > end) return false;
+  const p = heap.alloc(<usize>t.count * 4);
+  t.ints = p; // freed with the model, also on failure
+  const base = t.src + 5;
+  let bit: u64 = 0;
+  let prev: u64 = 0; // previous value + 1
+  for (let i: u32 = 0; i < t.count; i++) {
+    if (i % run == 0) prev = 0;
+    let gap: u64 = 0;
+    while (true) {
+      if (bit >= end) return false;
+      const b = (<u32>load<u8>(base + <usize>(bit >> 3)) >> <u32>(bit & 7)) & 1;
+      bit++;
+      if (b == 0) break;
+      gap += <u64>1 << k;
+    }
+    if (bit + k > end) return false;
+    for (let j: u64 = 0; j < k; j++, bit++) gap |= <u64>((<u32>load<u8>(base + <usize>(bit >> 3)) >> <u32>(bit & 7)) & 1) << j;
+    const v = prev + gap;
+    if (v > 0xffffff) return false;
+    store<i32>(p + <usize>i * 4, <i32>v);
+    prev = v + 1;
+  }
+  // Only the zero bits that complete the last byte may follow.
+  if (end - bit >= 8) return false;
+  return bit == end || (<u32>load<u8>(base + <usize>(bit >> 3)) >> <u32>(bit & 7)) == 0;
 }
 
 /** f32 view of a tensor used as weights/bias/scale/shift; expands f16 once; rejects non-finite values. */
@@ -676,7 +716,9 @@ function parseGraph(m: Model): bool {
   }
   const ib = bufferAt(m, <i32>inputBuf), ob = bufferAt(m, <i32>outputBuf);
   if (ib.c != m.inC || ib.h != m.inH || ib.w != m.inW) return fail(ERR_SHAPE, 'input buffer shape differs from META input.shape');
-  if (ob.h != 1 || ob.w != 1 || ob.c != m.labelCount) return fail(ERR_SHAPE, 'output buffer must be 1x1 with one channel per label');
+  // labels are optional (labelsOff is 0 without them): then classes are named by their index.
+  if (ob.h != 1 || ob.w != 1 || (m.labelsOff != 0 && ob.c != m.labelCount)) return fail(ERR_SHAPE, 'output buffer must be 1x1 with one channel per label');
+  m.labelCount = ob.c;
   m.inputBuf = <i32>inputBuf; m.outputBuf = <i32>outputBuf;
 
   m.nOps = <i32>nOps;
@@ -742,8 +784,9 @@ export function parseModel(image: usize, length: u32): Model | null {
   return null;
 }
 
-/** Label i as a string (i < labelCount). */
+/** Label i as a string (i < labelCount); the index itself when the model has no labels. */
 export function labelOf(m: Model, i: i32): string {
+  if (m.labelsOff == 0) return i.toString();
   let p = m.labelsOff;
   for (let k = 0; k < i; k++) p += 4 + readU32(m.image, p);
   return String.UTF8.decodeUnsafe(m.image + p + 4, readU32(m.image, p));

@@ -116,7 +116,7 @@ export function register(program: Command): void {
       const lines = [
         `model    ${getMeta(model, 'name') as string}${getMeta(model, 'arch') ? ` (${getMeta(model, 'arch') as string})` : ''}`,
         `input    ${inShape}, ${(getMeta(model, 'input.resize') as string | undefined) ?? 'bilinear'} resize`,
-        `classes  ${(getMeta(model, 'labels') as string[]).length}`,
+        `classes  ${model.buffers[model.outputBuffer]!.channels}${getMeta(model, 'labels') ? '' : ' (unnamed)'}`,
         `buffers  ${model.buffers.length}, ops ${model.ops.length}, tensors ${model.tensors.length}`,
       ];
       const prov = getMeta(model, 'provenance');

@@ -3,6 +3,7 @@
 import { activationOfBlock, blockChannels, type ArchConfig } from '../arch/configs.js';
 import type { BatchNormParams, DenseLayerParams, NetworkParams } from '../arch/params.js';
 import { floatsToHalves } from './f16.js';
+import { riceParams } from './rice.js';
 import { ACT, type BufferShape, type MetaEntry, type Model, type Op, type Tensor } from './model.js';
 import { toolVersion } from './version.js';
 
@@ -47,7 +48,7 @@ function divides(what: string, a: number, b: number): number {
   return a / b;
 }
 
-/** Collects tensors; index tensors get the smallest integer dtype and identical ones are shared. */
+/** Collects tensors; index lists are stored rice-coded (sorted runs, ~5 bits an entry) and identical ones are shared. */
 class TensorTable {
   readonly tensors: Tensor[] = [];
   private readonly indexCache = new Map<string, number>();
@@ -62,14 +63,10 @@ class TensorTable {
   }
 
   index(values: number[]): number {
-    const max = values.reduce((m, v) => Math.max(m, v), 0);
-    const t: Tensor = max < 256 ? { dtype: 'u8', shape: [values.length], data: Uint8Array.from(values) }
-      : max < 65536 ? { dtype: 'u16', shape: [values.length], data: Uint16Array.from(values) }
-        : { dtype: 'u32', shape: [values.length], data: Uint32Array.from(values) };
-    const key = `${t.dtype}:${values.join(',')}`;
+    const key = values.join(',');
     const hit = this.indexCache.get(key);
     if (hit !== undefined) return hit;
-    this.tensors.push(t);
+    this.tensors.push({ dtype: 'rice', shape: [values.length], data: Uint32Array.from(values), rice: riceParams(values) });
     this.indexCache.set(key, this.tensors.length - 1);
     return this.tensors.length - 1;
   }
@@ -308,7 +305,8 @@ export function condense(params: NetworkParams, opts: CondenseOptions): Model {
     outAct: ACT.none, weight: t.float([cfg.classes, lastC], head.classifier.weight), bias: t.float([cfg.classes], head.classifier.bias),
   });
 
-  if (cfg.labels.length !== cfg.classes) throw new CondenseError(`config has ${cfg.labels.length} labels for ${cfg.classes} classes`);
+  // No labels (ImageNet configurations ship no class names): the file leaves them out and hosts print indices.
+  if (cfg.labels.length !== 0 && cfg.labels.length !== cfg.classes) throw new CondenseError(`config has ${cfg.labels.length} labels for ${cfg.classes} classes`);
   const provenance = { ...params.provenance, tool: 'cdnv2', toolVersion: toolVersion(), weights: opts.weights, sfr: params.sfr };
   const meta: MetaEntry[] = [
     { key: 'name', type: 'string', value: opts.name ?? cfg.name },
@@ -317,7 +315,7 @@ export function condense(params: NetworkParams, opts: CondenseOptions): Model {
     { key: 'input.mean', type: 'f32[]', value: Float32Array.from(cfg.mean) },
     { key: 'input.std', type: 'f32[]', value: Float32Array.from(cfg.std) },
     { key: 'input.resize', type: 'string', value: 'bilinear' },
-    { key: 'labels', type: 'string[]', value: [...cfg.labels] },
+    ...(cfg.labels.length ? [{ key: 'labels', type: 'string[]', value: [...cfg.labels] } as MetaEntry] : []),
     { key: 'provenance', type: 'string', value: JSON.stringify(provenance) },
   ];
   return { meta, buffers, inputBuffer: 0, outputBuffer: outBuf, ops, tensors: t.tensors };

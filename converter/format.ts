@@ -1,17 +1,18 @@
-// Reader and writer of the `.cnv2` binary model format, version 1 (docs/format.md).
+// Reader and writer of the `.cnv2` binary model format, version 1.1 (docs/format.md).
 // The reader trusts nothing: every count, offset, size, shape and index is checked before use, and every
 // failure is a ModelFormatError with a stable `code`. The writer is deterministic and validates its output.
 import { crc32 } from './crc32.js';
 import {
   type BufferShape, type DType, type MetaEntry, type Model, type Op, type OpKind, type Tensor, type TensorData,
-  OP_LAYOUT, TENSOR_FIELDS, dtypeSize,
+  OP_LAYOUT, TENSOR_FIELDS, dtypeSize, isIndexDtype,
 } from './model.js';
+import { riceDecode, riceEncode, riceFits, riceParams } from './rice.js';
 
 export * from './model.js';
 
 export const MAGIC = [0x43, 0x4e, 0x56, 0x32]; // "CNV2"
 export const MAJOR_VERSION = 1;
-export const MINOR_VERSION = 0;
+export const MINOR_VERSION = 1; // 1: rice index tensors (dtype 6), optional labels
 export const NONE = 0xffffffff;
 export const HEADER_SIZE = 32;
 export const DIR_ENTRY_SIZE = 16;
@@ -38,8 +39,8 @@ function fail(code: FormatErrorCode, message: string): never {
 // Typed-array views below copy raw bytes, which equals the file's little-endian encoding only on LE hosts.
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('cdnv2 requires a little-endian host');
 
-const DTYPE_CODES: Record<DType, number> = { f32: 1, f16: 2, u8: 3, u16: 4, u32: 5 };
-const DTYPE_BY_CODE: (DType | undefined)[] = [undefined, 'f32', 'f16', 'u8', 'u16', 'u32'];
+const DTYPE_CODES: Record<DType, number> = { f32: 1, f16: 2, u8: 3, u16: 4, u32: 5, rice: 6 };
+const DTYPE_BY_CODE: (DType | undefined)[] = [undefined, 'f32', 'f16', 'u8', 'u16', 'u32', 'rice'];
 const META_TYPE_CODES: Record<MetaEntry['type'], number> = { 'u32[]': 1, 'f32[]': 2, string: 3, 'string[]': 4 };
 const OP_BY_CODE = new Map<number, OpKind>(
   (Object.keys(OP_LAYOUT) as OpKind[]).map((k) => [OP_LAYOUT[k].opcode, k]),
@@ -136,31 +137,37 @@ function encodeGraph(m: Model): Uint8Array {
 }
 
 function tensorBytes(t: Tensor): Uint8Array {
+  if (t.dtype === 'rice') return riceEncode(t.data, t.rice && riceFits(t.data, t.rice) ? t.rice : riceParams(t.data));
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
+/**
+ * Table and DATA. Tensors other than rice start at 16-aligned offsets in table order (f32 data is used in place
+ * by v128.load); rice tensors, expanded at load, follow them unaligned, packed in table order.
+ */
 function encodeTensors(tensors: Tensor[]): { table: Uint8Array; data: Uint8Array } {
   const s = new Sink();
   s.u32(tensors.length);
-  let offset = 0;
-  const offsets: number[] = [];
-  for (const t of tensors) {
+  const bytes = tensors.map((t) => {
     if (t.shape.length < 1 || t.shape.length > 4) throw new Error(`cannot write tensor of rank ${t.shape.length}`);
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`cannot write tensor: shape [${t.shape}] but ${t.data.length} values`);
     if (t.data.BYTES_PER_ELEMENT !== dtypeSize(t.dtype)) throw new Error(`cannot write ${t.dtype} tensor from ${t.data.constructor.name} data`);
-    const byteLength = count * dtypeSize(t.dtype);
+    return tensorBytes(t);
+  });
+  const offsets: number[] = new Array<number>(tensors.length);
+  let end = 0;
+  tensors.forEach((t, i) => { if (t.dtype !== 'rice') { offsets[i] = align16(end); end = offsets[i]! + bytes[i]!.length; } });
+  tensors.forEach((t, i) => { if (t.dtype === 'rice') { offsets[i] = end; end += bytes[i]!.length; } });
+  tensors.forEach((t, i) => {
     s.u32(DTYPE_CODES[t.dtype]);
     s.u32(t.shape.length);
     for (let d = 0; d < 4; d++) s.u32(d < t.shape.length ? t.shape[d]! : 1);
-    s.u32(offset);
-    s.u32(byteLength);
-    offsets.push(offset);
-    offset = align16(offset + byteLength);
-  }
-  const last = tensors.length ? offsets[offsets.length - 1]! + tensorBytes(tensors[tensors.length - 1]!).length : 0;
-  const data = new Uint8Array(last);
-  tensors.forEach((t, i) => data.set(tensorBytes(t), offsets[i]!));
+    s.u32(offsets[i]!);
+    s.u32(bytes[i]!.length);
+  });
+  const data = new Uint8Array(end);
+  tensors.forEach((_, i) => data.set(bytes[i]!, offsets[i]!));
   return { table: s.result(), data };
 }
 
@@ -311,12 +318,19 @@ function parseTensors(table: Uint8Array, data: Uint8Array): Tensor[] {
       bytes *= dims[d]!;
       if (bytes > U32_MAX) fail('overflow', `tensor ${i}: size [${dims.slice(0, ndim)}] overflows 32 bits`);
     }
-    if (byteLength !== bytes) fail('shape', `tensor ${i}: byteLength ${byteLength}, shape needs ${bytes}`);
-    if (offset % 16 !== 0) fail('value', `tensor ${i}: data offset ${offset} is not a multiple of 16`);
+    // A rice tensor's length is that of its encoding (checked by decoding); its offset need not be aligned.
+    if (dtype !== 'rice' && byteLength !== bytes) fail('shape', `tensor ${i}: byteLength ${byteLength}, shape needs ${bytes}`);
+    if (dtype !== 'rice' && offset % 16 !== 0) fail('value', `tensor ${i}: data offset ${offset} is not a multiple of 16`);
     if (offset + byteLength > data.length) {
       fail('range', `tensor ${i}: data [${offset}, ${offset + byteLength}) outside DATA (${data.length} bytes)`);
     }
     const raw = data.subarray(offset, offset + byteLength);
+    if (dtype === 'rice') {
+      const r = riceDecode(raw, bytes / 4);
+      if (typeof r === 'string') fail('value', `tensor ${i}: invalid rice encoding: ${r}`);
+      tensors.push({ dtype, shape: dims.slice(0, ndim), data: r.values, rice: r.params });
+      continue;
+    }
     const view = dtype === 'f32' ? copyTyped(raw, (b) => new Float32Array(b))
       : dtype === 'f16' || dtype === 'u16' ? copyTyped(raw, (b) => new Uint16Array(b))
         : dtype === 'u8' ? copyTyped(raw, (b) => new Uint8Array(b))
@@ -397,8 +411,8 @@ class GraphChecker {
     if (ref === null) return null;
     const t = this.tensors[ref];
     if (!t) fail('index', `${where}: ${field} tensor ${ref} >= ${this.tensors.length} tensors`);
-    const ok = kind === 'float' ? t.dtype === 'f32' || t.dtype === 'f16' : t.dtype === 'u8' || t.dtype === 'u16' || t.dtype === 'u32';
-    if (!ok) fail('dtype', `${where}: ${field} tensor ${ref} is ${t.dtype}, expected ${kind === 'float' ? 'f32/f16' : 'u8/u16/u32'}`);
+    const ok = kind === 'float' ? t.dtype === 'f32' || t.dtype === 'f16' : isIndexDtype(t.dtype);
+    if (!ok) fail('dtype', `${where}: ${field} tensor ${ref} is ${t.dtype}, expected ${kind === 'float' ? 'f32/f16' : 'u8/u16/u32/rice'}`);
     if (t.shape.length !== shape.length || t.shape.some((d, k) => d !== shape[k])) {
       fail('shape', `${where}: ${field} tensor ${ref} has shape [${t.shape}], expected [${shape}]`);
     }
@@ -614,8 +628,9 @@ function checkRequiredMeta(meta: MetaEntry[], g: RawGraph): void {
   }
   const outB = g.buffers[g.outputBuffer]!;
   if (outB.height !== 1 || outB.width !== 1) fail('shape', `output buffer is ${outB.height}x${outB.width}, not 1x1`);
-  const labels = get('labels', 'string[]', true)!.value as string[];
-  if (labels.length !== outB.channels) fail('meta', `'labels' has ${labels.length} names, the output has ${outB.channels} channels`);
+  // Optional since version 1.1: models of classes without shipped names (ImageNet configurations) omit them.
+  const labels = get('labels', 'string[]', false)?.value as string[] | undefined;
+  if (labels && labels.length !== outB.channels) fail('meta', `'labels' has ${labels.length} names, the output has ${outB.channels} channels`);
 }
 
 /**

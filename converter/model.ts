@@ -1,15 +1,21 @@
 // In-memory form of a `.cnv2` model (docs/format.md, version 1): metadata, buffers, typed ops and tensors.
-// Tensor data is kept exactly as stored: f16 tensors hold their raw half bits, so read/write round trips are exact.
+// Tensor data is kept exactly as stored: f16 tensors hold their raw half bits, so read/write round trips are exact;
+// `rice` index tensors hold their decoded values and the parameters of their encoding.
 import { halvesToFloats } from './f16.js';
 
-export type DType = 'f32' | 'f16' | 'u8' | 'u16' | 'u32';
+export type DType = 'f32' | 'f16' | 'u8' | 'u16' | 'u32' | 'rice';
 export type TensorData = Float32Array | Uint16Array | Uint8Array | Uint32Array;
 
-/** `data` is Float32Array for f32, Uint16Array of half bits for f16, and the matching integer array otherwise. */
+/**
+ * `data` is Float32Array for f32, Uint16Array of half bits for f16, Uint32Array of the decoded values for rice,
+ * and the matching integer array otherwise.
+ */
 export interface Tensor {
   dtype: DType;
   shape: number[]; // 1..4 dimensions, each >= 1
   data: TensorData;
+  /** rice only: the encoding's run length and parameter. The writer uses them when they fit `data`, else it picks its own. */
+  rice?: { runLength: number; k: number };
 }
 
 export type MetaEntry =
@@ -107,8 +113,13 @@ export interface Model {
   tensors: Tensor[];
 }
 
+/** Bytes per element as stored (rice: 4, the size of its in-memory values; its stored size is variable). */
 export function dtypeSize(d: DType): number {
-  return d === 'f32' || d === 'u32' ? 4 : d === 'f16' || d === 'u16' ? 2 : 1;
+  return d === 'f32' || d === 'u32' || d === 'rice' ? 4 : d === 'f16' || d === 'u16' ? 2 : 1;
+}
+
+export function isIndexDtype(d: DType): boolean {
+  return d === 'u8' || d === 'u16' || d === 'u32' || d === 'rice';
 }
 
 export function elementCount(shape: number[]): number {

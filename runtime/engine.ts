@@ -24,7 +24,7 @@ export interface ModelMeta {
   inputShape: [number, number, number]; // channels, height, width
   mean: number[];
   std: number[];
-  labels: string[];
+  labels: string[]; // empty when the model names no classes (predictions are then labelled by index)
   resize: 'bilinear' | 'nearest';
   provenance?: Record<string, unknown>;
 }
@@ -84,7 +84,7 @@ export function metaOf(entries: MetaEntry[]): ModelMeta {
     inputShape: [shape[0]!, shape[1]!, shape[2]!],
     mean: Array.from(getMeta('input.mean') as Float32Array),
     std: Array.from(getMeta('input.std') as Float32Array),
-    labels: (getMeta('labels') as string[]).slice(),
+    labels: ((getMeta('labels') as string[] | undefined) ?? []).slice(),
     resize: (getMeta('input.resize') as string | undefined) === 'nearest' ? 'nearest' : 'bilinear',
     provenance: parsed,
   };

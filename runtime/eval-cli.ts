@@ -17,16 +17,16 @@ export interface EvalModelOptions {
 }
 
 /** The data loaders want a configuration: the model's own, or one shaped after its metadata. */
-function configFor(meta: ModelMeta): ArchConfig {
+function configFor(meta: ModelMeta, classes: number): ArchConfig {
   const known = meta.arch ? CONFIGS[meta.arch] : undefined;
   const base = known ?? CONFIGS['cdnv2-fmnist']!;
   const [channels, height, width] = meta.inputShape;
-  return { ...base, input: { channels, height, width }, classes: meta.labels.length, mean: meta.mean, std: meta.std, labels: meta.labels };
+  return { ...base, input: { channels, height, width }, classes, mean: meta.mean, std: meta.std, labels: meta.labels };
 }
 
 export async function evalModelFile(file: string, o: EvalModelOptions): Promise<void> {
   const model = await loadModelFile(file, { isa: o.isa ?? 'simd' });
-  const src = limitSource(openDataset(o.dataset, 'test', configFor(model.meta), o.data), o.limit);
+  const src = limitSource(openDataset(o.dataset, 'test', configFor(model.meta, model.outputLength), o.data), o.limit);
   try {
     const r = evaluateModel(model, src, { keepLogits: Boolean(o.logits) });
     await reportEvaluation(r, model.outputLength, o, `${file}, wasm ${model.isa}`);

@@ -11,6 +11,8 @@ import { randomNetworkParams, Rng } from '../converter/random.js';
 import { CONFIGS } from '../arch/configs.js';
 import { TINY_A, TINY_B } from './helpers/tiny-configs.js';
 import { assemble, directory, fixAllCrcs, fixHeaderCrc, setU16, setU32, splitSections, u32, withSection } from './helpers/cnv2-bytes.js';
+import { riceDecode, riceEncode, riceParams } from '../converter/rice.js';
+import { malformedRice, refDecode, refEncode } from './helpers/rice-cases.js';
 
 const tinyF32 = condense(randomNetworkParams(TINY_A, 11), { weights: 'f32' });
 const tinyF16 = condense(randomNetworkParams(TINY_A, 12), { weights: 'f16' });
@@ -85,7 +87,7 @@ t.test('round trips are exact', async (t) => {
   }
   const f16 = readModel(writeModel(tinyF16));
   t.ok(f16.tensors.some((x) => x.dtype === 'f16') && !f16.tensors.some((x) => x.dtype === 'f32'), 'f16 model stores halves');
-  t.ok(f16.tensors.some((x) => x.dtype === 'u8'), 'index tensors are u8 when small');
+  t.ok(f16.tensors.some((x) => x.dtype === 'rice') && f16.tensors.every((x) => x.dtype !== 'u8' && x.dtype !== 'u16'), 'index tensors are rice-coded');
   const inf16 = readModel(writeModel(tinyF16));
   (inf16.tensors[0]!.data as Uint16Array)[0] = 0x7c00;
   expectCode(t, writeModel(inf16, { validate: false }), 'value', 'f16 infinity in a weight tensor');
@@ -107,14 +109,19 @@ t.test('layout is aligned with zero padding', async (t) => {
   for (const d of dir) t.equal(d.offset % 16, 0, `${d.tag} 16-aligned`);
   const tens = splitSections(good).find((s) => s.tag === 'TENS')!.body;
   const data = dir.find((d) => d.tag === 'DATA')!;
+  // Aligned tensors first, in table order and 16-aligned; then the rice index tensors, packed in table order.
+  const entries = Array.from({ length: u32(tens, 0) }, (_, i) => ({
+    i, rice: u32(tens, 4 + i * 32) === 6, off: u32(tens, 4 + i * 32 + 24), len: u32(tens, 4 + i * 32 + 28),
+  }));
+  t.ok(entries.some((e) => e.rice) && entries.some((e) => !e.rice), 'both kinds present');
   let end = 0;
-  for (let i = 0; i < u32(tens, 0); i++) {
-    const off = u32(tens, 4 + i * 32 + 24);
-    const len = u32(tens, 4 + i * 32 + 28);
-    if (off % 16 !== 0) t.fail(`tensor ${i} offset ${off}`);
-    if (off < end) t.fail(`tensor ${i} not in table order`);
-    for (let p = end; p < off; p++) if (good[data.offset + p] !== 0) t.fail(`non-zero padding before tensor ${i}`);
-    end = off + len;
+  let bad = 0;
+  for (const e of [...entries.filter((x) => !x.rice), ...entries.filter((x) => x.rice)]) {
+    if (!e.rice && e.off % 16 !== 0) bad++, t.fail(`tensor ${e.i} offset ${e.off}`);
+    if (e.rice ? e.off !== end : e.off < end || e.off - end >= 16) bad++, t.fail(`tensor ${e.i} not where the writer puts it`);
+    for (let p = end; p < e.off; p++) if (good[data.offset + p] !== 0) bad++, t.fail(`non-zero padding before tensor ${e.i}`);
+    if (bad > 5) break;
+    end = e.off + e.len;
   }
   t.equal(end, data.size, 'DATA ends with the last tensor');
   for (let i = 0; i < dir.length - 1; i++) {
@@ -238,9 +245,11 @@ t.test('META errors', async (t) => {
     return metaBody([...list, ...extra]);
   };
   t.doesNotThrow(() => readModel(withSection(good, 'META', () => encode(''))), 'test encoder reproduces a valid META');
-  for (const key of ['name', 'input.shape', 'input.mean', 'input.std', 'labels']) {
+  for (const key of ['name', 'input.shape', 'input.mean', 'input.std']) {
     expectCode(t, withSection(good, 'META', () => encode(key)), 'meta', `missing ${key}`);
   }
+  const unnamed = readModel(withSection(good, 'META', () => encode('labels')));
+  t.notOk(unnamed.meta.some((e) => e.key === 'labels'), 'labels are optional (version 1.1): classes are then unnamed');
   t.doesNotThrow(() => readModel(withSection(good, 'META', () => encode('arch'))), 'optional arch may be absent');
   const f = (vals: number[]): Uint8Array => new Uint8Array(Float32Array.from(vals).buffer);
   expectCode(t, withSection(good, 'META', () => encode('', [], { 'input.mean': { key: 'input.mean', type: 2, n: 2, payload: f([0, 0]) } })), 'meta', 'input.mean with 2 of 3 channels');
@@ -373,6 +382,74 @@ t.test('TENS errors', async (t) => {
   expectCode(t, edit(2, 6, 0xfffffff0), 'range', 'data offset past DATA');
   expectCode(t, edit(0, 2, 0x40000000), 'overflow', 'byteLength overflows 32 bits');
   expectCode(t, withSection(good, 'TENS', (b) => { setU32(b, 0, 70000); return b; }), 'value', 'more than 65535 tensors');
+});
+
+t.test('rice index encoding: codec against the reference, parameters, and malformed files', async (t) => {
+  const rng = new Rng(7);
+  const lists: number[][] = [[0], [5], [0xffffff], [3, 1, 2], [0, 1, 2, 3], [7, 6, 5, 4, 3, 2, 1, 0], [2, 9, 0, 1, 4, 8]];
+  for (let n = 0; n < 60; n++) {
+    // Sorted groups like the condenser's (runs of `len` ascending values), sometimes unsorted, sometimes huge.
+    const runs = 1 + Math.floor(rng.next() * 6), len = 1 + Math.floor(rng.next() * 20);
+    const limit = [16, 300, 70000, 0x1000000][Math.floor(rng.next() * 4)]!;
+    const list: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const set = new Set<number>();
+      while (set.size < Math.min(len, limit)) set.add(Math.floor(rng.next() * limit));
+      list.push(...[...set].sort((a, b) => a - b));
+    }
+    if (n % 10 === 0) list.reverse();
+    lists.push(list);
+  }
+  let bad = 0;
+  for (const list of lists) {
+    const p = riceParams(list);
+    // Brute force: the longest run length that gives ascending runs, the k with the fewest bits.
+    let wantRun = 0;
+    for (let L = list.length; L >= 1 && !wantRun; L--) {
+      if (list.length % L === 0 && list.every((v, i) => i % L === 0 || v > list[i - 1]!)) wantRun = L;
+    }
+    const gaps = list.map((v, i) => (i % wantRun === 0 ? v : v - list[i - 1]! - 1));
+    const bitsOf = (k: number): number => gaps.reduce((a, g) => a + Math.floor(g / 2 ** k) + 1 + k, 0);
+    const fewest = Math.min(...Array.from({ length: 25 }, (_, k) => bitsOf(k)));
+    const enc = riceEncode(list, p);
+    const ok = p.runLength === wantRun && bitsOf(p.k) === fewest && (p.k === 0 || bitsOf(p.k - 1) > fewest)
+      && enc.length === 5 + Math.ceil(fewest / 8) && Buffer.compare(Buffer.from(enc), Buffer.from(refEncode(list, p.runLength, p.k))) === 0;
+    const dec = riceDecode(enc, list.length);
+    const ref = refDecode(enc, list.length);
+    if (!ok || typeof dec === 'string' || !isDeepStrictEqual(Array.from(dec.values), list) || !ref || !isDeepStrictEqual(ref.values, list)) {
+      if (bad++ < 3) t.fail(`list [${list.slice(0, 12)}${list.length > 12 ? ', ...' : ''}]: params ${JSON.stringify(p)}, run ${wantRun}`);
+    }
+    // Every other k decodes to the same values too.
+    for (const k of [p.k + 1, 24, ...(Math.max(...gaps) < 5000 ? [0] : [])]) {
+      const other = riceDecode(refEncode(list, wantRun, k), list.length);
+      if (typeof other === 'string' || !isDeepStrictEqual(Array.from(other.values), list)) if (bad++ < 3) t.fail(`k ${k} of [${list.slice(0, 8)}]`);
+    }
+  }
+  t.equal(bad, 0, `${lists.length} lists encode minimally and decode to themselves`);
+  t.equal(riceEncode([0, 1, 2, 3, 4, 5, 6, 7], { runLength: 8, k: 0 }).length, 6, '8 consecutive channels: 5-byte header + 1 byte');
+  t.throws(() => riceEncode([3, 1], { runLength: 2, k: 0 }), /do not fit/, 'a run that does not ascend is refused');
+  t.throws(() => riceEncode([1 << 24], { runLength: 1, k: 0 }), /do not fit/, 'values of 2^24 are refused');
+
+  // Files: condensed models hold only rice index tensors; malformed ones are rejected as 'value'.
+  const cases = malformedRice(good);
+  t.ok(cases.length >= 9);
+  for (const c of cases) expectCode(t, c.bytes, 'value', `rice: ${c.what}`);
+  // Plain u8/u16/u32 index tensors (version 1.0 files) still read, and a model may mix them with rice.
+  const plain = readModel(good);
+  plain.tensors.filter((x) => x.dtype === 'rice').forEach((x, j) => {
+    if (j % 3 === 0) { x.dtype = 'u16'; x.data = Uint16Array.from(x.data); delete x.rice; }
+    else if (j % 3 === 1) { x.dtype = 'u32'; x.data = Uint32Array.from(x.data); delete x.rice; }
+  });
+  const mixed = writeModel(plain);
+  t.ok(readModel(mixed).tensors.some((x) => x.dtype === 'u16') && readModel(mixed).tensors.some((x) => x.dtype === 'rice'), 'plain and rice index tensors in one file');
+  // The writer keeps a file's own (valid, non-minimal) parameters, so read + write is exact for it too.
+  const m = readModel(good);
+  const idx = m.tensors.findIndex((x) => x.dtype === 'rice' && x.data.length >= 32);
+  m.tensors[idx]!.rice = { runLength: 1, k: 3 };
+  const odd = writeModel(m);
+  t.ok(odd.length > good.length, 'run length 1 costs more bytes');
+  t.same(Buffer.compare(Buffer.from(writeModel(readModel(odd))), Buffer.from(odd)), 0, 'non-minimal encoding round-trips');
+  t.same(readModel(odd).tensors[idx]!.rice, { runLength: 1, k: 3 });
 });
 
 t.test('hostile bytes only ever raise ModelFormatError', async (t) => {

@@ -9,6 +9,7 @@ import { interpret } from './reference/interpreter.js';
 import { Cdnv2Error, isaSupported, loadModel, type Isa } from '../runtime/index.js';
 import { TINY_A, TINY_B } from './helpers/tiny-configs.js';
 import { convModel, relError, rng } from './helpers/models.js';
+import { malformedRice } from './helpers/rice-cases.js';
 
 const ISAS: Isa[] = ['simd', 'scalar', 'relaxed'];
 const TOL = 1e-5;
@@ -140,6 +141,52 @@ t.test('the loader rejects malformed files with specific errors', async (t) => {
   await expect(good.subarray(0, good.length - 16), 'truncated', 'truncated');
   const flip = Uint8Array.from(good); flip[good.length - 20]! ^= 0x40;
   await expect(flip, 'checksum', 'byte flip in DATA');
+});
+
+t.test('rice index tensors: the same logits as plain u16/u32 lists, bit for bit; malformed ones rejected', async (t) => {
+  for (const [name, cfg] of [['tiny-b', TINY_B], ['cdnv2-fmnist', getConfig('cdnv2-fmnist')]] as const) {
+    const model = condense(randomNetworkParams(cfg, 21), { weights: 'f16' });
+    const rice = writeModel(model);
+    t.ok(model.tensors.filter((x) => x.dtype === 'rice').length > 3, `${name}: index lists are rice-coded`);
+    // The same model with every index list stored plainly (the version 1.0 layout).
+    const plain = readModel(rice);
+    plain.tensors.forEach((x, i) => {
+      if (x.dtype !== 'rice') return;
+      plain.tensors[i] = i % 2 ? { dtype: 'u16', shape: x.shape, data: Uint16Array.from(x.data) } : { dtype: 'u32', shape: x.shape, data: Uint32Array.from(x.data) };
+    });
+    const plainBytes = writeModel(plain);
+    t.ok(plainBytes.length > rice.length, `${name}: plain lists take more bytes (${plainBytes.length} vs ${rice.length})`);
+    const input = randomInput(cfg.input.channels * cfg.input.height * cfg.input.width, 5);
+    for (const isa of ISAS) {
+      const a = await loadModel(rice, { isa });
+      const b = await loadModel(plainBytes, { isa });
+      const ya = a.run(input), yb = b.run(input);
+      t.same(Buffer.from(ya.buffer, ya.byteOffset, ya.byteLength), Buffer.from(yb.buffer, yb.byteOffset, yb.byteLength), `${name} ${isa}: identical logits`);
+      a.dispose(); b.dispose();
+    }
+  }
+  const good = writeModel(condense(randomNetworkParams(TINY_A, 11), { weights: 'f32' }));
+  const cases = malformedRice(good);
+  for (const isa of ISAS) {
+    for (const c of cases) {
+      try {
+        (await loadModel(c.bytes, { isa })).dispose();
+        t.fail(`${isa} ${c.what}: loaded`);
+      } catch (err) {
+        t.equal(err instanceof Cdnv2Error ? err.code : String(err), 'index', `${isa} rice: ${c.what}: ${(err as Error).message}`);
+      }
+    }
+  }
+});
+
+t.test('models without labels load; classes are named by their index', async (t) => {
+  const model = condense(randomNetworkParams(TINY_A, 3), { weights: 'f32' });
+  model.meta = model.meta.filter((e) => e.key !== 'labels');
+  const m = await loadModel(writeModel(model));
+  t.same(m.meta.labels, []);
+  const top = m.classify(randomInput(m.inputLength, 2), 3);
+  t.same(top.map((p) => p.label), top.map((p) => String(p.index)));
+  m.dispose();
 });
 
 t.test('runImage resizes, crops and normalises like the plain reference', async (t) => {

@@ -72,6 +72,20 @@ t.test('classify prints the same top-5 as the JS API, for every build', async (t
   t.same(parseTop(raw.stdout).map((p) => p.index), m.top(m.run(x), 5).map((p) => p.index));
 });
 
+t.test('a model without labels: classes are named by their index, like the JS API', async (t) => {
+  const model = condense(randomNetworkParams(TINY_A, 22), { weights: 'f16' });
+  model.meta = model.meta.filter((e) => e.key !== 'labels');
+  const bytes = writeModel(model);
+  writeFileSync(path.join(dir, 'unnamed.cnv2'), bytes);
+  const m = await loadModel(bytes);
+  const expected = m.top(m.runPnm(readFileSync(path.join(dir, 'image.ppm'))), 3);
+  const res = wasiRun('simd', ['classify', '/data/unnamed.cnv2', '/data/image.ppm', '--top', '3']);
+  t.equal(res.status, 0, res.stderr);
+  const top = parseTop(res.stdout);
+  t.same(top.map((p) => [p.index, p.label]), expected.map((p) => [p.index, String(p.index)]), 'label column is the index');
+  t.match(wasiRun('simd', ['info', '/data/unnamed.cnv2']).stdout, /classes: 5\n/, 'info counts the output channels');
+});
+
 t.test('info and bench', async (t) => {
   const info = wasiRun('simd', ['info', '/data/model.cnv2']);
   t.equal(info.status, 0);

@@ -1,6 +1,7 @@
 // Byte-level tools for crafting malformed .cnv2 files in tests: take a valid file apart into its sections,
 // change them, and put them back together with correct (or deliberately wrong) sizes and CRCs.
 import { crc32 } from '../../converter/crc32.js';
+import { MAJOR_VERSION, MINOR_VERSION } from '../../converter/format.js';
 
 export interface RawSection {
   tag: string;
@@ -40,7 +41,8 @@ export function assemble(sections: RawSection[]): Uint8Array {
   const size = offsets[n - 1]! + sections[n - 1]!.body.length;
   const out = new Uint8Array(size);
   out.set([0x43, 0x4e, 0x56, 0x32], 0);
-  new DataView(out.buffer).setUint16(4, 1, true);
+  new DataView(out.buffer).setUint16(4, MAJOR_VERSION, true);
+  new DataView(out.buffer).setUint16(6, MINOR_VERSION, true);
   setU32(out, 8, size);
   setU32(out, 12, n);
   sections.forEach((s, i) => {

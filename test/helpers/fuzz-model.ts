@@ -19,7 +19,7 @@ import { buildModel, rng as mulberry } from './models.js';
 // ---------------------------------------------------------------------------------------------------------------
 // Base models
 
-/** Every op kind, u16/u32 index tensors, f16 and f32 floats, a channel shuffle and in-place SE. */
+/** Every op kind, u16/u32 index tensors (condensed bases hold rice ones), f16 and f32 floats, a channel shuffle and in-place SE. */
 function allOpsModel(): Uint8Array {
   const r = mulberry(77);
   const f32 = (n: number, s = 0.5): Float32Array => Float32Array.from({ length: n }, () => (r() * 2 - 1) * s);
@@ -168,6 +168,13 @@ export function fields(b: Uint8Array): Field[] {
     const r = tens.offset + 4 + 32 * i;
     for (let k = 0; k < 8; k++) add(r + 4 * k, 4, `tens.${names[k]}`);
     const dtype = rd(b, r, 4), off = rd(b, r + 24, 4), bytes = rd(b, r + 28, 4);
+    if (dtype === 6) {
+      // Rice index list: header (run length, k) and a few bytes of the bit stream, first and last included.
+      const at = data.offset + off;
+      add(at, 4, 'rice.runLength'); add(at + 4, 1, 'rice.k');
+      for (const e of new Set([5, 5 + ((bytes - 5) >> 1), bytes - 1])) add(at + e, 1, 'data.rice');
+      continue;
+    }
     const size = [0, 4, 2, 1, 2, 4][dtype]!;
     const count = bytes / size;
     // A few elements of every tensor: first, last and one in the middle.
