@@ -83,6 +83,26 @@ t.test('resume after an interruption reproduces the uninterrupted run exactly', 
   t.same(cb.state.history.map((h) => h.testAccuracy), ca.state.history.map((h) => h.testAccuracy));
 });
 
+t.test('resume from a checkpoint taken inside an epoch reproduces the uninterrupted run exactly', async (t) => {
+  const a = path.join(tmp, 'full'), c = path.join(tmp, 'mid');
+  const opts = { epochs: 3, ema: 0.9 };
+  // 3 iterations per epoch: stop after the 2nd iteration of epoch 2, mid-epoch, with augmentation drawing from the
+  // epoch's generator.
+  const first = await train(run(c, { ...opts, sources: sources(96, 32), stopAfterIterations: 5 }));
+  t.match(path.basename(first.checkpoint), /^epoch-0001-it0000002$/);
+  const partial = await loadCheckpoint(c);
+  t.same(partial.state.partial?.iterations, 2);
+  t.equal(partial.state.iteration, 5);
+  await train(run(c, { ...opts, sources: sources(96, 32), resume: true }));
+  const ca = await loadCheckpoint(a), cc = await loadCheckpoint(c);
+  t.equal(path.basename(cc.dir), 'epoch-0003');
+  for (const [name, v] of ca.model) t.same(Buffer.from(cc.model.get(name)!.buffer), Buffer.from(v.buffer), name);
+  for (const [name, v] of ca.momentum) t.same(Buffer.from(cc.momentum.get(name)!.buffer), Buffer.from(v.buffer), `momentum ${name}`);
+  for (const [name, v] of ca.ema!) t.same(Buffer.from(cc.ema!.get(name)!.buffer), Buffer.from(v.buffer), `ema ${name}`);
+  t.same(cc.state.history.map((h) => [h.trainLoss, h.trainAccuracy, h.testAccuracy]), ca.state.history.map((h) => [h.trainLoss, h.trainAccuracy, h.testAccuracy]));
+  t.same(cc.state.stages, ca.state.stages);
+});
+
 t.test('a corrupt newest checkpoint falls back to the previous one with a warning', async (t) => {
   const dirs = listCheckpointDirs(path.join(tmp, 'full'));
   const newest = dirs.at(-1)!;

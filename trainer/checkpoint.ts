@@ -49,9 +49,20 @@ export interface CheckpointState {
   history: EpochMetrics[];
   stages: StageRecord[];
   rng: number[];              // state of the data-order generator for the next epoch (informative; derived from seed+epoch)
+  /** Set in a checkpoint taken inside an epoch: how far epoch epochsDone+1 got, to resume exactly from there. */
+  partial?: PartialEpoch;
   backend: string;
   date: string;
   trainCount: number;
+}
+
+export interface PartialEpoch {
+  iterations: number;         // iterations of the epoch done
+  rng: number[];              // the epoch's data generator (order already drawn) after those iterations
+  lossSum: number;
+  correct: number;
+  seen: number;
+  seconds: number;            // training time spent in the epoch so far
 }
 
 export interface LoadedCheckpoint {
@@ -96,8 +107,10 @@ function fsyncDir(dir: string): void {
   try { const fd = openSync(dir, 'r'); fsyncSync(fd); closeSync(fd); } catch { /* not supported everywhere */ }
 }
 
-export function checkpointDirName(epoch: number): string {
-  return `epoch-${String(epoch).padStart(4, '0')}`;
+export function checkpointDirName(epoch: number, iterations?: number): string {
+  const base = `epoch-${String(epoch).padStart(4, '0')}`;
+  // Inside an epoch: epochs done, then iterations of the next one; sorts between epoch-N and epoch-(N+1).
+  return iterations === undefined ? base : `${base}-it${String(iterations).padStart(7, '0')}`;
 }
 
 export interface CheckpointContent {
@@ -108,13 +121,17 @@ export interface CheckpointContent {
   ema?: Map<string, Float32Array>;
 }
 
-/** Writes <runDir>/checkpoints/epoch-NNNN atomically (temp dir, fsync, rename) and prunes old checkpoints. */
+/**
+ * Writes <runDir>/checkpoints/epoch-NNNN (or epoch-NNNN-itIIIIIII inside an epoch) atomically (temp dir, fsync,
+ * rename) and prunes old checkpoints.
+ */
 export function saveCheckpoint(runDir: string, content: CheckpointContent): string {
   const root = path.join(runDir, 'checkpoints');
   mkdirSync(root, { recursive: true });
   const epoch = content.state.epochsDone;
-  const final = path.join(root, checkpointDirName(epoch));
-  const tmp = path.join(root, `.tmp-${checkpointDirName(epoch)}-${process.pid}`);
+  const name = checkpointDirName(epoch, content.state.partial?.iterations);
+  const final = path.join(root, name);
+  const tmp = path.join(root, `.tmp-${name}-${process.pid}`);
   // Leftovers of interrupted writes (any process) are never valid checkpoints.
   for (const d of readdirSync(root)) if (d.startsWith('.tmp-')) rmSync(path.join(root, d), { recursive: true, force: true });
   mkdirSync(tmp);
@@ -161,7 +178,7 @@ export function saveCheckpoint(runDir: string, content: CheckpointContent): stri
 export function listCheckpointDirs(runDir: string): string[] {
   const root = path.join(runDir, 'checkpoints');
   if (!existsSync(root)) return [];
-  return readdirSync(root).filter((d) => /^epoch-\d{4,}$/.test(d)).sort().map((d) => path.join(root, d));
+  return readdirSync(root).filter((d) => /^epoch-\d{4,}(-it\d{7})?$/.test(d)).sort().map((d) => path.join(root, d));
 }
 
 function readOne(dir: string): LoadedCheckpoint {

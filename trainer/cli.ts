@@ -11,6 +11,9 @@ import { reportEvaluation } from '../cli/eval-report.js';
 import type { BackendChoice } from './backend.js';
 import { DATASETS, limitSource, openDataset, type DatasetName } from './data/index.js';
 
+// Spelled out here rather than imported: backend.ts loads TensorFlow.js, which other subcommands must not wait for.
+const BACKEND_CHOICES: BackendChoice[] = ['auto', 'node', 'wasm', 'cpu'];
+
 function int(name: string, min: number) {
   return (v: string): number => {
     const n = Number(v);
@@ -50,14 +53,17 @@ export function register(program: Command): void {
     .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
     .option('--out <dir>', 'run directory (checkpoints, metrics.jsonl, training-curve.svg/png)')
     .option('--resume', 'continue the run in --out from its last checkpoint', false)
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'node', 'cpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend: auto = tfjs-node if installed, else wasm (our SIMD kernels)')
+      .choices(BACKEND_CHOICES).default('auto'))
+    .option('--threads <n>', 'threads of the wasm backend (1 or 2; default 2 on 2+ CPUs)', int('--threads', 1))
+    .option('--checkpoint-minutes <m>', 'also checkpoint inside an epoch every m minutes (0: only at epoch ends)', num('--checkpoint-minutes', 0), 10)
     .option('--no-progress', 'no progress bar')
     .action(async (o) => {
       let cfg;
       try { cfg = getConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
       const { selectBackend } = await import('./backend.js');
       const { train } = await import('./train.js');
-      const backend = await selectBackend(o.backend as BackendChoice, (m) => process.stderr.write(`${m}\n`));
+      const backend = await selectBackend(o.backend as BackendChoice, (m) => process.stderr.write(`${m}\n`), { threads: o.threads });
       process.stderr.write(`backend: ${backend}\n`);
       const d = cfg.train;
       let ema = d.ema;
@@ -73,7 +79,7 @@ export function register(program: Command): void {
         lr: o.lr ?? d.lr, warmupEpochs: o.warmupEpochs ?? d.warmupEpochs, warmupLr: o.warmupLr ?? d.warmupLr,
         weightDecay: o.weightDecay ?? d.weightDecay, momentum: o.momentum ?? d.momentum, labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
-        out, resume: o.resume, backend, progress: o.progress,
+        out, resume: o.resume, backend, progress: o.progress, checkpointMinutes: o.checkpointMinutes,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);
@@ -89,7 +95,7 @@ export function register(program: Command): void {
     .option('--json', 'print {"accuracy":..., "count":...}', false)
     .option('--logits <file>', 'write {"logits":[[...], ...]} in test-file order')
     .option('--no-ema', 'use the raw weights even if EMA weights are present')
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'node', 'cpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend (checkpoints)').choices(BACKEND_CHOICES).default('auto'))
     .action(async (dir: string, o) => {
       // A model file is evaluated by the wasm runtime, with the same options and output as a checkpoint.
       let isFile = false;

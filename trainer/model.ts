@@ -6,6 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { activationOfBlock, blockChannels, type Activation, type ArchConfig } from '../arch/configs.js';
 import { condenseStage, lgcDrop, sfrDrop } from './masks.js';
 import { Rng } from './rng.js';
+import { fusedKernelsActive } from './wasm/backend.js';
+import { affineAct, fusedBatchNormAct, fusedGroupConv3x3 } from './wasm/ops.js';
 
 export const BN_EPS = 1e-5;
 export const BN_MOMENTUM = 0.1; // PyTorch convention: running = (1 - m) * running + m * batch
@@ -310,13 +312,18 @@ export class CdnModel {
       const gamma = get(`${name}.gamma`);
       const beta = get(`${name}.beta`);
       let y: tf.Tensor2D;
-      if (training) {
+      if (training && fusedKernelsActive()) {
+        return fusedBatchNormAct(h2d, gamma as tf.Tensor1D, beta as tf.Tensor1D, act, BN_EPS, (mean, variance) => {
+          if (stats) stats.push({ name, mean: tf.keep(mean), variance: tf.keep(variance), count: h2d.shape[0] });
+        });
+      } else if (training) {
         y = batchNormTrain(h2d, gamma as tf.Tensor1D, beta as tf.Tensor1D, (mean, variance) => {
           if (stats) stats.push({ name, mean: tf.keep(mean), variance: tf.keep(variance), count: h2d.shape[0] });
         });
       } else {
         const scale = tf.mul(gamma, tf.rsqrt(tf.add(get(`${name}.variance`), BN_EPS)));
         const shift = tf.sub(beta, tf.mul(get(`${name}.mean`), scale));
+        if (fusedKernelsActive()) return affineAct(h2d, scale as tf.Tensor1D, shift as tf.Tensor1D, act);
         y = tf.add(tf.mul(h2d, scale), shift) as tf.Tensor2D;
       }
       return activate(y, act);
@@ -442,13 +449,16 @@ function conv3x3FilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, stride: number): tf.
   // kernel is orders of magnitude slower.)
   const xs = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D;
   const f = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D;
-  let r = tf.conv2d(xs, f, 1, 1, 'NHWC', stride) as tf.Tensor4D;
+  // Explicit padding: a numeric pad makes TF.js size the output from the filter height on both axes, which is
+  // wrong for non-square maps.
+  let r = tf.conv2d(xs, f, 1, [[0, 0], [1, 1], [1, 1], [0, 0]], 'NHWC', stride) as tf.Tensor4D;
   if (r.shape[1] !== 3 || r.shape[2] !== 3) r = tf.slice(r, [0, 0, 0, 0], [r.shape[0], 3, 3, r.shape[3]]);
   return tf.transpose(r, [1, 2, 0, 3]) as tf.Tensor4D;
 }
 
 /** 3x3 convolution with padding 1 (PyTorch semantics), weight HWIO; fast gradients on every backend. */
 export function conv3x3(x: tf.Tensor4D, w: tf.Tensor4D, stride: number): tf.Tensor4D {
+  if (stride === 1 && fusedKernelsActive()) return fusedGroupConv3x3(x, w, 1);
   const op = tf.customGrad(((xi: tf.Tensor, wi: tf.Tensor, save: tf.GradSaveFunc) => {
     save([xi, wi]);
     return {
@@ -466,10 +476,23 @@ export function conv3x3(x: tf.Tensor4D, w: tf.Tensor4D, stride: number): tf.Tens
 
 /**
  * Concatenation along the channel (last) axis. Its gradient splits the channel axis, which the CPU backend does
- * element by element; going through a transpose (channels first, contiguous row slices) is far faster.
+ * element by element; going through a transpose (channels first, contiguous row slices) is far faster there.
+ * The wasm backend's slice copies whole runs, so it slices directly.
  */
 export function concatChannels(xs: tf.Tensor4D[]): tf.Tensor4D {
   const widths = xs.map((t) => t.shape[3]);
+  if (fusedKernelsActive()) {
+    const offsets = widths.map((_, i) => widths.slice(0, i).reduce((a, b) => a + b, 0));
+    const fast = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+      value: tf.concat(args.slice(0, xs.length) as tf.Tensor4D[], 3),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+        const d = dy as tf.Tensor4D;
+        const [n, h, w] = d.shape;
+        return widths.map((wd, i) => tf.slice(d, [0, 0, 0, offsets[i]!], [n, h, w, wd]));
+      },
+    })) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return fast(...xs) as tf.Tensor4D;
+  }
   const op = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const inputs = args.slice(0, xs.length) as tf.Tensor4D[];
     return {
@@ -489,6 +512,7 @@ export function concatChannels(xs: tf.Tensor4D[]): tf.Tensor4D {
 /** 3x3 convolution, stride 1, padding 1, with `groups` contiguous channel groups; weight [3, 3, in/groups, out]. */
 export function groupConv3x3(x: tf.Tensor4D, w: tf.Tensor4D, groups: number): tf.Tensor4D {
   if (groups === 1) return conv3x3(x, w, 1);
+  if (fusedKernelsActive()) return fusedGroupConv3x3(x, w, groups);
   const [n, h, wd, c] = x.shape;
   const cpg = c / groups;
   // Bring the group axis to the front so that each group is a contiguous slice (slicing the channel axis is

@@ -27,6 +27,10 @@ export interface TrainRun extends TrainOptions {
   progress?: boolean;
   chart?: boolean;
   log?: (msg: string) => void;
+  /** Also checkpoint inside an epoch after this many minutes of training (default 10; 0: only at epoch ends). */
+  checkpointMinutes?: number;
+  /** Stop after this many iterations of this invocation, after a checkpoint inside the epoch (tests). */
+  stopAfterIterations?: number;
   /** Injected sources (tests); default openDataset(dataset). */
   sources?: { train: ImageSource; test: ImageSource };
 }
@@ -112,7 +116,8 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   const stages: StageRecord[] = resumeFrom ? [...resumeFrom.state.stages] : [];
   let epoch = resumeFrom ? resumeFrom.state.epochsDone : 0;
   const startEpoch = epoch;
-  let iteration = epoch * itersPerEpoch;
+  let partial = resumeFrom?.state.partial;
+  let iteration = epoch * itersPerEpoch + (partial?.iterations ?? 0);
   const aug = opts.augment ? defaultAugment(cfg, opts.dataset as DatasetName) : undefined;
   const { height: H, width: W, channels: C } = cfg.input;
   const xBuf = new Float32Array(B * H * W * C);
@@ -121,7 +126,8 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   let state!: CheckpointState;
 
   log(`training ${cfg.name}${opts.sfr ? '' : ' (no SFR: CondenseNet)'} on ${trainSrc.name} (${trainSrc.count} images, test ${testSrc.count}), ` +
-    `${opts.epochs} epochs x ${itersPerEpoch} iterations of ${B}, backend ${run.backend}` + (resumeFrom ? `, resuming after epoch ${epoch}` : ''));
+    `${opts.epochs} epochs x ${itersPerEpoch} iterations of ${B}, backend ${run.backend}` +
+    (resumeFrom ? `, resuming after epoch ${epoch}${partial ? ` and ${partial.iterations} iterations` : ''}` : ''));
 
   const writeLogs = async (): Promise<void> => {
     const lines = [
@@ -141,13 +147,34 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   };
 
   const stopAt = run.stopAfterEpochs !== undefined ? Math.min(opts.epochs, startEpoch + run.stopAfterEpochs) : opts.epochs;
+  const checkpointMs = (run.checkpointMinutes ?? 10) * 60_000;
+  let lastSave = Date.now();
+  let itersThisRun = 0;
+  const snapshotState = (epochsDone: number, iterationsDone: number, extra: Partial<CheckpointState>): CheckpointState => ({
+    config: cfg, options: opts, epochsDone, iteration: iterationsDone, itersPerEpoch, totalIterations: total, stage: { ...model.stage },
+    history: [...history], stages: [...stages], rng: Rng.derive(opts.seed, 0xe90c, epochsDone).state(), backend: run.backend,
+    date: new Date().toISOString(), trainCount: trainSrc.count, ...extra,
+  });
+  const save = (s: CheckpointState): string => saveCheckpoint(run.out, {
+    state: s, model: model.snapshot(), masks: model.masks,
+    momentum: new Map([...momentum].map(([n, v]) => [n, (v.dataSync() as Float32Array).slice()])),
+    ema: ema ? new Map([...ema].map(([n, v]) => [n, (v.dataSync() as Float32Array).slice()])) : undefined,
+  });
   try {
     for (; epoch < stopAt; epoch++) {
-      const t0 = Date.now();
-      const rng = Rng.derive(opts.seed, 0xe90c, epoch);
+      let t0 = Date.now();
+      let rng = Rng.derive(opts.seed, 0xe90c, epoch);
       const order = Array.from({ length: trainSrc.count }, (_, i) => i);
       rng.shuffle(order);
-      let lossSum = 0, correct = 0, seen = 0, lr = 0;
+      let lossSum = 0, correct = 0, seen = 0, lr = 0, firstIt = 0;
+      if (partial) {
+        // Resuming inside this epoch: same order, the generator where it was, the running sums so far.
+        ({ lossSum, correct, seen } = partial);
+        rng = new Rng(partial.rng);
+        firstIt = partial.iterations;
+        t0 -= partial.seconds * 1000;
+        partial = undefined;
+      }
       // A redrawn bar on terminals; plain periodic lines otherwise (logs of background runs).
       const tty = Boolean(process.stderr.isTTY);
       const every = Math.max(1, Math.floor(itersPerEpoch / 20));
@@ -155,8 +182,8 @@ export async function train(run: TrainRun): Promise<TrainResult> {
         format: `epoch ${epoch + 1}/${opts.epochs} |{bar}| {value}/{total} loss {loss} acc {acc} lr {lr} stage {stage} ETA {eta_formatted}`,
         noTTYOutput: true, notTTYSchedule: 30000, stream: process.stderr, etaBuffer: 20,
       }, cliProgress.Presets.shades_classic) : undefined;
-      bar?.start(itersPerEpoch, 0, { loss: '-', acc: '-', lr: '-', stage: `${model.stage.lgc}/${model.stage.sfr}` });
-      for (let it = 0; it < itersPerEpoch; it++, iteration++) {
+      bar?.start(itersPerEpoch, firstIt, { loss: '-', acc: '-', lr: '-', stage: `${model.stage.lgc}/${model.stage.sfr}` });
+      for (let it = firstIt; it < itersPerEpoch; it++, iteration++) {
         const p = iteration / total;
         for (const ev of model.updateMasks(p)) {
           const rec: StageRecord = { ...ev, iteration, epoch, density: density(model, ev.kind) };
@@ -217,6 +244,20 @@ export async function train(run: TrainRun): Promise<TrainResult> {
           log(`epoch ${epoch + 1}/${opts.epochs} iteration ${it + 1}/${itersPerEpoch} loss ${fields.loss} acc ${fields.acc} lr ${fields.lr} ` +
             `stage ${fields.stage} ${el.toFixed(0)} s, ETA ${eta.toFixed(0)} s (epoch)`);
         }
+        itersThisRun++;
+        const stopNow = run.stopAfterIterations !== undefined && itersThisRun >= run.stopAfterIterations;
+        if (it + 1 < itersPerEpoch && ((checkpointMs > 0 && Date.now() - lastSave >= checkpointMs) || stopNow)) {
+          lastCheckpoint = save(snapshotState(epoch, iteration + 1, {
+            partial: { iterations: it + 1, rng: rng.state(), lossSum, correct, seen, seconds: (Date.now() - t0) / 1000 },
+          }));
+          lastSave = Date.now();
+          if (!bar) log(`checkpoint ${lastCheckpoint}`);
+          if (stopNow) {
+            bar?.stop();
+            state = snapshotState(epoch, iteration + 1, {});
+            return { dir: run.out, checkpoint: lastCheckpoint, history, stages, state };
+          }
+        }
       }
       bar?.stop();
       const trainSeconds = (Date.now() - t0) / 1000;
@@ -230,16 +271,9 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       log(`epoch ${m.epoch}/${opts.epochs}: train loss ${m.trainLoss.toFixed(4)} acc ${(100 * m.trainAccuracy).toFixed(2)}%, ` +
         `test loss ${m.testLoss.toFixed(4)} acc ${(100 * m.testAccuracy).toFixed(2)}% (${m.testCount}), stage ${m.stageLgc}/${m.stageSfr}, ` +
         `${m.seconds.toFixed(1)} s (${m.imagesPerSecond.toFixed(1)} images/s training)`);
-      state = {
-        config: cfg, options: opts, epochsDone: epoch + 1, iteration, itersPerEpoch, totalIterations: total, stage: { ...model.stage },
-        history: [...history], stages: [...stages], rng: Rng.derive(opts.seed, 0xe90c, epoch + 1).state(), backend: run.backend,
-        date: new Date().toISOString(), trainCount: trainSrc.count,
-      };
-      lastCheckpoint = saveCheckpoint(run.out, {
-        state, model: model.snapshot(), masks: model.masks,
-        momentum: new Map([...momentum].map(([n, v]) => [n, (v.dataSync() as Float32Array).slice()])),
-        ema: ema ? new Map([...ema].map(([n, v]) => [n, (v.dataSync() as Float32Array).slice()])) : undefined,
-      });
+      state = snapshotState(epoch + 1, iteration, {});
+      lastCheckpoint = save(state);
+      lastSave = Date.now();
       await writeLogs();
     }
   } finally {

@@ -1,0 +1,347 @@
+// Host side of the training kernels (build/cdnv2-train*.wasm): copies TF.js tensor data into the module's shared
+// memory, runs a kernel (split over two threads when the work is large enough to pay for it) and copies the
+// result out. Every call allocates from a bump pointer that is reset at the next call.
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import v8 from 'node:v8';
+
+import { HelperThread } from './threads.js';
+
+export type Activation = 'none' | 'relu' | 'hardswish';
+const ACT_CODE: Record<Activation, number> = { none: 0, relu: 1, hardswish: 2 };
+
+interface Exports {
+  heap_base(): number;
+  gemm(a: number, sAi: number, sAk: number, b: number, c: number, K: number, N: number, acc: number, m0: number, m1: number): void;
+  transpose(src: number, rows: number, cols: number, dst: number): void;
+  plane_stride(N: number, H: number, W: number): number;
+  pack_padded(x: number, N: number, H: number, W: number, C: number, dst: number, j0: number, j1: number): void;
+  unpack_padded(src: number, N: number, H: number, W: number, C: number, y: number, acc: number, n0: number, n1: number): void;
+  conv3x3_planes(input: number, cin: number, w: number, cout: number, groups: number, out: number, N: number, H: number, W: number, o0: number, o1: number): void;
+  conv3x3_filter_grad(input: number, cin: number, dy: number, cout: number, groups: number, dw: number, N: number, H: number, W: number, o0: number, o1: number): void;
+  bn_scratch_bytes(C: number): number;
+  bn_act_forward(x: number, P: number, C: number, gamma: number, beta: number, eps: number, act: number, y: number, mean: number, variance: number, rstd: number, scratch: number): void;
+  bn_act_backward(x: number, dy: number, P: number, C: number, gamma: number, beta: number, mean: number, rstd: number, act: number, dx: number, dgamma: number, dbeta: number, scratch: number): void;
+  binary_bcast(op: number, a: number, b: number, out: number, mid: number, inner: number, r0: number, r1: number): void;
+  affine_act(x: number, C: number, scale: number, shift: number, act: number, y: number, r0: number, r1: number): void;
+  copy_columns(x: number, cols: number, c0: number, out: number, outCols: number, dstCol: number, dstCols: number, r0: number, r1: number): void;
+}
+
+const SPLIT_KERNELS = ['gemm', 'conv3x3_planes', 'conv3x3_filter_grad', 'binary_bcast', 'copy_columns', 'pack_padded', 'unpack_padded', 'affine_act'];
+type SplitKernel = 'gemm' | 'conv3x3_planes' | 'conv3x3_filter_grad' | 'binary_bcast' | 'copy_columns' | 'pack_padded' | 'unpack_padded' | 'affine_act';
+const PAGE = 65536;
+const MAX_PAGES = 32768; // must match scripts/build-wasm.mjs
+/** Below this many multiply-adds a kernel runs on one thread: waking the helper costs tens of microseconds. */
+const SPLIT_MIN_MADDS = 1 << 18;
+
+function trainWasmPath(isa: 'simd' | 'relaxed'): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const file = isa === 'simd' ? 'cdnv2-train.wasm' : 'cdnv2-train-relaxed.wasm';
+  for (const dir of [path.join(here, '..', '..', 'build'), path.join(here, '..', '..', '..', 'build')]) {
+    if (existsSync(path.join(dir, file))) return path.join(dir, file);
+  }
+  throw new Error(`build/${file} not found: run \`npm run build\` first`);
+}
+
+export interface TrainKernelOptions {
+  /** 1 or 2 (default: 2 when the machine has at least 2 CPUs). */
+  threads?: number;
+  isa?: 'simd' | 'relaxed';
+}
+
+/**
+ * Blocks of the shared memory, reused by exact size: a training step allocates the same shapes every iteration,
+ * so after the first step every request is met from a free list. Views on a shared memory stay valid when it
+ * grows, so a block can back a tensor for as long as the tensor lives.
+ */
+class BlockAllocator {
+  private readonly free = new Map<number, number[]>();
+  private readonly sizes = new Map<number, number>();
+  constructor(private readonly memory: WebAssembly.Memory, private top: number) {}
+
+  alloc(bytes: number): number {
+    const size = Math.max(16, (bytes + 15) & ~15);
+    const list = this.free.get(size);
+    const reused = list?.pop();
+    if (reused !== undefined) { this.sizes.set(reused, size); return reused; }
+    const ptr = this.top;
+    const end = ptr + size;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      const pages = Math.ceil((end - have) / PAGE);
+      if (have / PAGE + pages > MAX_PAGES) {
+        throw new Error(`training kernels need more than the 2 GiB of wasm memory (${(end / 2 ** 20).toFixed(0)} MiB); use a smaller --batch`);
+      }
+      this.memory.grow(pages);
+    }
+    this.top = end;
+    this.sizes.set(ptr, size);
+    return ptr;
+  }
+
+  release(ptr: number): void {
+    const size = this.sizes.get(ptr);
+    if (size === undefined) throw new Error(`training kernels: block ${ptr} freed twice or never allocated`);
+    this.sizes.delete(ptr);
+    let list = this.free.get(size);
+    if (!list) this.free.set(size, (list = []));
+    list.push(ptr);
+  }
+
+  /** Bytes handed out from the memory so far (live and free blocks). */
+  get footprint(): number { return this.top; }
+}
+
+export class TrainKernels {
+  readonly threads: number;
+  readonly isa: 'simd' | 'relaxed';
+  readonly memory: WebAssembly.Memory;
+  private readonly ex: Exports;
+  private readonly blocks: BlockAllocator;
+  private helper?: HelperThread;
+
+  constructor(opts: TrainKernelOptions = {}) {
+    this.isa = opts.isa ?? 'simd';
+    if (this.isa === 'relaxed') v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    const module = new WebAssembly.Module(readFileSync(trainWasmPath(this.isa)));
+    this.memory = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    const instance = new WebAssembly.Instance(module, { env: { memory: this.memory, abort: () => { throw new Error('training kernel abort'); } } });
+    this.ex = instance.exports as unknown as Exports;
+    this.blocks = new BlockAllocator(this.memory, this.ex.heap_base());
+    this.threads = Math.max(1, Math.min(2, opts.threads ?? 2));
+    if (this.threads > 1) this.helper = new HelperThread(module, this.memory, SPLIT_KERNELS);
+  }
+
+  dispose(): void {
+    this.helper?.terminate();
+    this.helper = undefined;
+  }
+
+  // ---- memory ----
+
+  /** A block of n floats in wasm memory (contents undefined). */
+  alloc(n: number): number { return this.blocks.alloc(n * 4); }
+  free(ptr: number): void { this.blocks.release(ptr); }
+  view(ptr: number, n: number): Float32Array { return new Float32Array(this.memory.buffer, ptr, n); }
+  get footprintBytes(): number { return this.blocks.footprint; }
+
+  private put(data: ArrayLike<number>): number {
+    const p = this.alloc(data.length);
+    this.view(p, data.length).set(data as Float32Array);
+    return p;
+  }
+
+  /** Runs fn with temporary blocks that are freed afterwards. */
+  private scoped<T>(fn: (tmp: (n: number) => number, put: (d: ArrayLike<number>) => number) => T): T {
+    const temps: number[] = [];
+    try {
+      return fn((n) => { const p = this.alloc(n); temps.push(p); return p; }, (d) => { const p = this.put(d); temps.push(p); return p; });
+    } finally {
+      for (const p of temps) this.free(p);
+    }
+  }
+
+  /** Runs a range-splittable kernel: args end with (start, end); the helper takes the first part. */
+  private split(fn: SplitKernel, args: number[], total: number, madds: number, align: number): void {
+    const f = this.ex[fn] as (...a: number[]) => void;
+    if (!this.helper || madds < SPLIT_MIN_MADDS || total < 2 * align) {
+      f(...args, 0, total);
+      return;
+    }
+    const mid = Math.max(align, Math.min(total - 1, Math.round(total / 2 / align) * align));
+    this.helper.start(fn, [...args, 0, mid]);
+    try {
+      f(...args, mid, total);
+    } finally {
+      this.helper.finish();
+    }
+  }
+
+  // ---- kernels on blocks (pointers into wasm memory) ----
+
+  /** c[M,N] = op(a)·op(b); a is [M,K] ([K,M] if transA), b is [K,N] ([N,K] if transB), all row-major. */
+  matmulP(pa: number, pb: number, pc: number, M: number, K: number, N: number, transA: boolean, transB: boolean): void {
+    this.scoped((tmp) => {
+      let b = pb;
+      if (transB) {
+        b = tmp(K * N);
+        this.ex.transpose(pb, N, K, b);
+      }
+      this.split('gemm', [pa, transA ? 1 : K, transA ? M : 1, b, pc, K, N, 0], M, M * K * N, 4);
+    });
+  }
+
+  /** NHWC x[N,H,W,C] -> C padded planes at dst (both threads, by channel blocks of 4). */
+  private pack(px: number, N: number, H: number, W: number, C: number, dst: number): void {
+    this.split('pack_padded', [px, N, H, W, C, dst], C, N * H * W * C, 4);
+  }
+
+  /** C padded planes at src -> NHWC y[N,H,W,C] (both threads, by images). */
+  private unpack(src: number, N: number, H: number, W: number, C: number, py: number): void {
+    this.split('unpack_padded', [src, N, H, W, C, py, 0], N, N * H * W * C, 1);
+  }
+
+  /** 3x3 stride-1 padding-1 group convolution: NHWC x -> NHWC y; filter HWIO [3,3,cin/groups,cout] (JS values). */
+  conv3x3P(px: number, filter: Float32Array, py: number, N: number, H: number, W: number, cin: number, cout: number, groups: number): void {
+    const cinG = cin / groups;
+    const stride = this.ex.plane_stride(N, H, W);
+    this.scoped((tmp, put) => {
+      const planes = tmp(cin * stride);
+      this.pack(px, N, H, W, cin, planes);
+      const pw = put(hwioToTaps(filter, cinG, cout));
+      const out = tmp(cout * stride);
+      this.split('conv3x3_planes', [planes, cin, pw, cout, groups, out, N, H, W], cout, N * H * W * cinG * 9 * cout, 4);
+      this.unpack(out, N, H, W, cout, py);
+    });
+  }
+
+  /** Input gradient of conv3x3P: NHWC dy -> NHWC dx. */
+  conv3x3BackpropInputP(pdy: number, filter: Float32Array, pdx: number, N: number, H: number, W: number, cin: number, cout: number, groups: number): void {
+    const cinG = cin / groups;
+    const stride = this.ex.plane_stride(N, H, W);
+    this.scoped((tmp, put) => {
+      const planes = tmp(cout * stride);
+      this.pack(pdy, N, H, W, cout, planes);
+      const pw = put(transposedFlippedTaps(filter, cinG, cout, groups));
+      const out = tmp(cin * stride);
+      this.split('conv3x3_planes', [planes, cout, pw, cin, groups, out, N, H, W], cin, N * H * W * cinG * 9 * cout, 4);
+      this.unpack(out, N, H, W, cin, pdx);
+    });
+  }
+
+  /** Filter gradient of conv3x3P, HWIO (JS values). */
+  conv3x3BackpropFilterP(px: number, pdy: number, N: number, H: number, W: number, cin: number, cout: number, groups: number): Float32Array {
+    const cinG = cin / groups;
+    const stride = this.ex.plane_stride(N, H, W);
+    return this.scoped((tmp) => {
+      const xPlanes = tmp(cin * stride), dyPlanes = tmp(cout * stride);
+      this.pack(px, N, H, W, cin, xPlanes);
+      this.pack(pdy, N, H, W, cout, dyPlanes);
+      const pdw = tmp(cout * cinG * 9);
+      this.split('conv3x3_filter_grad', [xPlanes, cin, dyPlanes, cout, groups, pdw, N, H, W], cout, N * H * W * cinG * 9 * cout, 1);
+      return tapsToHwio(this.view(pdw, cout * cinG * 9), cinG, cout);
+    });
+  }
+
+  /** Training-mode batch norm over the rows of x[P,C] fused with an activation; y is [P,C], stats are JS arrays. */
+  batchNormActP(px: number, py: number, P: number, C: number, gamma: Float32Array, beta: Float32Array, eps: number, act: Activation):
+    { mean: Float32Array; variance: Float32Array; rstd: Float32Array } {
+    return this.scoped((tmp, put) => {
+      const pg = put(gamma), pb = put(beta), pm = tmp(C), pv = tmp(C), pr = tmp(C);
+      const scratch = tmp(this.ex.bn_scratch_bytes(C) / 4);
+      this.ex.bn_act_forward(px, P, C, pg, pb, eps, ACT_CODE[act], py, pm, pv, pr, scratch);
+      return { mean: this.view(pm, C).slice(), variance: this.view(pv, C).slice(), rstd: this.view(pr, C).slice() };
+    });
+  }
+
+  batchNormActGradP(px: number, pdy: number, pdx: number, P: number, C: number, gamma: Float32Array, beta: Float32Array,
+    mean: Float32Array, rstd: Float32Array, act: Activation): { dgamma: Float32Array; dbeta: Float32Array } {
+    return this.scoped((tmp, put) => {
+      const pg = put(gamma), pb = put(beta), pm = put(mean), pr = put(rstd);
+      const pdg = tmp(C), pdb = tmp(C);
+      const scratch = tmp(this.ex.bn_scratch_bytes(C) / 4);
+      this.ex.bn_act_backward(px, pdy, P, C, pg, pb, pm, pr, ACT_CODE[act], pdx, pdg, pdb, scratch);
+      return { dgamma: this.view(pdg, C).slice(), dbeta: this.view(pdb, C).slice() };
+    });
+  }
+
+  /** y[P,C] = act(x * scale + shift): inference-mode batch norm and its activation in one pass. */
+  affineActP(px: number, py: number, P: number, C: number, scale: Float32Array, shift: Float32Array, act: Activation): void {
+    this.scoped((_tmp, put) => {
+      this.split('affine_act', [px, C, put(scale), put(shift), ACT_CODE[act], py], P, P * C, 1);
+    });
+  }
+
+  /** out[o, m, i] = a[o, m, i] op b[o, i]; op 0 add, 1 sub, 2 mul, 3 div. */
+  binaryP(op: number, pa: number, pb: number, pout: number, outer: number, mid: number, inner: number): void {
+    const rows = outer * mid;
+    this.split('binary_bcast', [op, pa, pb, pout, mid, inner], rows, rows * inner, 1);
+  }
+
+  /** Columns [c0, c0+n) of x[rows, cols] into columns [dstCol, dstCol+n) of out[rows, dstCols]. */
+  copyColumnsP(px: number, cols: number, c0: number, pout: number, n: number, dstCol: number, dstCols: number, rows: number): void {
+    this.split('copy_columns', [px, cols, c0, pout, n, dstCol, dstCols], rows, rows * n, 1);
+  }
+
+  // ---- the same on JS arrays (copies in and out; tests and benchmarks) ----
+
+  private onArrays<T>(inputs: Float32Array[], outFloats: number[], fn: (ins: number[], outs: number[]) => T): { result: T; outs: Float32Array[] } {
+    return this.scoped((tmp, put) => {
+      const ins = inputs.map((a) => put(a));
+      const outs = outFloats.map((n) => tmp(n));
+      const result = fn(ins, outs);
+      return { result, outs: outs.map((p, i) => this.view(p, outFloats[i]!).slice()) };
+    });
+  }
+
+  matmul(a: Float32Array, b: Float32Array, M: number, K: number, N: number, transA: boolean, transB: boolean): Float32Array {
+    return this.onArrays([a, b], [M * N], ([pa, pb], [pc]) => this.matmulP(pa!, pb!, pc!, M, K, N, transA, transB)).outs[0]!;
+  }
+
+  conv3x3(x: Float32Array, filter: Float32Array, N: number, H: number, W: number, cin: number, cout: number, groups: number): Float32Array {
+    return this.onArrays([x], [N * H * W * cout], ([px], [py]) => this.conv3x3P(px!, filter, py!, N, H, W, cin, cout, groups)).outs[0]!;
+  }
+
+  conv3x3BackpropInput(dy: Float32Array, filter: Float32Array, N: number, H: number, W: number, cin: number, cout: number, groups: number): Float32Array {
+    return this.onArrays([dy], [N * H * W * cin], ([pdy], [pdx]) => this.conv3x3BackpropInputP(pdy!, filter, pdx!, N, H, W, cin, cout, groups)).outs[0]!;
+  }
+
+  conv3x3BackpropFilter(x: Float32Array, dy: Float32Array, N: number, H: number, W: number, cin: number, cout: number, groups: number): Float32Array {
+    return this.onArrays([x, dy], [], ([px, pdy]) => this.conv3x3BackpropFilterP(px!, pdy!, N, H, W, cin, cout, groups)).result;
+  }
+
+  batchNormAct(x: Float32Array, P: number, C: number, gamma: Float32Array, beta: Float32Array, eps: number, act: Activation):
+    { y: Float32Array; mean: Float32Array; variance: Float32Array; rstd: Float32Array } {
+    const r = this.onArrays([x], [P * C], ([px], [py]) => this.batchNormActP(px!, py!, P, C, gamma, beta, eps, act));
+    return { y: r.outs[0]!, ...r.result };
+  }
+
+  batchNormActGrad(x: Float32Array, dy: Float32Array, P: number, C: number, gamma: Float32Array, beta: Float32Array,
+    mean: Float32Array, rstd: Float32Array, act: Activation): { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array } {
+    const r = this.onArrays([x, dy], [P * C], ([px, pdy], [pdx]) => this.batchNormActGradP(px!, pdy!, pdx!, P, C, gamma, beta, mean, rstd, act));
+    return { dx: r.outs[0]!, ...r.result };
+  }
+}
+
+/** HWIO [3,3,cinG,cout] -> [cout][cinG][9]. */
+export function hwioToTaps(f: Float32Array, cinG: number, cout: number): Float32Array {
+  const out = new Float32Array(cout * cinG * 9);
+  for (let t = 0; t < 9; t++) {
+    for (let c = 0; c < cinG; c++) {
+      const row = (t * cinG + c) * cout;
+      for (let o = 0; o < cout; o++) out[(o * cinG + c) * 9 + t] = f[row + o]!;
+    }
+  }
+  return out;
+}
+
+/** [cout][cinG][9] -> HWIO [3,3,cinG,cout]. */
+export function tapsToHwio(w: Float32Array, cinG: number, cout: number): Float32Array {
+  const out = new Float32Array(cout * cinG * 9);
+  for (let o = 0; o < cout; o++) {
+    for (let c = 0; c < cinG; c++) {
+      for (let t = 0; t < 9; t++) out[(t * cinG + c) * cout + o] = w[(o * cinG + c) * 9 + t]!;
+    }
+  }
+  return out;
+}
+
+/**
+ * Weights of the input gradient as a forward group convolution from the cout output channels to the cin input
+ * channels: w'[g*cinG + c][o][8 - t] = w[g*coutG + o][c][t], from the HWIO filter.
+ */
+export function transposedFlippedTaps(f: Float32Array, cinG: number, cout: number, groups: number): Float32Array {
+  const coutG = cout / groups;
+  const out = new Float32Array(cinG * groups * coutG * 9);
+  for (let g = 0; g < groups; g++) {
+    for (let c = 0; c < cinG; c++) {
+      for (let o = 0; o < coutG; o++) {
+        for (let t = 0; t < 9; t++) {
+          out[((g * cinG + c) * coutG + o) * 9 + (8 - t)] = f[(t * cinG + c) * cout + g * coutG + o]!;
+        }
+      }
+    }
+  }
+  return out;
+}
