@@ -25,10 +25,11 @@ export async function selectBackend(choice: BackendChoice, log: (m: string) => v
   }
   if (choice !== 'cpu') {
     const threads = Math.max(1, Math.min(2, opts.threads ?? (os.availableParallelism() >= 2 ? 2 : 1)));
-    if (registerWasmTrainBackend({ threads }) && (await tf.setBackend(WASM_BACKEND))) {
+    const reg = registerWasmTrainBackend({ threads });
+    if (reg && (await tf.setBackend(WASM_BACKEND))) {
       await tf.ready();
       quietCpuAdvert();
-      return `${WASM_BACKEND} (wasm SIMD kernels, ${threads} thread${threads > 1 ? 's' : ''})`;
+      return `${WASM_BACKEND} (wasm ${reg.isa === 'relaxed' ? 'relaxed-SIMD (FMA)' : 'SIMD'} kernels, ${threads} thread${threads > 1 ? 's' : ''})`;
     }
     log('the wasm training kernels cannot run here (no wasm SIMD, or build/cdnv2-train.wasm missing); using the CPU backend');
   }

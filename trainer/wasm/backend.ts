@@ -239,13 +239,16 @@ const OVERRIDES: Record<string, Kernel> = {
 /** Kernel names this backend implements itself (wasm or plain JS), for tests and reports. */
 export const OWN_KERNELS = Object.keys(OVERRIDES);
 
-let registered = false;
+let registered: false | { isa: 'simd' | 'relaxed' } = false;
 
 /** Registers the backend (once); returns false when this engine cannot run it (no wasm SIMD or no build). */
-export function registerWasmTrainBackend(opts: TrainKernelOptions = {}): boolean {
-  if (registered) return true;
+export function registerWasmTrainBackend(opts: TrainKernelOptions = {}): false | { isa: 'simd' | 'relaxed' } {
+  if (registered) return registered;
+  let isa: 'simd' | 'relaxed';
   try {
-    new TrainKernels({ ...opts, threads: 1 }).dispose(); // compiles the module: fails early without SIMD or build
+    const probe = new TrainKernels({ ...opts, threads: 1 }); // compiles the module: fails early without SIMD or build
+    isa = probe.isa;
+    probe.dispose();
   } catch {
     return false;
   }
@@ -256,8 +259,8 @@ export function registerWasmTrainBackend(opts: TrainKernelOptions = {}): boolean
   for (const [kernelName, fn] of Object.entries(OVERRIDES)) {
     tf.registerKernel({ kernelName, backendName: WASM_BACKEND, kernelFunc: fn as unknown as tf.KernelFunc });
   }
-  registered = true;
-  return true;
+  registered = { isa };
+  return registered;
 }
 
 /** Whether the active backend runs the fused training kernels. */
