@@ -64,12 +64,15 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
 
   await selectBackend('cpu');
   let threads: number | null = null;
+  let isa = '';
   if (job.backend !== 'cpu') {
     threads = job.backend === 'wasm-2' ? 2 : 1;
-    if (!registerWasmTrainBackend({ threads })) throw new Error('the cdnv2-wasm backend is unavailable (no wasm SIMD, or build/cdnv2-train.wasm missing: run `npm run build:wasm`)');
+    const reg = registerWasmTrainBackend({ threads });
+    if (!reg) throw new Error('the cdnv2-wasm backend is unavailable (no wasm SIMD, or build/cdnv2-train.wasm missing: run `npm run build:wasm`)');
     if (!(await tf.setBackend(WASM_BACKEND))) throw new Error('could not switch to the cdnv2-wasm backend');
+    isa = ` (${reg.isa === 'relaxed' ? 'relaxed SIMD' : 'SIMD'})`;
   }
-  send({ type: 'ready', backend: tf.getBackend(), threads });
+  send({ type: 'ready', backend: tf.getBackend() + isa, threads });
 
   const cfg = getConfig(job.arch);
   const hp = cfg.train;
@@ -179,7 +182,7 @@ export function markdown(r: TrainSpeedReport): string {
   const cpu = r.results.find((x) => x.backend === 'cpu');
   for (const x of r.results) {
     const cpuTimeRatio = cpu ? `${(cpu.cpuMsPerStep / x.cpuMsPerStep).toFixed(1)}x` : '–';
-    lines.push(`| ${LABEL[x.backend]} | ${x.steps} | ${(x.medianStepMs / 1000).toFixed(2)} | ${x.imagesPerSecond.toFixed(1)} | `
+    lines.push(`| ${LABEL[x.backend]}${x.tfBackend.includes('(') ? ` ${x.tfBackend.slice(x.tfBackend.indexOf('('))}` : ''} | ${x.steps} | ${(x.medianStepMs / 1000).toFixed(2)} | ${x.imagesPerSecond.toFixed(1)} | `
       + `${x.speedupVsCpu === null ? '–' : `${x.speedupVsCpu.toFixed(1)}x`} | ${(x.cpuMsPerStep / 1000).toFixed(2)} | ${cpuTimeRatio} | `
       + `${x.losses[0]!.toFixed(5)} | ${x.losses.at(-1)!.toFixed(5)} | ${x.lossRelDiffVsCpu === null ? '–' : x.lossRelDiffVsCpu.toExponential(1)} |`);
   }
