@@ -1,7 +1,7 @@
 // Bench report: Markdown table, target ratios, and a latency-vs-FLOPs chart (vega-lite -> SVG -> PNG via resvg).
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as vl from 'vega-lite';
+
+import { renderChart } from '../cli/chart.js';
 
 import type { BenchReport, BenchResult } from './run.js';
 
@@ -122,9 +122,5 @@ export async function chart(report: BenchReport): Promise<{ svg: string; png: Ui
     ],
     background: 'white',
   };
-  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
-  const svg = await view.toSVG();
-  view.finalize();
-  const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true } }).render().asPng();
-  return { svg, png };
+  return renderChart(spec);
 }

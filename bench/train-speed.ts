@@ -6,16 +6,17 @@
 // Each backend runs in its own child process (registerWasmTrainBackend is per process, and so are the memory and
 // the JIT state), from the same initial weights (seed 1) and the same batch. Warm-up steps are not timed. Writes
 // train-speed.json, .md, .svg and .png to --out.
-import { Resvg } from '@resvg/resvg-js';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { fork } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+import type * as vl from 'vega-lite';
+
+import { renderChart } from '../cli/chart.js';
+import { writeFileAtomicSync } from '../converter/io.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BACKENDS = ['cpu', 'wasm-2', 'wasm-1'] as const;
@@ -159,11 +160,6 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
-}
 
 const LABEL: Record<BackendName, string> = { cpu: 'TF.js CPU', 'wasm-2': 'cdnv2-wasm, 2 threads', 'wasm-1': 'cdnv2-wasm, 1 thread' };
 
@@ -207,24 +203,20 @@ export async function chart(r: TrainSpeedReport): Promise<{ svg: string; png: Ui
     ],
     background: 'white',
   };
-  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
-  const svg = await view.toSVG();
-  view.finalize();
-  const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true } }).render().asPng();
-  return { svg, png };
+  return renderChart(spec);
 }
 
 /** train-speed.md/.svg/.png (and .json when `json`) in `dir`; the Markdown also goes to stdout. */
 async function writeReport(report: TrainSpeedReport, dir: string, json: boolean): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const md = markdown(report);
-  if (json) writeAtomic(path.join(dir, 'train-speed.json'), `${JSON.stringify(report, null, 2)}\n`);
-  writeAtomic(path.join(dir, 'train-speed.md'), md);
+  if (json) writeFileAtomicSync(path.join(dir, 'train-speed.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileAtomicSync(path.join(dir, 'train-speed.md'), md);
   if (report.results.length) {
     try {
       const { svg, png } = await chart(report);
-      writeAtomic(path.join(dir, 'train-speed.svg'), svg);
-      writeAtomic(path.join(dir, 'train-speed.png'), png);
+      writeFileAtomicSync(path.join(dir, 'train-speed.svg'), svg);
+      writeFileAtomicSync(path.join(dir, 'train-speed.png'), png);
     } catch (e) {
       process.stderr.write(`warning: could not render the chart: ${(e as Error).message}\n`);
     }

@@ -1,7 +1,7 @@
-// Training-curve chart: vega-lite spec -> SVG (vega) -> PNG (resvg), written next to the checkpoints.
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
+// Training-curve chart (SVG and PNG), written next to the checkpoints.
+import type * as vl from 'vega-lite';
+
+import { renderChart } from '../cli/chart.js';
 
 import type { EpochMetrics } from './checkpoint.js';
 
@@ -28,10 +28,5 @@ export async function renderTrainingCurves(history: EpochMetrics[], title: strin
     })),
     background: 'white',
   };
-  const compiled = vl.compile(spec).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
-  const svg = await view.toSVG();
-  view.finalize();
-  const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true } }).render().asPng();
-  return { svg, png };
+  return renderChart(spec);
 }

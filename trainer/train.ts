@@ -2,10 +2,11 @@
 // optional group lasso and weight EMA, per-epoch evaluation, atomic checkpoints and exact resume.
 import * as tf from '@tensorflow/tfjs';
 import cliProgress from 'cli-progress';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { getConfig, type ArchConfig } from '../arch/configs.js';
+import { writeFileAtomicSync } from '../converter/io.js';
 import {
   listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type StageRecord, type TrainOptions,
 } from './checkpoint.js';
@@ -60,11 +61,6 @@ function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
   return all ? on / all : 0;
 }
 
-function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
-}
 
 export async function train(run: TrainRun): Promise<TrainResult> {
   const log = run.log ?? ((m: string) => process.stderr.write(`${m}\n`));
@@ -134,12 +130,12 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       ...stages.map((s) => JSON.stringify({ type: 'stage', ...s })),
       ...history.map((h) => JSON.stringify({ type: 'epoch', ...h })),
     ];
-    writeAtomic(path.join(run.out, 'metrics.jsonl'), lines.join('\n') + '\n');
+    writeFileAtomicSync(path.join(run.out, 'metrics.jsonl'), lines.join('\n') + '\n');
     if (run.chart !== false && history.length > 0) {
       try {
         const { svg, png } = await renderTrainingCurves(history, `${cfg.name} on ${opts.dataset}`);
-        writeAtomic(path.join(run.out, 'training-curve.svg'), svg);
-        writeAtomic(path.join(run.out, 'training-curve.png'), png);
+        writeFileAtomicSync(path.join(run.out, 'training-curve.svg'), svg);
+        writeFileAtomicSync(path.join(run.out, 'training-curve.png'), png);
       } catch (e) {
         log(`warning: could not render the training curve: ${(e as Error).message}`);
       }
