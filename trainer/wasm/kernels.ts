@@ -213,32 +213,33 @@ export class TrainKernels {
     this.split('unpack_padded', [src, N, H, W, C, py, 0], N, N * H * W * C, 1);
   }
 
-  /** 3x3 stride-1 padding-1 group convolution: NHWC x -> NHWC y; filter HWIO [3,3,cin/groups,cout] (JS values). */
-  conv3x3P(px: number, filter: Float32Array, py: number, N: number, H: number, W: number, cin: number, cout: number, groups: number): void {
-    const cinG = cin / groups;
+  /**
+   * NHWC x[N,H,W,cin] -> NHWC y[N,H,W,cout] through padded planes: pack, group convolution with weights
+   * taps[cout][cin/groups][9], unpack. `madds` is the work, for the thread split.
+   */
+  private convThroughPlanes(px: number, cin: number, taps: Float32Array, cout: number, groups: number, py: number,
+    N: number, H: number, W: number, madds: number): void {
     const stride = this.ex.plane_stride(N, H, W);
     this.scoped((tmp, put) => {
       const planes = tmp(cin * stride);
       this.pack(px, N, H, W, cin, planes);
-      const pw = put(hwioToTaps(filter, cinG, cout));
+      const pw = put(taps);
       const out = tmp(cout * stride);
-      this.split('conv3x3_planes', [planes, cin, pw, cout, groups, out, N, H, W], cout, N * H * W * cinG * 9 * cout, 4);
+      this.split('conv3x3_planes', [planes, cin, pw, cout, groups, out, N, H, W], cout, madds, 4);
       this.unpack(out, N, H, W, cout, py);
     });
   }
 
-  /** Input gradient of conv3x3P: NHWC dy -> NHWC dx. */
+  /** 3x3 stride-1 padding-1 group convolution: NHWC x -> NHWC y; filter HWIO [3,3,cin/groups,cout] (JS values). */
+  conv3x3P(px: number, filter: Float32Array, py: number, N: number, H: number, W: number, cin: number, cout: number, groups: number): void {
+    const cinG = cin / groups;
+    this.convThroughPlanes(px, cin, hwioToTaps(filter, cinG, cout), cout, groups, py, N, H, W, N * H * W * cinG * 9 * cout);
+  }
+
+  /** Input gradient of conv3x3P: NHWC dy -> NHWC dx, the same convolution with flipped, transposed weights. */
   conv3x3BackpropInputP(pdy: number, filter: Float32Array, pdx: number, N: number, H: number, W: number, cin: number, cout: number, groups: number): void {
     const cinG = cin / groups;
-    const stride = this.ex.plane_stride(N, H, W);
-    this.scoped((tmp, put) => {
-      const planes = tmp(cout * stride);
-      this.pack(pdy, N, H, W, cout, planes);
-      const pw = put(transposedFlippedTaps(filter, cinG, cout, groups));
-      const out = tmp(cin * stride);
-      this.split('conv3x3_planes', [planes, cout, pw, cin, groups, out, N, H, W], cin, N * H * W * cinG * 9 * cout, 4);
-      this.unpack(out, N, H, W, cin, pdx);
-    });
+    this.convThroughPlanes(pdy, cout, transposedFlippedTaps(filter, cinG, cout, groups), cin, groups, pdx, N, H, W, N * H * W * cinG * 9 * cout);
   }
 
   /** Filter gradient of conv3x3P, HWIO (JS values). */
