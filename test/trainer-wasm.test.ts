@@ -208,6 +208,9 @@ t.test('AvgPool and AvgPoolGrad: 2x2 transitions and global pools', async (t) =>
     { shape: [3, 7, 7, 5], filter: [7, 7], stride: 1, fast: true }, // global (SE, head)
     { shape: [2, 1, 1, 4], filter: [1, 1], stride: 1, fast: true }, // 1x1 map
     { shape: [2, 5, 3, 6], filter: [5, 3], stride: 1, fast: true },
+    // Large enough for the wasm kernels' SIMD rows and the two-thread split; channels not a multiple of 4.
+    { shape: [64, 28, 28, 13], filter: [2, 2], stride: 2, fast: true },
+    { shape: [96, 7, 7, 66], filter: [7, 7], stride: 1, fast: true },
     { shape: [1, 7, 7, 3], filter: [2, 2], stride: 2, fast: false }, // odd map: windows do not tile
     { shape: [1, 6, 6, 2], filter: [3, 3], stride: 1, fast: false },
   ];

@@ -32,3 +32,54 @@ export function copy_columns(x: usize, cols: i32, c0: i32, out: usize, outCols: 
     memory.copy(out + (<usize>r * <usize>dstCols + <usize>dstCol) * 4, x + (<usize>r * <usize>cols + <usize>c0) * 4, n);
   }
 }
+
+/**
+ * Average pool over windows that tile the map exactly (fh x fw, stride = window), NHWC, images [n0, n1):
+ * out[n, y/fh, x/fw, c] = mean of the window. Covers the 2x2 transitions and the global pools.
+ */
+export function avgpool_tiled(x: usize, H: i32, W: i32, C: i32, fh: i32, fw: i32, out: usize, n0: i32, n1: i32): void {
+  const oh = H / fh, ow = W / fw;
+  const rowBytes = <usize>C << 2;
+  const scale: f32 = <f32>1 / <f32>(fh * fw);
+  memory.fill(out + <usize>(n0 * oh * ow) * rowBytes, 0, <usize>((n1 - n0) * oh * ow) * rowBytes);
+  for (let n = n0; n < n1; n++) {
+    for (let y = 0; y < H; y++) {
+      const orow = out + <usize>((n * oh + y / fh) * ow) * rowBytes;
+      const irow = x + <usize>((n * H + y) * W) * rowBytes;
+      for (let xx = 0; xx < W; xx++) add_row(orow + <usize>(xx / fw) * rowBytes, irow + <usize>xx * rowBytes, C);
+    }
+  }
+  const total = <usize>((n1 - n0) * oh * ow * C);
+  const base = out + <usize>(n0 * oh * ow) * rowBytes;
+  let i: usize = 0;
+  if (ASC_FEATURE_SIMD) for (; i + 4 <= total; i += 4) v128.store(base + (i << 2), f32x4.mul(v128.load(base + (i << 2)), f32x4.splat(scale)));
+  for (; i < total; i++) store<f32>(base + (i << 2), load<f32>(base + (i << 2)) * scale);
+}
+
+/** Gradient of avgpool_tiled: every input pixel gets its window's dy / (fh*fw); images [n0, n1). */
+export function avgpool_tiled_grad(dy: usize, H: i32, W: i32, C: i32, fh: i32, fw: i32, dx: usize, n0: i32, n1: i32): void {
+  const oh = H / fh, ow = W / fw;
+  const rowBytes = <usize>C << 2;
+  const scale: f32 = <f32>1 / <f32>(fh * fw);
+  for (let n = n0; n < n1; n++) {
+    for (let y = 0; y < H; y++) {
+      const orow = dy + <usize>((n * oh + y / fh) * ow) * rowBytes;
+      const irow = dx + <usize>((n * H + y) * W) * rowBytes;
+      for (let xx = 0; xx < W; xx++) scale_row(irow + <usize>xx * rowBytes, orow + <usize>(xx / fw) * rowBytes, C, scale);
+    }
+  }
+}
+
+// dst[0..C) += src[0..C)
+@inline function add_row(dst: usize, src: usize, C: i32): void {
+  let c = 0;
+  if (ASC_FEATURE_SIMD) for (; c + 4 <= C; c += 4) v128.store(dst + (<usize>c << 2), f32x4.add(v128.load(dst + (<usize>c << 2)), v128.load(src + (<usize>c << 2))));
+  for (; c < C; c++) store<f32>(dst + (<usize>c << 2), load<f32>(dst + (<usize>c << 2)) + load<f32>(src + (<usize>c << 2)));
+}
+
+// dst[0..C) = src[0..C) * s
+@inline function scale_row(dst: usize, src: usize, C: i32, s: f32): void {
+  let c = 0;
+  if (ASC_FEATURE_SIMD) for (; c + 4 <= C; c += 4) v128.store(dst + (<usize>c << 2), f32x4.mul(v128.load(src + (<usize>c << 2)), f32x4.splat(s)));
+  for (; c < C; c++) store<f32>(dst + (<usize>c << 2), load<f32>(src + (<usize>c << 2)) * s);
+}

@@ -8,4 +8,4 @@ export { bn_scratch_bytes, bn_act_forward, bn_act_backward, affine_act } from '.
 export function heap_base(): usize {
   return (__heap_base + 15) & ~15;
 }
-export { binary_bcast, copy_columns } from './elementwise';
+export { binary_bcast, copy_columns, avgpool_tiled, avgpool_tiled_grad } from './elementwise';

@@ -221,34 +221,18 @@ function tiledPool(xShape: number[], attrs: tf.NamedAttrMap): [number, number] |
   return tiles(xShape[1]!, fh, sh) && tiles(xShape[2]!, fw, sw) ? [fh, fw] : undefined;
 }
 
-/**
- * Visits every input pixel of an exactly tiled NHWC pool: visit(inputOffset, outputOffset) with both offsets at
- * channel 0 of their pixel.
- */
-function forEachPooledPixel(shape: [number, number, number, number], [fh, fw]: [number, number], visit: (i: number, o: number) => void): void {
-  const [n, h, w, c] = shape;
-  const oh = h / fh, ow = w / fw;
-  for (let b = 0; b < n; b++) {
-    for (let y = 0; y < h; y++) {
-      const orow = ((b * oh + Math.floor(y / fh)) * ow) * c;
-      const irow = ((b * h + y) * w) * c;
-      for (let xx = 0; xx < w; xx++) visit(irow + xx * c, orow + Math.floor(xx / fw) * c);
-    }
-  }
-}
-
 const avgPool: Kernel = (args) => {
   const x = args.inputs.x as tf.TensorInfo;
   const win = x.dtype === 'float32' ? tiledPool(x.shape, args.attrs!) : undefined;
   if (!win) return cpu('AvgPool', args);
-  const shape = x.shape as [number, number, number, number];
-  const c = shape[3];
-  const xv = args.backend.f32(x);
-  const res = args.backend.output([shape[0], shape[1] / win[0], shape[2] / win[1], c]);
-  const out = res.values.fill(0);
-  forEachPooledPixel(shape, win, (i, o) => { for (let ch = 0; ch < c; ch++) out[o + ch]! += xv[i + ch]!; });
-  const scale = 1 / (win[0] * win[1]);
-  for (let i = 0; i < out.length; i++) out[i]! *= scale;
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const res = args.backend.output([n, h / win[0], w / win[1], c]);
+  const temps: number[] = [];
+  try {
+    args.backend.kernels.avgPoolP(args.backend.ptr(x, temps), n, h, w, c, win[0], win[1], res.ptr);
+  } finally {
+    args.backend.release(temps);
+  }
   return res.info;
 };
 
@@ -256,13 +240,14 @@ const avgPoolGrad: Kernel = (args) => {
   const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
   const win = dy.dtype === 'float32' ? tiledPool(input.shape, args.attrs!) : undefined;
   if (!win) return cpu('AvgPoolGrad', args);
-  const shape = input.shape as [number, number, number, number];
-  const c = shape[3];
-  const dv = args.backend.f32(dy);
-  const res = args.backend.output(shape);
-  const out = res.values;
-  const scale = 1 / (win[0] * win[1]);
-  forEachPooledPixel(shape, win, (i, o) => { for (let ch = 0; ch < c; ch++) out[i + ch] = dv[o + ch]! * scale; });
+  const [n, h, w, c] = input.shape as [number, number, number, number];
+  const res = args.backend.output([n, h, w, c]);
+  const temps: number[] = [];
+  try {
+    args.backend.kernels.avgPoolGradP(args.backend.ptr(dy, temps), n, h, w, c, win[0], win[1], res.ptr);
+  } finally {
+    args.backend.release(temps);
+  }
   return res.info;
 };
 

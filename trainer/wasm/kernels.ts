@@ -25,11 +25,13 @@ interface Exports {
   bn_act_backward(x: number, dy: number, P: number, C: number, gamma: number, beta: number, mean: number, rstd: number, act: number, dx: number, dgamma: number, dbeta: number, scratch: number): void;
   binary_bcast(op: number, a: number, b: number, out: number, mid: number, inner: number, r0: number, r1: number): void;
   affine_act(x: number, C: number, scale: number, shift: number, act: number, y: number, r0: number, r1: number): void;
+  avgpool_tiled(x: number, H: number, W: number, C: number, fh: number, fw: number, out: number, n0: number, n1: number): void;
+  avgpool_tiled_grad(dy: number, H: number, W: number, C: number, fh: number, fw: number, dx: number, n0: number, n1: number): void;
   copy_columns(x: number, cols: number, c0: number, out: number, outCols: number, dstCol: number, dstCols: number, r0: number, r1: number): void;
 }
 
-const SPLIT_KERNELS = ['gemm', 'conv3x3_planes', 'conv3x3_filter_grad', 'binary_bcast', 'copy_columns', 'pack_padded', 'unpack_padded', 'affine_act'];
-type SplitKernel = 'gemm' | 'conv3x3_planes' | 'conv3x3_filter_grad' | 'binary_bcast' | 'copy_columns' | 'pack_padded' | 'unpack_padded' | 'affine_act';
+const SPLIT_KERNELS = ['gemm', 'conv3x3_planes', 'conv3x3_filter_grad', 'binary_bcast', 'copy_columns', 'pack_padded', 'unpack_padded', 'affine_act', 'avgpool_tiled', 'avgpool_tiled_grad'];
+type SplitKernel = 'gemm' | 'conv3x3_planes' | 'conv3x3_filter_grad' | 'binary_bcast' | 'copy_columns' | 'pack_padded' | 'unpack_padded' | 'affine_act' | 'avgpool_tiled' | 'avgpool_tiled_grad';
 const PAGE = 65536;
 const MAX_PAGES = 32768; // must match scripts/build-wasm.mjs
 /** Below this many multiply-adds a kernel runs on one thread: waking the helper costs tens of microseconds. */
@@ -283,6 +285,15 @@ export class TrainKernels {
     this.scoped((_tmp, put) => {
       this.split('affine_act', [px, C, put(scale), put(shift), ACT_CODE[act], py], P, P * C, 1);
     });
+  }
+
+  /** Average pool of NHWC x[N,H,W,C] over fh x fw windows that tile it exactly (both threads, by images). */
+  avgPoolP(px: number, N: number, H: number, W: number, C: number, fh: number, fw: number, pout: number): void {
+    this.split('avgpool_tiled', [px, H, W, C, fh, fw, pout], N, N * H * W * C, 1);
+  }
+
+  avgPoolGradP(pdy: number, N: number, H: number, W: number, C: number, fh: number, fw: number, pdx: number): void {
+    this.split('avgpool_tiled_grad', [pdy, H, W, C, fh, fw, pdx], N, N * H * W * C, 1);
   }
 
   /** out[o, m, i] = a[o, m, i] op b[o, i]; op 0 add, 1 sub, 2 mul, 3 div. */
