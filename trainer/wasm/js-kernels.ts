@@ -1,6 +1,8 @@
-// Elementwise and data-movement kernels of the wasm training backend, in plain JS: they are memory-bound, so
-// copying their operands into wasm memory would not pay. The CPU backend computes every element through generic
-// index arithmetic; these walk the innermost axis with fixed strides. Outside float32 they defer to the CPU kernels.
+// Elementwise, reduction and data-movement kernels of the wasm training backend. Large float32 tensors of the
+// shapes the model makes (broadcasts along one run of axes, last-axis concat and slices, tiled pools) go to the wasm
+// kernels on both threads, since their operands are usually in wasm memory already; the rest runs here in JS loops
+// that walk the innermost axis with fixed strides (the CPU backend does generic index arithmetic per element).
+// Outside float32 they defer to the CPU kernels.
 import * as tf from '@tensorflow/tfjs';
 
 import type { WasmTrainBackend } from './backend.js';

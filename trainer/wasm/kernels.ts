@@ -1,6 +1,6 @@
-// Host side of the training kernels (build/cdnv2-train*.wasm): copies TF.js tensor data into the module's shared
-// memory, runs a kernel (split over two threads when the work is large enough to pay for it) and copies the
-// result out. Every call allocates from a bump pointer that is reset at the next call.
+// Host side of the training kernels (build/cdnv2-train*.wasm): one shared memory with an exact-size block
+// allocator (tensors made by the kernels live there), and the kernels over pointers into it, split over two
+// threads when the work is large enough to pay for it. Array-in/array-out wrappers serve tests and benchmarks.
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -30,8 +30,10 @@ interface Exports {
   copy_columns(x: number, cols: number, c0: number, out: number, outCols: number, dstCol: number, dstCols: number, r0: number, r1: number): void;
 }
 
-const SPLIT_KERNELS = ['gemm', 'conv3x3_planes', 'conv3x3_filter_grad', 'binary_bcast', 'copy_columns', 'pack_padded', 'unpack_padded', 'affine_act', 'avgpool_tiled', 'avgpool_tiled_grad'];
-type SplitKernel = 'gemm' | 'conv3x3_planes' | 'conv3x3_filter_grad' | 'binary_bcast' | 'copy_columns' | 'pack_padded' | 'unpack_padded' | 'affine_act' | 'avgpool_tiled' | 'avgpool_tiled_grad';
+/** Kernels whose last two arguments are a range [start, end) that two threads can share. */
+const SPLIT_KERNELS = ['gemm', 'conv3x3_planes', 'conv3x3_filter_grad', 'binary_bcast', 'copy_columns', 'pack_padded', 'unpack_padded',
+  'affine_act', 'avgpool_tiled', 'avgpool_tiled_grad'] as const;
+type SplitKernel = (typeof SPLIT_KERNELS)[number];
 const PAGE = 65536;
 const MAX_PAGES = 32768; // must match scripts/build-wasm.mjs
 /** Below this many multiply-adds a kernel runs on one thread: waking the helper costs tens of microseconds. */
@@ -122,9 +124,6 @@ class BlockAllocator {
     if (!list) this.free.set(size, (list = []));
     list.push(ptr);
   }
-
-  /** Bytes handed out from the memory so far (live and free blocks). */
-  get footprint(): number { return this.top; }
 }
 
 export class TrainKernels {
@@ -143,7 +142,7 @@ export class TrainKernels {
     this.ex = instance.exports as unknown as Exports;
     this.blocks = new BlockAllocator(this.memory, this.ex.heap_base());
     this.threads = Math.max(1, Math.min(2, opts.threads ?? 2));
-    if (this.threads > 1) this.helper = new HelperThread(module, this.memory, SPLIT_KERNELS);
+    if (this.threads > 1) this.helper = new HelperThread(module, this.memory, [...SPLIT_KERNELS]);
   }
 
   dispose(): void {
@@ -157,7 +156,6 @@ export class TrainKernels {
   alloc(n: number): number { return this.blocks.alloc(n * 4); }
   free(ptr: number): void { this.blocks.release(ptr); }
   view(ptr: number, n: number): Float32Array { return new Float32Array(this.memory.buffer, ptr, n); }
-  get footprintBytes(): number { return this.blocks.footprint; }
 
   private put(data: ArrayLike<number>): number {
     const p = this.alloc(data.length);
