@@ -55,7 +55,10 @@ export function register(program: Command): void {
     .option('--resume', 'continue the run in --out from its last checkpoint', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend: auto = tfjs-node if installed, else wasm (our SIMD kernels)')
       .choices(BACKEND_CHOICES).default('auto'))
-    .option('--threads <n>', 'threads of the wasm backend (1 or 2; default 2 on 2+ CPUs)', int('--threads', 1))
+    .option('--threads <n>', 'threads of the wasm backend (1 or 2; default 2 on 2+ CPUs)', (v: string) => {
+      if (v !== '1' && v !== '2') throw new UsageError(`--threads must be 1 or 2, got '${v}'`);
+      return Number(v);
+    })
     .option('--checkpoint-minutes <m>', 'also checkpoint inside an epoch every m minutes (0: only at epoch ends)', num('--checkpoint-minutes', 0), 10)
     .option('--no-progress', 'no progress bar')
     .action(async (o) => {
