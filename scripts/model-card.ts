@@ -61,7 +61,7 @@ const trainCommand = [
   `--warmup-epochs ${opt.warmupEpochs} --warmup-lr ${opt.warmupLr} --weight-decay ${opt.weightDecay} --momentum ${opt.momentum}`,
   `--label-smoothing ${opt.labelSmoothing}${opt.ema > 0 ? ` --ema ${opt.ema}` : ' --no-ema'} --seed ${opt.seed}`
     + `${opt.sfr ? '' : ' --no-sfr'}${opt.augment ? '' : ' --no-augment'}${opt.groupLasso ? ` --group-lasso ${opt.groupLasso}` : ''}`
-    + `${opt.limitTrain ? ` --limit-train ${opt.limitTrain}` : ''} --out RUN`,
+    + `${opt.limitTrain ? ` --limit-train ${opt.limitTrain}` : ''}${opt.initFrom ? ` --init-from ${opt.initFrom}` : ''} --out RUN`,
 ].join(' \\\n    ');
 const hours = st.history.reduce((s, h) => s + h.seconds, 0) / 3600;
 const epochRows = st.history.map((h) => `| ${h.epoch} | ${h.trainLoss.toFixed(4)} | ${pct(h.trainAccuracy)} | ${h.testLoss.toFixed(4)} | `

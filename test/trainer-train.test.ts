@@ -103,6 +103,24 @@ t.test('resume from a checkpoint taken inside an epoch reproduces the uninterrup
   t.same(cc.state.stages, ca.state.stages);
 });
 
+t.test('--init-from starts a fresh schedule from a finished run: its weights and final masks, no new mask drops', async (t) => {
+  const a = path.join(tmp, 'full'), tune = path.join(tmp, 'tune');
+  const base = await loadCheckpoint(a);
+  t.ok(masksAreFinal(base), 'the source run ended with final masks');
+  const opts = { epochs: 1, lr: 0.01, warmupEpochs: 0, ema: 0.9, initFrom: a };
+  const r = await train(run(tune, { ...opts, sources: sources(96, 32) }));
+  t.same(r.stages, [], 'no mask stage changes: the masks were final already');
+  const c = await loadCheckpoint(tune);
+  for (const [name, v] of base.masks) t.same(c.masks.get(name), v, `mask ${name} carried over`);
+  t.same(c.state.stage, base.state.stage);
+  t.equal(c.state.options.initFrom, a);
+  t.equal(c.state.history.length, 1, 'a fresh history');
+  t.ok(r.history[0]!.trainLoss < base.state.history[0]!.trainLoss,
+    `starts trained: first-epoch loss ${r.history[0]!.trainLoss.toFixed(3)} < ${base.state.history[0]!.trainLoss.toFixed(3)} of the source's first epoch`);
+  await t.rejects(train(run(path.join(tmp, 'tune-nosfr'), { ...opts, sfr: false, sources: sources(96, 32) })), /--init-from: .* holds tiny, this run trains tiny without SFR/);
+  await t.rejects(train(run(tune, { ...opts, initFrom: undefined, resume: true, sources: sources(96, 32) })), /options differ.*initFrom/);
+});
+
 t.test('a corrupt newest checkpoint falls back to the previous one with a warning', async (t) => {
   const dirs = listCheckpointDirs(path.join(tmp, 'full'));
   const newest = dirs.at(-1)!;

@@ -52,6 +52,7 @@ export function register(program: Command): void {
     .option('--limit-train <n>', 'use only the first N training images', int('--limit-train', 1))
     .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
     .option('--out <dir>', 'run directory (checkpoints, metrics.jsonl, training-curve.svg/png)')
+    .option('--init-from <checkpoint>', 'start from the weights, BN statistics and masks of a checkpoint or run (e.g. fine-tune a finished run at a lower --lr); schedule, momentum and history start fresh')
     .option('--resume', 'continue the run in --out from its last checkpoint', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend: auto = tfjs-node if installed, else wasm (our SIMD kernels)')
       .choices(BACKEND_CHOICES).default('auto'))
@@ -82,7 +83,7 @@ export function register(program: Command): void {
         lr: o.lr ?? d.lr, warmupEpochs: o.warmupEpochs ?? d.warmupEpochs, warmupLr: o.warmupLr ?? d.warmupLr,
         weightDecay: o.weightDecay ?? d.weightDecay, momentum: o.momentum ?? d.momentum, labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
-        out, resume: o.resume, backend, progress: o.progress, checkpointMinutes: o.checkpointMinutes,
+        out, resume: o.resume, backend, progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);

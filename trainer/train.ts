@@ -8,12 +8,13 @@ import path from 'node:path';
 import { getConfig, type ArchConfig } from '../arch/configs.js';
 import { writeFileAtomicSync } from '../converter/io.js';
 import {
-  listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type StageRecord, type TrainOptions,
+  listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type LoadedCheckpoint, type StageRecord,
+  type TrainOptions,
 } from './checkpoint.js';
 import { renderTrainingCurves } from './chart.js';
 import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from './data/index.js';
 import { evaluateSource } from './evaluate.js';
-import { BN_MOMENTUM, CdnModel, initialValues, ownedVariable, type BnBatchStat } from './model.js';
+import { BN_MOMENTUM, CdnModel, initialValues, ownedVariable, tensorInventory, type BnBatchStat } from './model.js';
 import { Rng } from './rng.js';
 
 export interface TrainRun extends TrainOptions {
@@ -48,7 +49,7 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 
 /** Options that must match when resuming (everything that changes the numbers). */
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
-  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment'];
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'initFrom'];
 
 function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
@@ -62,6 +63,17 @@ function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
 }
 
 
+/** A checkpoint can seed a run of the same network: configuration name, SFR, and every tensor's size. */
+function checkInitCompatible(c: LoadedCheckpoint, cfg: ArchConfig, sfr: boolean): void {
+  if (c.state.config.name !== cfg.name || c.state.options.sfr !== sfr) {
+    throw new Error(`--init-from: ${c.dir} holds ${c.state.config.name}${c.state.options.sfr ? '' : ' without SFR'}, this run trains ${cfg.name}${sfr ? '' : ' without SFR'}`);
+  }
+  for (const t of tensorInventory(cfg, sfr)) {
+    const v = c.model.get(t.name);
+    if (!v || v.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`--init-from: ${c.dir}: tensor ${t.name} does not match ${cfg.name}`);
+  }
+}
+
 export async function train(run: TrainRun): Promise<TrainResult> {
   const log = run.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   mkdirSync(run.out, { recursive: true });
@@ -71,6 +83,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     arch: run.arch, dataset: run.dataset, epochs: run.epochs, batch: run.batch, lr: run.lr, warmupEpochs: run.warmupEpochs,
     warmupLr: run.warmupLr, weightDecay: run.weightDecay, momentum: run.momentum, labelSmoothing: run.labelSmoothing, ema: run.ema,
     groupLasso: run.groupLasso, sfr: run.sfr, seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
+    ...(run.initFrom ? { initFrom: run.initFrom } : {}),
   };
   let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
   if (run.resume) {
@@ -93,10 +106,19 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   const itersPerEpoch = Math.max(1, Math.floor(trainSrc.count / B));
   const total = opts.epochs * itersPerEpoch;
 
-  const model = resumeFrom
-    ? new CdnModel(cfg, opts.sfr, resumeFrom.model, resumeFrom.masks)
+  // Weights to start from: the run's own checkpoint (resume), another run's (--init-from, e.g. to fine-tune a
+  // finished run at a lower learning rate: masks and stage carry over, schedule, momentum and history start fresh),
+  // or random ones.
+  let start = resumeFrom;
+  if (!resumeFrom && opts.initFrom) {
+    start = await loadCheckpoint(opts.initFrom, (m) => log(`warning: ${m}`));
+    checkInitCompatible(start, cfg, opts.sfr);
+    log(`starting from ${start.dir} (${start.state.config.name} after ${start.state.epochsDone} epochs, mask stage ${start.state.stage.lgc}/${start.state.stage.sfr})`);
+  }
+  const model = start
+    ? new CdnModel(cfg, opts.sfr, start.model, start.masks)
     : new CdnModel(cfg, opts.sfr, initialValues(cfg, opts.sfr, opts.seed));
-  if (resumeFrom) model.stage = { ...resumeFrom.state.stage };
+  if (start) model.stage = { ...start.state.stage };
   const params = model.trainable();
   const byVarName = new Map(params.map((p) => [p.variable.name, p]));
   const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
