@@ -59,18 +59,25 @@ export class WasmTrainBackend extends MathBackendCPU {
     this.resident.set(info.dataId, ptr);
     return { ptr, values, info };
   }
-  /** Pointer to t's data in wasm memory; non-resident data is copied into a block listed in `temps`. */
-  ptr(t: tf.TensorInfo, temps: number[]): number {
-    const p = this.resident.get(t.dataId);
-    if (p !== undefined) return p;
-    const v = this.f32(t);
-    const q = this.kernels.alloc(v.length);
-    this.kernels.view(q, v.length).set(v);
-    temps.push(q);
-    return q;
-  }
-  release(temps: number[]): void {
-    for (const p of temps) this.kernels.free(p);
+  /**
+   * Runs fn with the pointers of `inputs` in wasm memory: resident data in place, other data copied into blocks
+   * that are freed afterwards.
+   */
+  withPointers<T>(inputs: tf.TensorInfo[], fn: (...ptrs: number[]) => T): T {
+    const temps: number[] = [];
+    try {
+      return fn(...inputs.map((t) => {
+        const p = this.resident.get(t.dataId);
+        if (p !== undefined) return p;
+        const v = this.f32(t);
+        const q = this.kernels.alloc(v.length);
+        temps.push(q);
+        this.kernels.view(q, v.length).set(v);
+        return q;
+      }));
+    } finally {
+      for (const p of temps) this.kernels.free(p);
+    }
   }
   /**
    * CPU kernels may return a view of their input's values (a contiguous slice, split or unstack is a subarray). For a
@@ -83,16 +90,6 @@ export class WasmTrainBackend extends MathBackendCPU {
   }
   out(shape: number[], values: Float32Array): tf.TensorInfo {
     return this.makeTensorInfo(shape, 'float32', values);
-  }
-}
-
-/** Runs fn with the pointers of `inputs`, freeing the copies made for non-resident ones. */
-function withPointers<T>(backend: WasmTrainBackend, inputs: tf.TensorInfo[], fn: (...ptrs: number[]) => T): T {
-  const temps: number[] = [];
-  try {
-    return fn(...inputs.map((t) => backend.ptr(t, temps)));
-  } finally {
-    backend.release(temps);
   }
 }
 
@@ -139,7 +136,7 @@ const batchMatMul: Kernel = ({ inputs, backend, attrs }) => {
   const K = transposeA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
   const N = transposeB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
   const out = backend.output([...a.shape.slice(0, -2), M, N]);
-  withPointers(backend, [a, b], (pa, pb) => {
+  backend.withPointers([a, b], (pa, pb) => {
     for (let i = 0; i < batchA; i++) {
       backend.kernels.matmulP(pa! + i * M * K * 4, pb! + i * K * N * 4, out.ptr + i * M * N * 4, M, K, N, transposeA, transposeB);
     }
@@ -151,7 +148,7 @@ function conv(backend: WasmTrainBackend, x: tf.TensorInfo, filter: tf.TensorInfo
   const [n, h, w, cin] = x.shape as [number, number, number, number];
   const cout = filter.shape[3]!;
   const out = backend.output([n, h, w, cout]);
-  withPointers(backend, [x], (px) => backend.kernels.conv3x3P(px!, backend.f32(filter), out.ptr, n, h, w, cin, cout, groups));
+  backend.withPointers([x], (px) => backend.kernels.conv3x3P(px!, backend.f32(filter), out.ptr, n, h, w, cin, cout, groups));
   return out.info;
 }
 
@@ -159,14 +156,14 @@ function convInputGrad(backend: WasmTrainBackend, dy: tf.TensorInfo, filter: tf.
   const [n, h, w, cout] = dy.shape as [number, number, number, number];
   const cin = filter.shape[2]! * groups;
   const out = backend.output([n, h, w, cin]);
-  withPointers(backend, [dy], (pdy) => backend.kernels.conv3x3BackpropInputP(pdy!, backend.f32(filter), out.ptr, n, h, w, cin, cout, groups));
+  backend.withPointers([dy], (pdy) => backend.kernels.conv3x3BackpropInputP(pdy!, backend.f32(filter), out.ptr, n, h, w, cin, cout, groups));
   return out.info;
 }
 
 function convFilterGrad(backend: WasmTrainBackend, x: tf.TensorInfo, dy: tf.TensorInfo, groups: number): tf.TensorInfo {
   const [n, h, w, cin] = x.shape as [number, number, number, number];
   const cout = dy.shape[3]!;
-  const dw = withPointers(backend, [x, dy], (px, pdy) => backend.kernels.conv3x3BackpropFilterP(px!, pdy!, n, h, w, cin, cout, groups));
+  const dw = backend.withPointers([x, dy], (px, pdy) => backend.kernels.conv3x3BackpropFilterP(px!, pdy!, n, h, w, cin, cout, groups));
   return backend.out([3, 3, cin / groups, cout], dw);
 }
 
@@ -200,7 +197,7 @@ const batchNormAct: Kernel = ({ inputs, backend, attrs }) => {
   const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
   const [P, C] = x.shape as [number, number];
   const y = backend.output([P, C]);
-  const r = withPointers(backend, [x], (px) =>
+  const r = backend.withPointers([x], (px) =>
     backend.kernels.batchNormActP(px!, y.ptr, P, C, backend.f32(gamma), backend.f32(beta), attrs!.epsilon as number, attrs!.activation as Activation));
   return [y.info, backend.out([C], r.mean), backend.out([C], r.variance), backend.out([C], r.rstd)];
 };
@@ -209,7 +206,7 @@ const batchNormActGrad: Kernel = ({ inputs, backend, attrs }) => {
   const { x, dy, gamma, beta, mean, rstd } = inputs as Record<string, tf.TensorInfo>;
   const [P, C] = x!.shape as [number, number];
   const dx = backend.output([P, C]);
-  const r = withPointers(backend, [x!, dy!], (px, pdy) => backend.kernels.batchNormActGradP(px!, pdy!, dx.ptr, P, C,
+  const r = backend.withPointers([x!, dy!], (px, pdy) => backend.kernels.batchNormActGradP(px!, pdy!, dx.ptr, P, C,
     backend.f32(gamma!), backend.f32(beta!), backend.f32(mean!), backend.f32(rstd!), attrs!.activation as Activation));
   return [dx.info, backend.out([C], r.dgamma), backend.out([C], r.dbeta)];
 };
@@ -218,7 +215,7 @@ const affineAct: Kernel = ({ inputs, backend, attrs }) => {
   const { x, scale, shift } = inputs as { x: tf.TensorInfo; scale: tf.TensorInfo; shift: tf.TensorInfo };
   const [P, C] = x.shape as [number, number];
   const y = backend.output([P, C]);
-  withPointers(backend, [x], (px) => backend.kernels.affineActP(px!, y.ptr, P, C, backend.f32(scale), backend.f32(shift), attrs!.activation as Activation));
+  backend.withPointers([x], (px) => backend.kernels.affineActP(px!, y.ptr, P, C, backend.f32(scale), backend.f32(shift), attrs!.activation as Activation));
   return y.info;
 };
 

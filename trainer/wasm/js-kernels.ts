@@ -107,12 +107,7 @@ function binary(name: string, op: BinOp): Kernel {
       const view = size(a.shape) === n ? midBroadcast(shape, b.shape) : undefined;
       if (view) {
         const out = args.backend.output(shape);
-        const temps: number[] = [];
-        try {
-          args.backend.kernels.binaryP(op, args.backend.ptr(a, temps), args.backend.ptr(b, temps), out.ptr, view[0], view[1], view[2]);
-        } finally {
-          args.backend.release(temps);
-        }
+        args.backend.withPointers([a, b], (pa, pb) => args.backend.kernels.binaryP(op, pa!, pb!, out.ptr, view[0], view[1], view[2]));
         return out.info;
       }
       ({ a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo });
@@ -140,12 +135,7 @@ const slice: Kernel = (args) => {
   const outer = size(sz.slice(0, -1));
   if (outer * sz[r - 1]! >= WASM_MIN_ELEMENTS && begin.slice(0, -1).every((b) => b === 0) && sz.slice(0, -1).every((d, i) => d === x.shape[i])) {
     // A slice of the last axis only (the concat gradient): row copies in wasm.
-    const temps: number[] = [];
-    try {
-      args.backend.kernels.copyColumnsP(args.backend.ptr(x, temps), x.shape[r - 1]!, begin[r - 1]!, res.ptr, sz[r - 1]!, 0, sz[r - 1]!, outer);
-    } finally {
-      args.backend.release(temps);
-    }
+    args.backend.withPointers([x], (px) => args.backend.kernels.copyColumnsP(px!, x.shape[r - 1]!, begin[r - 1]!, res.ptr, sz[r - 1]!, 0, sz[r - 1]!, outer));
     return res.info;
   }
   const xv = args.backend.f32(x);
@@ -184,16 +174,13 @@ const concat: Kernel = (args) => {
   shape[axis] = xs.reduce((s, t) => s + t.shape[axis]!, 0);
   const res = args.backend.output(shape);
   if (outer * rowLen >= WASM_MIN_ELEMENTS) {
-    const temps: number[] = [];
-    try {
+    args.backend.withPointers(xs, (...ptrs) => {
       let at = 0;
-      xs.forEach((t, k) => {
-        args.backend.kernels.copyColumnsP(args.backend.ptr(t, temps), inners[k]!, 0, res.ptr, inners[k]!, at, rowLen, outer);
+      ptrs.forEach((p, k) => {
+        args.backend.kernels.copyColumnsP(p, inners[k]!, 0, res.ptr, inners[k]!, at, rowLen, outer);
         at += inners[k]!;
       });
-    } finally {
-      args.backend.release(temps);
-    }
+    });
     return res.info;
   }
   const out = res.values;
@@ -229,12 +216,7 @@ const avgPool: Kernel = (args) => {
   if (!win) return cpu('AvgPool', args);
   const [n, h, w, c] = x.shape as [number, number, number, number];
   const res = args.backend.output([n, h / win[0], w / win[1], c]);
-  const temps: number[] = [];
-  try {
-    args.backend.kernels.avgPoolP(args.backend.ptr(x, temps), n, h, w, c, win[0], win[1], res.ptr);
-  } finally {
-    args.backend.release(temps);
-  }
+  args.backend.withPointers([x], (px) => args.backend.kernels.avgPoolP(px!, n, h, w, c, win[0], win[1], res.ptr));
   return res.info;
 };
 
@@ -244,12 +226,7 @@ const avgPoolGrad: Kernel = (args) => {
   if (!win) return cpu('AvgPoolGrad', args);
   const [n, h, w, c] = input.shape as [number, number, number, number];
   const res = args.backend.output([n, h, w, c]);
-  const temps: number[] = [];
-  try {
-    args.backend.kernels.avgPoolGradP(args.backend.ptr(dy, temps), n, h, w, c, win[0], win[1], res.ptr);
-  } finally {
-    args.backend.release(temps);
-  }
+  args.backend.withPointers([dy], (pdy) => args.backend.kernels.avgPoolGradP(pdy!, n, h, w, c, win[0], win[1], res.ptr));
   return res.info;
 };
 
