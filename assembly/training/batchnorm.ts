@@ -62,21 +62,7 @@ export function bn_act_forward(x: usize, P: i32, C: i32, gamma: usize, beta: usi
     store<f32>(scale + q, s);
     store<f32>(shift + q, load<f32>(beta + q) - load<f32>(mean + q) * s);
   }
-  for (let r = 0; r < P; r++) {
-    const row = <usize>(r * C) * 4;
-    let c = 0;
-    if (ASC_FEATURE_SIMD) {
-      for (; c + 4 <= C; c += 4) {
-        const q = <usize>c << 2;
-        const z = f32x4.add(f32x4.mul(v128.load(x + row + q), v128.load(scale + q)), v128.load(shift + q));
-        v128.store(y + row + q, act_v128(z, act));
-      }
-    }
-    for (; c < C; c++) {
-      const q = <usize>c << 2;
-      store<f32>(y + row + q, act_f32(load<f32>(x + row + q) * load<f32>(scale + q) + load<f32>(shift + q), act));
-    }
-  }
+  affine_act(x, C, scale, shift, act, y, 0, P);
 }
 
 // Derivative of the activation at z, TF.js conventions: relu' = [z > 0]; hardswish' = 0 for z <= -3,
