@@ -52,7 +52,15 @@ export async function readImageFile(file: string): Promise<ImageInput> {
       const png = PNG.sync.read(Buffer.from(bytes), { skipRescale: true });
       const depth = (png.colorType as number) === 3 ? 8 : png.depth; // palette images expand to 8-bit RGBA
       const data = png.data as unknown instanceof Uint16Array ? png.data as unknown as Uint16Array : new Uint8Array(png.data);
-      return { kind: 'pixels', image: { width: png.width, height: png.height, channels: 4, data, maxValue: 2 ** depth - 1 } };
+      const maxValue = 2 ** depth - 1;
+      // pngjs expands every image to RGBA. A plain gray one (colour type 0) goes back to one channel, so a gray
+      // picture reaches a gray model exactly (no luma weights rounding) and with a quarter of the samples.
+      if ((png.colorType as number) === 0) {
+        const gray = data instanceof Uint16Array ? new Uint16Array(png.width * png.height) : new Uint8Array(png.width * png.height);
+        for (let i = 0; i < gray.length; i++) gray[i] = data[4 * i]!;
+        return { kind: 'pixels', image: { width: png.width, height: png.height, channels: 1, data: gray, maxValue } };
+      }
+      return { kind: 'pixels', image: { width: png.width, height: png.height, channels: 4, data, maxValue } };
     }
     if (isJpeg(bytes)) {
       const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 100, maxMemoryUsageInMB: 512 });

@@ -60,7 +60,7 @@ const trainCommand = [
   `cdnv2 train --arch ${opt.arch} --dataset ${opt.dataset} --epochs ${opt.epochs} --batch ${opt.batch} --lr ${opt.lr}`,
   `--warmup-epochs ${opt.warmupEpochs} --warmup-lr ${opt.warmupLr} --weight-decay ${opt.weightDecay} --momentum ${opt.momentum}`,
   `--label-smoothing ${opt.labelSmoothing}${opt.ema > 0 ? ` --ema ${opt.ema}` : ' --no-ema'} --seed ${opt.seed}`
-    + `${opt.sfr ? '' : ' --no-sfr'}${opt.augment ? '' : ' --no-augment'}${opt.groupLasso ? ` --group-lasso ${opt.groupLasso}` : ''}`
+    + `${opt.sfr ? '' : ' --no-sfr'}${opt.augment ? '' : ' --no-augment'}${opt.crop !== undefined ? ` --crop ${opt.crop}` : ''}${opt.groupLasso ? ` --group-lasso ${opt.groupLasso}` : ''}`
     + `${opt.limitTrain ? ` --limit-train ${opt.limitTrain}` : ''}${opt.initFrom ? ` --init-from ${opt.initFrom}` : ''} --out RUN`,
 ].join(' \\\n    ');
 const hours = st.history.reduce((s, h) => s + h.seconds, 0) / 3600;

@@ -142,6 +142,10 @@ t.test('gray, RGB, RGBA and 16-bit images of the same picture give the same inpu
   for (const [name, f] of [['RGBA with varying alpha', rgba], ['8-bit gray PNG', await readImageFile(g8file)], ['16-bit gray PNG', await readImageFile(g16file)]] as const) {
     if (f.kind !== 'pixels') { t.fail(name); continue; }
     if (name === '16-bit gray PNG') t.ok(f.image.data instanceof Uint16Array && f.image.maxValue === 65535, '16-bit samples kept at 16 bits');
+    if (name !== 'RGBA with varying alpha') {
+      t.equal(f.image.channels, 1, `${name}: decoded to one channel`);
+      t.same(Array.from(f.image.data), Array.from({ length: w * h }, (_, i) => gray(i % w, Math.floor(i / w)) * (name === '8-bit gray PNG' ? 1 : 257)), `${name}: samples exact`);
+    }
     variants.push([name, m.preprocess(f.image)]);
   }
   variants.push(['16-bit PGM', m.preprocessPnm(Buffer.concat([Buffer.from(`P5 ${w} ${h} 65535\n`), pgm16]))]);

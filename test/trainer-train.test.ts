@@ -121,6 +121,20 @@ t.test('--init-from starts a fresh schedule from a finished run: its weights and
   await t.rejects(train(run(tune, { ...opts, initFrom: undefined, resume: true, sources: sources(96, 32) })), /options differ.*initFrom/);
 });
 
+t.test('--crop sets the augmentation shift: recorded, part of the resume check, validated', async (t) => {
+  const a = path.join(tmp, 'full');
+  const opts = { epochs: 1, lr: 0.01, warmupEpochs: 0, initFrom: a };
+  const dflt = await train(run(path.join(tmp, 'crop-default'), { ...opts, sources: sources(96, 32) }));
+  const flipOnly = await train(run(path.join(tmp, 'crop-0'), { ...opts, crop: 0, sources: sources(96, 32) }));
+  const c = await loadCheckpoint(path.join(tmp, 'crop-0'));
+  t.equal(c.state.options.crop, 0, 'stored in the checkpoint');
+  t.equal((await loadCheckpoint(path.join(tmp, 'crop-default'))).state.options.crop, undefined, 'absent when not given');
+  t.not(flipOnly.history[0]!.trainLoss, dflt.history[0]!.trainLoss, 'other crops, other batches, other losses');
+  await t.rejects(train(run(path.join(tmp, 'crop-0'), { ...opts, crop: 1, resume: true, sources: sources(96, 32) })), /options differ.*crop/);
+  await t.rejects(train(run(path.join(tmp, 'crop-big'), { ...opts, crop: cfg.input.height, sources: sources(96, 32) })), /crop must be a whole number of pixels from 0 to/);
+  await t.rejects(train(run(path.join(tmp, 'crop-neg'), { ...opts, crop: -1, sources: sources(96, 32) })), /crop must be a whole number/);
+});
+
 t.test('a corrupt newest checkpoint falls back to the previous one with a warning', async (t) => {
   const dirs = listCheckpointDirs(path.join(tmp, 'full'));
   const newest = dirs.at(-1)!;

@@ -36,6 +36,8 @@ export interface TrainOptions {
   arch: string; dataset: string; epochs: number; batch: number; lr: number; warmupEpochs: number; warmupLr: number;
   weightDecay: number; momentum: number; labelSmoothing: number; ema: number; groupLasso: number; sfr: boolean;
   seed: number; limitTrain?: number; limitTest?: number; augment: boolean;
+  /** Random-crop shift in pixels when augmenting; absent: the default (input height / 8). */
+  crop?: number;
   /** The run started from this checkpoint's weights, BN statistics and masks instead of random weights. */
   initFrom?: string;
 }

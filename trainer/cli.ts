@@ -48,6 +48,7 @@ export function register(program: Command): void {
     .option('--group-lasso <lambda>', 'group-lasso coefficient (CondenseNet V1), 0 = off', num('--group-lasso', 0), 0)
     .option('--no-sfr', 'no sparse feature reactivation: the original CondenseNet (LGC only)')
     .option('--no-augment', 'no random crop / flip')
+    .option('--crop <pixels>', 'random-crop shift of the augmentation, in pixels (default: input height / 8; 0: flip only)', int('--crop', 0))
     .option('--seed <n>', 'random seed', int('--seed', 0), 1)
     .option('--limit-train <n>', 'use only the first N training images', int('--limit-train', 1))
     .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
@@ -83,7 +84,7 @@ export function register(program: Command): void {
         lr: o.lr ?? d.lr, warmupEpochs: o.warmupEpochs ?? d.warmupEpochs, warmupLr: o.warmupLr ?? d.warmupLr,
         weightDecay: o.weightDecay ?? d.weightDecay, momentum: o.momentum ?? d.momentum, labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
-        out, resume: o.resume, backend, progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom,
+        crop: o.crop, out, resume: o.resume, backend, progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);

@@ -49,7 +49,7 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 
 /** Options that must match when resuming (everything that changes the numbers). */
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
-  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'initFrom'];
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom'];
 
 function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
@@ -83,6 +83,7 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     arch: run.arch, dataset: run.dataset, epochs: run.epochs, batch: run.batch, lr: run.lr, warmupEpochs: run.warmupEpochs,
     warmupLr: run.warmupLr, weightDecay: run.weightDecay, momentum: run.momentum, labelSmoothing: run.labelSmoothing, ema: run.ema,
     groupLasso: run.groupLasso, sfr: run.sfr, seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
+    ...(run.crop !== undefined ? { crop: run.crop } : {}),
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
   };
   let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
@@ -98,6 +99,9 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     cfg = resumeFrom.state.config;
   } else if (existing.length > 0) {
     throw new Error(`${run.out} already holds checkpoints; pass --resume to continue that run or choose another --out`);
+  }
+  if (opts.crop !== undefined && !(Number.isInteger(opts.crop) && opts.crop >= 0 && opts.crop < Math.min(cfg.input.height, cfg.input.width))) {
+    throw new Error(`crop must be a whole number of pixels from 0 to ${Math.min(cfg.input.height, cfg.input.width) - 1} for ${cfg.name}, got ${opts.crop}`);
   }
 
   const trainSrc = limitSource(run.sources?.train ?? openDataset(opts.dataset as DatasetName, 'train', cfg, run.dataDir), opts.limitTrain);
@@ -136,7 +140,9 @@ export async function train(run: TrainRun): Promise<TrainResult> {
   const startEpoch = epoch;
   let partial = resumeFrom?.state.partial;
   let iteration = epoch * itersPerEpoch + (partial?.iterations ?? 0);
-  const aug = opts.augment ? defaultAugment(cfg, opts.dataset as DatasetName) : undefined;
+  const aug = opts.augment
+    ? { ...defaultAugment(cfg, opts.dataset as DatasetName), ...(opts.crop !== undefined ? { crop: opts.crop } : {}) }
+    : undefined;
   const { height: H, width: W, channels: C } = cfg.input;
   const xBuf = new Float32Array(B * H * W * C);
   const yBuf = new Int32Array(B);
