@@ -9,9 +9,10 @@
 // Relative error: relErr(a, b) = max_i |a_i - b_i| / max(1e-6, max_i |b_i|), with b the CPU backend's result.
 // Both sides compute in f32 in different summation orders; with at most a few thousand terms per sum the rounding
 // error is ~1e-6 of the output scale, while an indexing, broadcasting, tail or padding bug is O(1) of it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import t, { type Test } from 'tap';
 
@@ -25,6 +26,7 @@ import { tinyConfig } from '../trainer/tiny.js';
 import { train, type TrainRun } from '../trainer/train.js';
 import { OWN_KERNELS, registerWasmTrainBackend, WASM_BACKEND } from '../trainer/wasm/backend.js';
 import { TrainKernels, type Activation } from '../trainer/wasm/kernels.js';
+import { HelperThread } from '../trainer/wasm/threads.js';
 import { affineAct, fusedBatchNormAct, fusedGroupConv3x3 } from '../trainer/wasm/ops.js';
 import { TINY_A } from './helpers/tiny-configs.js';
 
@@ -438,6 +440,44 @@ t.test('TrainKernels: 1 thread and 2 threads give identical results in both buil
       return [f.y, f.mean, f.variance, f.rstd, r.dx, r.dgamma, r.dbeta];
     });
   }
+});
+
+t.test('helper thread: a stray or late wake-up never runs a job twice nor lets the next one finish unrun', async (t) => {
+  // gemm with accumulate = 1 adds A·B to C each time it runs, so a job run twice (or skipped) changes C.
+  const file = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'build', 'cdnv2-train.wasm');
+  const module = new WebAssembly.Module(readFileSync(file));
+  const memory = new WebAssembly.Memory({ initial: 16, maximum: 32768, shared: true });
+  const main = new WebAssembly.Instance(module, { env: { memory, abort: () => { throw new Error('abort'); } } });
+  const base = (main.exports.heap_base as () => number)();
+  const M = 4, K = 3, N = 8;
+  const pa = base, pb = pa + M * K * 4, pc = pb + K * N * 4;
+  const A = Float32Array.from({ length: M * K }, (_, i) => (i % 5) - 2), B = Float32Array.from({ length: K * N }, (_, i) => (i % 7) - 3);
+  new Float32Array(memory.buffer, pa, M * K).set(A);
+  new Float32Array(memory.buffer, pb, K * N).set(B);
+  const C = new Float32Array(memory.buffer, pc, M * N);
+  const AB = new Float32Array(M * N);
+  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) for (let k = 0; k < K; k++) AB[i * N + j]! += A[i * K + k]! * B[k * N + j]!;
+  const times = (n: number): number[] => Array.from(AB, (v) => n * v);
+  const helper = new HelperThread(module, memory, ['gemm']);
+  t.teardown(() => helper.terminate());
+  const control = new Int32Array(helper.control);
+  const gemmArgs = [pa, K, 1, pb, pc, K, N, 1, 0, 0, M];
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 100));
+
+  helper.start('gemm', gemmArgs);
+  helper.finish();
+  t.same(Array.from(C), times(1), 'one job: C = A·B');
+  Atomics.notify(control, 0); // as if the caller's notify of that job arrived after the worker had run it
+  await settle();
+  t.same(Array.from(C), times(1), 'a late notify does not run the finished job again');
+  for (let n = 2; n <= 40; n++) {
+    helper.start('gemm', gemmArgs);
+    if (n % 2) Atomics.notify(control, 0);
+    helper.finish();
+    if (n % 3 === 0) Atomics.notify(control, 0);
+  }
+  await settle();
+  t.same(Array.from(C), times(40), '39 more jobs with stray notifies in between: each ran exactly once');
 });
 
 t.test('whole models: logits, loss, every parameter gradient and the batch statistics on both backends', async (t) => {
