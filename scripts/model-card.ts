@@ -26,8 +26,9 @@ const program = new Command('model-card')
   .requiredOption('--model <file>', 'the converted .cnv2 model')
   .option('--dataset <name>', 'test set', 'fashion-mnist')
   .option('--out <file>', 'card to write', 'models/README.md')
+  .option('--note <text>', 'a paragraph about how the model was made that the checkpoints do not record')
   .parse();
-const o = program.opts<{ run: string; model: string; dataset: string; out: string }>();
+const o = program.opts<{ run: string; model: string; dataset: string; out: string; note?: string }>();
 
 const ckpt = await loadCheckpoint(o.run);
 if (!masksAreFinal(ckpt)) throw new Error(`${ckpt.dir}: masks are not final; train past the last condensation stage first`);
@@ -134,7 +135,7 @@ cdnv2 convert ${runName(chain.length - 1)} -o ${o.model} --weights f16
 \`\`\`
 
 A run that stops midway continues with \`--resume\` from its newest checkpoint, bit-identically (docs/training.md).
-
+${o.note ? `\n${o.note}\n` : ''}
 Configuration \`${cfg.name}\` (arch/configs.ts): input ${cfg.input.channels}x${cfg.input.height}x${cfg.input.width}, layers
 ${cfg.layers.join('-')}, growth ${cfg.growth.join('-')}, groups ${cfg.groups}, condensation factor ${cfg.condenseFactor}, SFR factor
 ${cfg.sfrFactor}, bottleneck ${cfg.bottleneck}, stem ${cfg.stemChannels} channels, hardswish from block ${cfg.hsStartBlock}, SE from block
