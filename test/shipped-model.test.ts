@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { CONFIGS, FASHION_MNIST_LABELS } from '../arch/configs.js';
 import { readModel } from '../converter/format.js';
@@ -12,16 +12,25 @@ import { analyze } from '../converter/flops.js';
 import { evaluateModel } from '../runtime/evaluate.js';
 import { readImageFile } from '../runtime/image.js';
 import { loadModelFile } from '../runtime/index.js';
-import { openDataset } from '../trainer/data/index.js';
+import { DEFAULT_DATA_DIRS, openDataset } from '../trainer/data/index.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const modelFile = path.join(root, 'models/cdnv2-fmnist.cnv2');
 const card = readFileSync(path.join(root, 'models/README.md'), 'utf8');
 const samplesDir = path.join(root, 'models/samples');
-const DATA_DIR = '/usr/share/datasets/fashion-mnist';
+const DATA_DIR = DEFAULT_DATA_DIRS['fashion-mnist']!;
 // A floor that only a trained model clears (chance is 10%; the 15-epoch run measured about 90%): it catches a
 // broken conversion or an untrained file shipped by mistake. The accuracy claimed is checked exactly, against the card.
 const FLOOR_ACCURACY = 0.85;
+
+/** Whether the test set is installed; in CI its absence is a failure, elsewhere a skip. */
+function datasetPresent(t: Test): boolean {
+  if (existsSync(DATA_DIR)) return true;
+  const why = `${DATA_DIR} is missing (Debian package dataset-fashion-mnist)`;
+  if (process.env.CI) t.fail(why);
+  else t.skip(why);
+  return false;
+}
 
 const claim = /\{"accuracy":([0-9.]+),"count":(\d+)\}/.exec(card);
 
@@ -40,11 +49,7 @@ t.test('the file is a small, valid cdnv2-fmnist model whose card states its size
 });
 
 t.test('accuracy on the whole Fashion-MNIST test set, in the wasm runtime, is what the card says', async (t) => {
-  if (!existsSync(DATA_DIR)) {
-    if (process.env.CI) t.fail(`${DATA_DIR} is missing (Debian package dataset-fashion-mnist)`);
-    else t.skip(`${DATA_DIR} is missing (Debian package dataset-fashion-mnist)`);
-    return;
-  }
+  if (!datasetPresent(t)) return;
   t.ok(claim, 'the card prints the eval command\'s JSON');
   const model = await loadModelFile(modelFile);
   t.teardown(() => model.dispose());
@@ -62,11 +67,7 @@ t.test('accuracy on the whole Fashion-MNIST test set, in the wasm runtime, is wh
 });
 
 t.test('the shipped samples are the first test images, and the PNG path gives the same logits as the data set path', async (t) => {
-  if (!existsSync(DATA_DIR)) {
-    if (process.env.CI) t.fail(`${DATA_DIR} is missing`);
-    else t.skip(`${DATA_DIR} is missing`);
-    return;
-  }
+  if (!datasetPresent(t)) return;
   const files = readdirSync(samplesDir).filter((f) => f.endsWith('.png')).sort();
   t.ok(files.length >= 4, `${files.length} samples`);
   const model = await loadModelFile(modelFile);
