@@ -21,17 +21,19 @@ function runToEnd(out: string, resume: boolean) {
 function runAndKill(out: string): Promise<{ killedAt: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ['--import', 'tsx', child, out], { cwd: root });
-    let err = '';
+    let err = '', killedAt = '';
     p.stderr.on('data', (d: Buffer) => {
       err += d.toString();
       const m = /epoch 2\/3 iteration (\d+)\/20/.exec(err);
       if (m && Number(m[1]) < 20 && !p.killed) {
+        killedAt = m[0];
         p.kill('SIGKILL');
-        resolve({ killedAt: m[0] });
       }
     });
+    // Resolve once the process is gone (reaped), as it would be for a user restarting the run.
     p.on('exit', (code, signal) => {
       if (signal !== 'SIGKILL') reject(new Error(`run ended (${code}) before it could be killed mid-epoch:\n${err}`));
+      else resolve({ killedAt });
     });
   });
 }

@@ -16,6 +16,7 @@ import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetNa
 import { evaluateSource } from './evaluate.js';
 import { BN_MOMENTUM, CdnModel, initialValues, ownedVariable, tensorInventory, type BnBatchStat } from './model.js';
 import { Rng } from './rng.js';
+import { acquireRunLock } from './run-lock.js';
 
 export interface TrainRun extends TrainOptions {
   out: string;
@@ -77,6 +78,15 @@ function checkInitCompatible(c: LoadedCheckpoint, cfg: ArchConfig, sfr: boolean)
 export async function train(run: TrainRun): Promise<TrainResult> {
   const log = run.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   mkdirSync(run.out, { recursive: true });
+  const lock = acquireRunLock(run.out, (m) => log(`warning: ${m}`));
+  try {
+    return await trainLocked(run, log);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<TrainResult> {
   const existing = listCheckpointDirs(run.out);
   let cfg = run.config ?? getConfig(run.arch);
   let opts: TrainOptions = {
