@@ -313,7 +313,8 @@ t.test('Cdnv2GroupConv3x3 (+ input and filter gradients) against CPU composition
 
 t.test('Cdnv2BatchNormAct (+ gradient) against batchNormTrain + activate on CPU, stats included', async (t) => {
   // (Not 2 rows: there the normalised output does not depend on x, so dx is pure rounding noise.)
-  const shapes: [number, number][] = [[3, 5], [7, 3], [50, 8], [98, 13], [256, 6], [3001, 17]];
+  // [6001, 45] is above the two-thread split (rows 0-3007 on the helper, the rest here).
+  const shapes: [number, number][] = [[3, 5], [7, 3], [50, 8], [98, 13], [256, 6], [3001, 17], [6001, 45]];
   const acts: Activation[] = ['none', 'relu', 'hardswish'];
   for (const [P, C] of shapes) {
     for (const act of acts) {
@@ -431,10 +432,11 @@ t.test('TrainKernels: 1 thread and 2 threads give identical results in both buil
       k.conv3x3BackpropFilter(x, dy, c.N, c.H, c.W, c.cin, c.cout, c.groups),
     ]);
   }
-  for (const act of ['none', 'relu', 'hardswish'] as const) {
-    const P = 1000, C = 19;
+  // Batch norm: small (one thread), and above the split threshold with row counts that are not a multiple of the
+  // 64-row block and channel counts with a scalar tail.
+  for (const [act, P, C] of [['none', 1000, 19], ['relu', 1000, 19], ['hardswish', 1000, 19], ['relu', 9001, 45], ['hardswish', 4100, 70]] as const) {
     const x = data(55, P * C, 2), g = data(56, C, 0.5, 1), b = data(57, C, 0.5), dy = data(58, P * C);
-    same(`batchNormAct ${act}`, (k) => {
+    same(`batchNormAct ${act} ${P}x${C}`, (k) => {
       const f = k.batchNormAct(x, P, C, g, b, BN_EPS, act);
       const r = k.batchNormActGrad(x, dy, P, C, g, b, f.mean, f.rstd, act);
       return [f.y, f.mean, f.variance, f.rstd, r.dx, r.dgamma, r.dbeta];

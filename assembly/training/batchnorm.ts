@@ -5,21 +5,27 @@ import { ACT_HARDSWISH, ACT_RELU, act_f32, act_v128 } from '../kernels/activatio
 
 const BLOCK: i32 = 64;
 
-/** Scratch bytes the kernels below need for C channels. */
-export function bn_scratch_bytes(C: i32): i32 {
-  return 32 * ((C + 3) & ~3) + 64;
+// The kernels below are the phases of a training-mode batch norm over rows that two threads can share: each
+// reduction runs over a range of rows into its own f64 totals (the caller gives each part its own), the caller
+// combines the two parts, and the elementwise passes split rows too. The caller always cuts the rows at the same
+// place, so the sums are the same whether one thread runs both parts or two threads run one each. Memory-bound
+// passes split by rows, not channels: a channel split would make both threads stream every row.
+
+/** f32 floats of scratch bn_sums / bn_grad_sums need per part (block partials), for C channels. */
+export function bn_part_floats(C: i32): i32 {
+  return (C + 3) & ~3;
 }
 
-// Scratch layout: f64 tot0[C4], f64 tot1[C4], f32 part0[C4], f32 part1[C4], f32 scale[C4], f32 shift[C4].
-@inline function c4(C: i32): usize { return <usize>((C + 3) & ~3); }
-
-/** Block sums of f(row) over all rows into f64 totals: mode 0 sums x, mode 1 sums (x - mean)^2. */
-function column_sums(x: usize, P: i32, C: i32, mean: usize, mode: i32, tot: usize, part: usize): void {
-  memory.fill(tot, 0, c4(C) * 8);
-  for (let r0 = 0; r0 < P; r0 += BLOCK) {
-    const r1 = min(r0 + BLOCK, P);
-    memory.fill(part, 0, c4(C) * 4);
-    for (let r = r0; r < r1; r++) {
+/**
+ * tot[c] (f64) = sum over rows [r0, r1) of x[r][c] (mode 0) or (x[r][c] - mean[c])^2 (mode 1), summed in f32
+ * vectors over blocks of rows and carried in f64 across blocks. part: f32[bn_part_floats(C)] scratch.
+ */
+export function bn_sums(x: usize, C: i32, mean: usize, mode: i32, tot: usize, part: usize, r0: i32, r1: i32): void {
+  memory.fill(tot, 0, <usize>C << 3);
+  for (let b0 = r0; b0 < r1; b0 += BLOCK) {
+    const b1 = min(b0 + BLOCK, r1);
+    memory.fill(part, 0, <usize>C << 2);
+    for (let r = b0; r < b1; r++) {
       const row = x + <usize>(r * C) * 4;
       let c = 0;
       if (ASC_FEATURE_SIMD) {
@@ -41,20 +47,23 @@ function column_sums(x: usize, P: i32, C: i32, mean: usize, mode: i32, tot: usiz
   }
 }
 
+/** mean[c] = (totA[c] + totB[c]) / P: the batch mean from the two parts' sums. */
+export function bn_mean(totA: usize, totB: usize, P: i32, C: i32, mean: usize): void {
+  for (let c = 0; c < C; c++) {
+    const q = <usize>c << 3;
+    store<f32>(mean + (<usize>c << 2), <f32>((load<f64>(totA + q) + load<f64>(totB + q)) / <f64>P));
+  }
+}
+
 /**
- * y = act(gamma * (x - mean) * rstd + beta) with the batch mean and biased variance, which are written to
- * mean[C] and variance[C]; rstd[C] = 1/sqrt(variance + eps) is written for the backward pass.
+ * From the two parts' sums of squared deviations: variance (biased), rstd = 1/sqrt(variance + eps), and the
+ * affine form of the normalisation, scale = gamma*rstd, shift = beta - mean*scale.
  */
-export function bn_act_forward(x: usize, P: i32, C: i32, gamma: usize, beta: usize, eps: f32, act: i32,
-                               y: usize, mean: usize, variance: usize, rstd: usize, scratch: usize): void {
-  const n = c4(C);
-  const tot = scratch, part = scratch + n * 16, scale = part + n * 8, shift = scale + n * 4;
-  column_sums(x, P, C, 0, 0, tot, part);
-  for (let c = 0; c < C; c++) store<f32>(mean + (<usize>c << 2), <f32>(load<f64>(tot + (<usize>c << 3)) / <f64>P));
-  column_sums(x, P, C, mean, 1, tot, part);
+export function bn_scale_shift(totA: usize, totB: usize, P: i32, C: i32, gamma: usize, beta: usize, eps: f32, mean: usize,
+                               variance: usize, rstd: usize, scale: usize, shift: usize): void {
   for (let c = 0; c < C; c++) {
     const q = <usize>c << 2;
-    const v = <f32>(load<f64>(tot + (<usize>c << 3)) / <f64>P);
+    const v = <f32>((load<f64>(totA + (<usize>c << 3)) + load<f64>(totB + (<usize>c << 3))) / <f64>P);
     const rs: f32 = 1 / Mathf.sqrt(v + eps);
     store<f32>(variance + q, v);
     store<f32>(rstd + q, rs);
@@ -62,7 +71,16 @@ export function bn_act_forward(x: usize, P: i32, C: i32, gamma: usize, beta: usi
     store<f32>(scale + q, s);
     store<f32>(shift + q, load<f32>(beta + q) - load<f32>(mean + q) * s);
   }
-  affine_act(x, C, scale, shift, act, y, 0, P);
+}
+
+/** scale = gamma*rstd, shift = beta - mean*scale (the backward pass recomputes z = x*scale + shift). */
+export function bn_affine(gamma: usize, beta: usize, mean: usize, rstd: usize, C: i32, scale: usize, shift: usize): void {
+  for (let c = 0; c < C; c++) {
+    const q = <usize>c << 2;
+    const s = load<f32>(gamma + q) * load<f32>(rstd + q);
+    store<f32>(scale + q, s);
+    store<f32>(shift + q, load<f32>(beta + q) - load<f32>(mean + q) * s);
+  }
 }
 
 // Derivative of the activation at z, TF.js conventions: relu' = [z > 0]; hardswish' = 0 for z <= -3,
@@ -84,25 +102,18 @@ export function bn_act_forward(x: usize, P: i32, C: i32, gamma: usize, beta: usi
 }
 
 /**
- * Gradients of bn_act_forward: dx[P,C], dgamma[C], dbeta[C] from dy[P,C], the input x, and the saved batch
- * mean and rstd. dx = gamma*rstd*(g - mean(g) - xhat*mean(g*xhat)) with g = dy*act'(z), xhat = (x-mean)*rstd.
+ * Backward reductions over rows [r0, r1): tot0[c] = sum of g, tot1[c] = sum of g*xhat (f64), with
+ * g = dy * act'(x*scale + shift) and xhat = (x - mean)*rstd. part0, part1: f32[bn_part_floats(C)] scratch.
  */
-export function bn_act_backward(x: usize, dy: usize, P: i32, C: i32, gamma: usize, beta: usize, mean: usize, rstd: usize,
-                                act: i32, dx: usize, dgamma: usize, dbeta: usize, scratch: usize): void {
-  const n = c4(C);
-  const tot0 = scratch, tot1 = scratch + n * 8, part0 = scratch + n * 16, part1 = part0 + n * 4;
-  const scale = part1 + n * 4, shift = scale + n * 4;
-  for (let c = 0; c < C; c++) {
-    const q = <usize>c << 2;
-    const s = load<f32>(gamma + q) * load<f32>(rstd + q);
-    store<f32>(scale + q, s);
-    store<f32>(shift + q, load<f32>(beta + q) - load<f32>(mean + q) * s);
-  }
-  memory.fill(tot0, 0, n * 16);
-  for (let r0 = 0; r0 < P; r0 += BLOCK) {
-    const r1 = min(r0 + BLOCK, P);
-    memory.fill(part0, 0, n * 8);
-    for (let r = r0; r < r1; r++) {
+export function bn_grad_sums(x: usize, dy: usize, C: i32, scale: usize, shift: usize, mean: usize, rstd: usize, act: i32,
+                             tot0: usize, tot1: usize, part0: usize, part1: usize, r0: i32, r1: i32): void {
+  memory.fill(tot0, 0, <usize>C << 3);
+  memory.fill(tot1, 0, <usize>C << 3);
+  for (let b0 = r0; b0 < r1; b0 += BLOCK) {
+    const b1 = min(b0 + BLOCK, r1);
+    memory.fill(part0, 0, <usize>C << 2);
+    memory.fill(part1, 0, <usize>C << 2);
+    for (let r = b0; r < b1; r++) {
       const row = <usize>(r * C) * 4;
       let c = 0;
       if (ASC_FEATURE_SIMD) {
@@ -129,15 +140,28 @@ export function bn_act_backward(x: usize, dy: usize, P: i32, C: i32, gamma: usiz
       store<f64>(tot1 + (<usize>c << 3), load<f64>(tot1 + (<usize>c << 3)) + <f64>load<f32>(part1 + (<usize>c << 2)));
     }
   }
-  // Reuse part0/part1 for mean(g) and mean(g*xhat).
+}
+
+/**
+ * Combines the two parts' backward sums: dbeta = sum g, dgamma = sum g*xhat, and their means over P rows
+ * (mg, mgx) for the input gradient.
+ */
+export function bn_grad_finish(a0: usize, a1: usize, b0: usize, b1: usize, P: i32, C: i32,
+                               dbeta: usize, dgamma: usize, mg: usize, mgx: usize): void {
   for (let c = 0; c < C; c++) {
-    const db = load<f64>(tot0 + (<usize>c << 3)), dg = load<f64>(tot1 + (<usize>c << 3));
+    const q = <usize>c << 3;
+    const db = load<f64>(a0 + q) + load<f64>(b0 + q), dg = load<f64>(a1 + q) + load<f64>(b1 + q);
     store<f32>(dbeta + (<usize>c << 2), <f32>db);
     store<f32>(dgamma + (<usize>c << 2), <f32>dg);
-    store<f32>(part0 + (<usize>c << 2), <f32>(db / <f64>P));
-    store<f32>(part1 + (<usize>c << 2), <f32>(dg / <f64>P));
+    store<f32>(mg + (<usize>c << 2), <f32>(db / <f64>P));
+    store<f32>(mgx + (<usize>c << 2), <f32>(dg / <f64>P));
   }
-  for (let r = 0; r < P; r++) {
+}
+
+/** Rows [r0, r1) of dx = scale*(g - mg - xhat*mgx), g and xhat as in bn_grad_sums. */
+export function bn_grad_dx(x: usize, dy: usize, C: i32, scale: usize, shift: usize, mean: usize, rstd: usize, mg: usize, mgx: usize,
+                           act: i32, dx: usize, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
     const row = <usize>(r * C) * 4;
     let c = 0;
     if (ASC_FEATURE_SIMD) {
@@ -147,7 +171,7 @@ export function bn_act_backward(x: usize, dy: usize, P: i32, C: i32, gamma: usiz
         const s = v128.load(scale + q);
         const g = f32x4.mul(v128.load(dy + row + q), dact_v128(f32x4.add(f32x4.mul(xv, s), v128.load(shift + q)), act));
         const xh = f32x4.mul(f32x4.sub(xv, v128.load(mean + q)), v128.load(rstd + q));
-        const t = f32x4.sub(f32x4.sub(g, v128.load(part0 + q)), f32x4.mul(xh, v128.load(part1 + q)));
+        const t = f32x4.sub(f32x4.sub(g, v128.load(mg + q)), f32x4.mul(xh, v128.load(mgx + q)));
         v128.store(dx + row + q, f32x4.mul(s, t));
       }
     }
@@ -157,7 +181,7 @@ export function bn_act_backward(x: usize, dy: usize, P: i32, C: i32, gamma: usiz
       const s = load<f32>(scale + q);
       const g = load<f32>(dy + row + q) * dact_f32(xv * s + load<f32>(shift + q), act);
       const xh = (xv - load<f32>(mean + q)) * load<f32>(rstd + q);
-      store<f32>(dx + row + q, s * (g - load<f32>(part0 + q) - xh * load<f32>(part1 + q)));
+      store<f32>(dx + row + q, s * (g - load<f32>(mg + q) - xh * load<f32>(mgx + q)));
     }
   }
 }

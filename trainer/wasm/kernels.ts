@@ -20,9 +20,14 @@ interface Exports {
   unpack_padded(src: number, N: number, H: number, W: number, C: number, y: number, acc: number, n0: number, n1: number): void;
   conv3x3_planes(input: number, cin: number, w: number, cout: number, groups: number, out: number, N: number, H: number, W: number, o0: number, o1: number): void;
   conv3x3_filter_grad(input: number, cin: number, dy: number, cout: number, groups: number, dw: number, N: number, H: number, W: number, o0: number, o1: number): void;
-  bn_scratch_bytes(C: number): number;
-  bn_act_forward(x: number, P: number, C: number, gamma: number, beta: number, eps: number, act: number, y: number, mean: number, variance: number, rstd: number, scratch: number): void;
-  bn_act_backward(x: number, dy: number, P: number, C: number, gamma: number, beta: number, mean: number, rstd: number, act: number, dx: number, dgamma: number, dbeta: number, scratch: number): void;
+  bn_part_floats(C: number): number;
+  bn_sums(x: number, C: number, mean: number, mode: number, tot: number, part: number, r0: number, r1: number): void;
+  bn_mean(totA: number, totB: number, P: number, C: number, mean: number): void;
+  bn_scale_shift(totA: number, totB: number, P: number, C: number, gamma: number, beta: number, eps: number, mean: number, variance: number, rstd: number, scale: number, shift: number): void;
+  bn_affine(gamma: number, beta: number, mean: number, rstd: number, C: number, scale: number, shift: number): void;
+  bn_grad_sums(x: number, dy: number, C: number, scale: number, shift: number, mean: number, rstd: number, act: number, tot0: number, tot1: number, part0: number, part1: number, r0: number, r1: number): void;
+  bn_grad_finish(a0: number, a1: number, b0: number, b1: number, P: number, C: number, dbeta: number, dgamma: number, mg: number, mgx: number): void;
+  bn_grad_dx(x: number, dy: number, C: number, scale: number, shift: number, mean: number, rstd: number, mg: number, mgx: number, act: number, dx: number, r0: number, r1: number): void;
   binary_bcast(op: number, a: number, b: number, out: number, mid: number, inner: number, r0: number, r1: number): void;
   affine_act(x: number, C: number, scale: number, shift: number, act: number, y: number, r0: number, r1: number): void;
   avgpool_tiled(x: number, H: number, W: number, C: number, fh: number, fw: number, out: number, n0: number, n1: number): void;
@@ -31,7 +36,7 @@ interface Exports {
 }
 
 /** Kernels whose last two arguments are a range [start, end) that two threads can share. */
-const SPLIT_KERNELS = ['gemm', 'conv3x3_planes', 'conv3x3_filter_grad', 'binary_bcast', 'copy_columns', 'pack_padded', 'unpack_padded',
+const SPLIT_KERNELS = ['gemm', 'bn_sums', 'bn_grad_sums', 'bn_grad_dx', 'conv3x3_planes', 'conv3x3_filter_grad', 'binary_bcast', 'copy_columns', 'pack_padded', 'unpack_padded',
   'affine_act', 'avgpool_tiled', 'avgpool_tiled_grad'] as const;
 type SplitKernel = (typeof SPLIT_KERNELS)[number];
 const PAGE = 65536;
@@ -44,6 +49,8 @@ const SPLIT_MIN_MADDS = 1 << 18;
  * (measured ~5% faster on those shapes). The panel size never changes the summation order.
  */
 const KC = 256, KC_TN = 64;
+/** Batch norm reductions cut the rows at a multiple of their 64-row summation block. */
+const BN_ROW_BLOCK = 64;
 
 function trainWasmPath(isa: 'simd' | 'relaxed'): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -189,6 +196,27 @@ export class TrainKernels {
     }
   }
 
+  /**
+   * Runs a reduction over rows [0, total) as two parts, [0, mid) and [mid, total), each with its own arguments
+   * (its own totals): on both threads when the work pays for it, else one after the other here. The cut does not
+   * depend on the thread count, so neither do the results.
+   */
+  private splitParts(fn: SplitKernel, argsOf: (part: 0 | 1) => number[], total: number, madds: number, align: number): void {
+    const f = this.ex[fn] as (...a: number[]) => void;
+    const mid = total < 2 * align ? total : Math.max(align, Math.min(total - 1, Math.round(total / 2 / align) * align));
+    if (!this.helper || madds < SPLIT_MIN_MADDS || mid === total) {
+      f(...argsOf(0), 0, mid);
+      f(...argsOf(1), mid, total);
+      return;
+    }
+    this.helper.start(fn, [...argsOf(0), 0, mid]);
+    try {
+      f(...argsOf(1), mid, total);
+    } finally {
+      this.helper.finish();
+    }
+  }
+
   // ---- kernels on blocks (pointers into wasm memory) ----
 
   /** c[M,N] = op(a)·op(b); a is [M,K] ([K,M] if transA), b is [K,N] ([N,K] if transB), all row-major. */
@@ -256,13 +284,20 @@ export class TrainKernels {
     });
   }
 
-  /** Training-mode batch norm over the rows of x[P,C] fused with an activation; y is [P,C], stats are JS arrays. */
+  /**
+   * Training-mode batch norm over the rows of x[P,C] fused with an activation; y is [P,C], stats are JS arrays.
+   * Both passes over x (sum, then squared deviations) and the output pass split the rows over the threads.
+   */
   batchNormActP(px: number, py: number, P: number, C: number, gamma: Float32Array, beta: Float32Array, eps: number, act: Activation):
     { mean: Float32Array; variance: Float32Array; rstd: Float32Array } {
     return this.scoped((tmp, put) => {
-      const pg = put(gamma), pb = put(beta), pm = tmp(C), pv = tmp(C), pr = tmp(C);
-      const scratch = tmp(this.ex.bn_scratch_bytes(C) / 4);
-      this.ex.bn_act_forward(px, P, C, pg, pb, eps, ACT_CODE[act], py, pm, pv, pr, scratch);
+      const pg = put(gamma), pb = put(beta), pm = tmp(C), pv = tmp(C), pr = tmp(C), scale = tmp(C), shift = tmp(C);
+      const tot = [tmp(2 * C), tmp(2 * C)], part = [tmp(this.ex.bn_part_floats(C)), tmp(this.ex.bn_part_floats(C))];
+      this.splitParts('bn_sums', (i) => [px, C, 0, 0, tot[i]!, part[i]!], P, P * C, BN_ROW_BLOCK);
+      this.ex.bn_mean(tot[0]!, tot[1]!, P, C, pm);
+      this.splitParts('bn_sums', (i) => [px, C, pm, 1, tot[i]!, part[i]!], P, P * C, BN_ROW_BLOCK);
+      this.ex.bn_scale_shift(tot[0]!, tot[1]!, P, C, pg, pb, eps, pm, pv, pr, scale, shift);
+      this.split('affine_act', [px, C, scale, shift, ACT_CODE[act], py], P, P * C, 1);
       return { mean: this.view(pm, C).slice(), variance: this.view(pv, C).slice(), rstd: this.view(pr, C).slice() };
     });
   }
@@ -271,9 +306,16 @@ export class TrainKernels {
     mean: Float32Array, rstd: Float32Array, act: Activation): { dgamma: Float32Array; dbeta: Float32Array } {
     return this.scoped((tmp, put) => {
       const pg = put(gamma), pb = put(beta), pm = put(mean), pr = put(rstd);
-      const pdg = tmp(C), pdb = tmp(C);
-      const scratch = tmp(this.ex.bn_scratch_bytes(C) / 4);
-      this.ex.bn_act_backward(px, pdy, P, C, pg, pb, pm, pr, ACT_CODE[act], pdx, pdg, pdb, scratch);
+      const pdg = tmp(C), pdb = tmp(C), scale = tmp(C), shift = tmp(C), mg = tmp(C), mgx = tmp(C);
+      const tot = [[tmp(2 * C), tmp(2 * C)], [tmp(2 * C), tmp(2 * C)]];
+      const pf = this.ex.bn_part_floats(C);
+      const part = [[tmp(pf), tmp(pf)], [tmp(pf), tmp(pf)]];
+      this.ex.bn_affine(pg, pb, pm, pr, C, scale, shift);
+      const code = ACT_CODE[act];
+      this.splitParts('bn_grad_sums', (i) => [px, pdy, C, scale, shift, pm, pr, code, tot[i]![0]!, tot[i]![1]!, part[i]![0]!, part[i]![1]!],
+        P, P * C, BN_ROW_BLOCK);
+      this.ex.bn_grad_finish(tot[0]![0]!, tot[0]![1]!, tot[1]![0]!, tot[1]![1]!, P, C, pdb, pdg, mg, mgx);
+      this.split('bn_grad_dx', [px, pdy, C, scale, shift, pm, pr, mg, mgx, code, pdx], P, P * C, 1);
       return { dgamma: this.view(pdg, C).slice(), dbeta: this.view(pdb, C).slice() };
     });
   }
