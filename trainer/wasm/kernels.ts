@@ -52,6 +52,11 @@ const KC = 256, KC_TN = 64;
 /** Batch norm reductions cut the rows at a multiple of their 64-row summation block. */
 const BN_ROW_BLOCK = 64;
 
+/** Where two threads split [0, total): near the middle, on a multiple of align; total itself when too small to split. */
+function cutPoint(total: number, align: number): number {
+  return total < 2 * align ? total : Math.max(align, Math.min(total - 1, Math.round(total / 2 / align) * align));
+}
+
 function trainWasmPath(isa: 'simd' | 'relaxed'): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const file = isa === 'simd' ? 'cdnv2-train.wasm' : 'cdnv2-train-relaxed.wasm';
@@ -183,11 +188,11 @@ export class TrainKernels {
   /** Runs a range-splittable kernel: args end with (start, end); the helper takes the first part. */
   private split(fn: SplitKernel, args: number[], total: number, madds: number, align: number): void {
     const f = this.ex[fn] as (...a: number[]) => void;
-    if (!this.helper || madds < SPLIT_MIN_MADDS || total < 2 * align) {
+    const mid = cutPoint(total, align);
+    if (!this.helper || madds < SPLIT_MIN_MADDS || mid === total) {
       f(...args, 0, total);
       return;
     }
-    const mid = Math.max(align, Math.min(total - 1, Math.round(total / 2 / align) * align));
     this.helper.start(fn, [...args, 0, mid]);
     try {
       f(...args, mid, total);
@@ -203,7 +208,7 @@ export class TrainKernels {
    */
   private splitParts(fn: SplitKernel, argsOf: (part: 0 | 1) => number[], total: number, madds: number, align: number): void {
     const f = this.ex[fn] as (...a: number[]) => void;
-    const mid = total < 2 * align ? total : Math.max(align, Math.min(total - 1, Math.round(total / 2 / align) * align));
+    const mid = cutPoint(total, align);
     if (!this.helper || madds < SPLIT_MIN_MADDS || mid === total) {
       f(...argsOf(0), 0, mid);
       f(...argsOf(1), mid, total);
