@@ -85,6 +85,8 @@ function runLog(c: LoadedCheckpoint, i: number): string {
 const hours = chain.reduce((s, c) => s + c.state.history.reduce((a, h) => a + h.seconds, 0), 0) / 3600;
 const epochs = chain.reduce((s, c) => s + c.state.history.length, 0);
 const first = chain[0]!.state;
+// Runs of one chain may differ in thread count: name each distinct backend once, in order.
+const backends = [...new Set(chain.map((c) => c.state.backend))];
 
 const outDir = path.dirname(o.out);
 const base = path.basename(o.model, '.cnv2');
@@ -115,7 +117,7 @@ and from measurements of the file itself.
 | parameters | ${formatCount(info.totals.params)} (${info.totals.params.toLocaleString('en')}) |
 | file | ${bytes.length.toLocaleString('en')} bytes |
 | activation arena (wasm runtime) | ${(arena / 1024).toFixed(0)} KiB |
-| training | ${epochs} epochs, ${hours.toFixed(1)} h on backend ${st.backend} |
+| training | ${epochs} epochs, ${hours.toFixed(1)} h on backend ${backends.join('; ')} |
 
 Reproduce the accuracy: \`cdnv2 eval ${o.model} --dataset ${first.options.dataset} --json\` prints
 \`{"accuracy":${evalResult.accuracy},"count":${evalResult.count}}\`.
