@@ -79,12 +79,13 @@ for (const backend of ['cpu', WASM_BACKEND]) {
       const x = tf.tensor4d(Float32Array.from({ length: B * H * W * C }, () => rng.normal()), [B, H, W, C]);
       const onehot = tf.oneHot(tf.tensor1d(Int32Array.from({ length: B }, (_, i) => i % cfg.classes), 'int32'), cfg.classes);
       const lossOf = (f: () => tf.Tensor2D) => (): tf.Scalar => tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(f())), 1))) as tf.Scalar;
-      const vars = model.trainable().map((p) => p.variable);
+      const params = model.trainable();
+      const vars = params.map((p) => p.variable);
       const ours = tf.variableGrads(lossOf(() => model.forward(x, true, [])), vars);
       const plain = tf.variableGrads(lossOf(() => plainForward(model, x)), vars);
       t.ok(Math.abs(ours.value.dataSync()[0]! - plain.value.dataSync()[0]!) < 1e-5, 'same loss');
       let worst = 0, worstName = '';
-      for (const p of model.trainable()) {
+      for (const p of params) {
         const ref = plain.grads[p.variable.name]!.dataSync();
         t.ok(ref.some((v) => v !== 0), `${p.name}: the reference gradient is not all zero`);
         const e = relRms(ours.grads[p.variable.name]!.dataSync(), ref);
