@@ -98,6 +98,20 @@ function cifar(name: string, description: string, n: number): ArchConfig {
   };
 }
 
+const FMNIST: ArchConfig = {
+  name: 'cdnv2-fmnist',
+  description: 'Small CondenseNetV2 for 28x28 grayscale Fashion-MNIST',
+  input: { channels: 1, height: 28, width: 28 }, classes: 10,
+  layers: [4, 6, 6], growth: [8, 16, 32], groups: 4, condenseFactor: 4, sfrFactor: 4, bottleneck: 4,
+  stemChannels: 16, stemStride: 1,
+  hsStartBlock: 1, seStartBlock: 2, seReduction: 1, headSeReduction: 8, fcChannels: 0,
+  mean: [0.2860], std: [0.3530], labels: FASHION_MNIST_LABELS,
+  train: {
+    epochs: 40, batch: 64, lr: 0.1, warmupEpochs: 1, warmupLr: 0.02, weightDecay: 5e-5,
+    momentum: 0.9, labelSmoothing: 0.1, ema: 0,
+  },
+};
+
 export const CONFIGS: Record<string, ArchConfig> = {
   'cdnv2-a': imagenet('cdnv2-a', 'CondenseNetV2-A, ImageNet 224x224 (paper Table 2)', [1, 1, 4, 6, 8], [8, 8, 16, 32, 64], 8, 828),
   'cdnv2-b': imagenet('cdnv2-b', 'CondenseNetV2-B, ImageNet 224x224 (paper Table 2)', [2, 4, 6, 8, 6], [6, 12, 24, 48, 96], 6, 1024),
@@ -105,18 +119,13 @@ export const CONFIGS: Record<string, ArchConfig> = {
   // Depth = 9n+2 counting LGC, 3x3 and SFR convolutions per layer (reference §7).
   'cdnv2-cifar-110': cifar('cdnv2-cifar-110', 'CondenseNetV2-110, CIFAR 32x32 (paper §4.3, 12-12-12)', 12),
   'cdnv2-cifar-146': cifar('cdnv2-cifar-146', 'CondenseNetV2-146, CIFAR 32x32 (paper §4.3, 16-16-16)', 16),
-  'cdnv2-fmnist': {
-    name: 'cdnv2-fmnist',
-    description: 'Small CondenseNetV2 for 28x28 grayscale Fashion-MNIST',
-    input: { channels: 1, height: 28, width: 28 }, classes: 10,
-    layers: [4, 6, 6], growth: [8, 16, 32], groups: 4, condenseFactor: 4, sfrFactor: 4, bottleneck: 4,
-    stemChannels: 16, stemStride: 1,
-    hsStartBlock: 1, seStartBlock: 2, seReduction: 1, headSeReduction: 8, fcChannels: 0,
-    mean: [0.2860], std: [0.3530], labels: FASHION_MNIST_LABELS,
-    train: {
-      epochs: 40, batch: 64, lr: 0.1, warmupEpochs: 1, warmupLr: 0.02, weightDecay: 5e-5,
-      momentum: 0.9, labelSmoothing: 0.1, ema: 0,
-    },
+  'cdnv2-fmnist': FMNIST,
+  // The same network with 1.5x the growth in blocks 2 and 3: 1.9x the multiply-adds, 2.1x the parameters, for a
+  // network that fits the training set better (the 8-16-32 one stops near 92% of the training images).
+  'cdnv2-fmnist-w': {
+    ...FMNIST, name: 'cdnv2-fmnist-w',
+    description: 'CondenseNetV2 for 28x28 grayscale Fashion-MNIST, 1.5x wider in blocks 2-3 (growth 8-24-48)',
+    growth: [8, 24, 48], train: { ...FMNIST.train, epochs: 32 },
   },
 };
 

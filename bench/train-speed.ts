@@ -1,8 +1,9 @@
 // Training throughput: full training steps (forward, label-smoothed cross-entropy, variableGrads, Nesterov SGD with
 // weight decay and the BN running-statistics update, as trainer/train.ts does) of one configuration at one batch size
-// on the TF.js CPU backend and on the 'cdnv2-wasm' backend with 2 and with 1 kernel threads.
+// on the TF.js CPU backend, on the 'cdnv2-wasm' backend with 2 and with 1 kernel threads, and data-parallel on two
+// 'cdnv2-wasm' replicas of 1 thread each (trainer/data-parallel.ts: `cdnv2 train --workers 2`).
 //   npx tsx bench/train-speed.ts [--arch cdnv2-fmnist] [--batch 64] [--steps 5] [--cpu-steps 2] [--warmup 1]
-//                                [--backends cpu,wasm-2,wasm-1] [--out bench/results]
+//                                [--backends cpu,wasm-2,wasm-1,wasm-dp] [--out bench/results]
 // Each backend runs in its own child process (registerWasmTrainBackend is per process, and so are the memory and
 // the JIT state), from the same initial weights (seed 1) and the same batch. Warm-up steps are not timed. Writes
 // train-speed.json, .md, .svg and .png to --out.
@@ -19,7 +20,7 @@ import { renderChart } from '../cli/chart.js';
 import { writeFileAtomicSync } from '../converter/io.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const BACKENDS = ['cpu', 'wasm-2', 'wasm-1'] as const;
+const BACKENDS = ['cpu', 'wasm-2', 'wasm-1', 'wasm-dp'] as const;
 type BackendName = (typeof BACKENDS)[number];
 
 interface Job { backend: BackendName; arch: string; batch: number; warmup: number; steps: number }
@@ -40,7 +41,10 @@ export interface BackendResult {
   cpuMsPerStep: number;           // process CPU time (user + system, all threads) per timed step
   losses: number[];               // every step's loss, warm-up included
   speedupVsCpu: number | null;
-  /** Largest |loss - CPU loss| / |CPU loss| over the steps both ran (same weights, inputs and updates). */
+  /**
+   * Largest |loss - CPU loss| / |CPU loss| over the steps both ran (same weights, inputs and updates); null for the
+   * data-parallel run, whose batch norm normalises each half of the batch on its own (a different loss).
+   */
   lossRelDiffVsCpu: number | null;
 }
 
@@ -61,13 +65,14 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
   const { getConfig } = await import('../arch/configs.js');
   const { BN_MOMENTUM, CdnModel, initialValues } = await import('../trainer/model.js');
   const { Rng } = await import('../trainer/rng.js');
-  type BnBatchStat = import('../trainer/model.js').BnBatchStat;
+  const { disposeSlice, sliceGradients } = await import('../trainer/step.js');
+  const { DataParallel } = await import('../trainer/data-parallel.js');
 
   await selectBackend('cpu');
   let threads: number | null = null;
   let isa = '';
   if (job.backend !== 'cpu') {
-    threads = job.backend === 'wasm-2' ? 2 : 1;
+    threads = job.backend === 'wasm-2' ? 2 : 1; // per replica for wasm-dp
     const reg = registerWasmTrainBackend({ threads });
     if (!reg) throw new Error('the cdnv2-wasm backend is unavailable (no wasm SIMD, or build/cdnv2-train.wasm missing: run `npm run build:wasm`)');
     if (!(await tf.setBackend(WASM_BACKEND))) throw new Error('could not switch to the cdnv2-wasm backend');
@@ -79,34 +84,30 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
   const hp = cfg.train;
   const model = new CdnModel(cfg, true, initialValues(cfg, true, 1));
   const params = model.trainable();
-  const byVar = new Map(params.map((p) => [p.variable.name, p]));
+  const byName = new Map(params.map((p) => [p.name, p]));
   const momentum = new Map(params.map((p) => [p.name, tf.variable(tf.zerosLike(p.variable), false)]));
   const { height: H, width: W, channels: C } = cfg.input;
   // One fixed batch of normalised-looking inputs and labels, the same in every process.
   const rng = new Rng(7);
-  const x = tf.tensor4d(Float32Array.from({ length: job.batch * H * W * C }, () => rng.normal()), [job.batch, H, W, C]);
-  const onehot = tf.oneHot(tf.tensor1d(Int32Array.from({ length: job.batch }, (_, i) => i % cfg.classes), 'int32'), cfg.classes);
+  const x = Float32Array.from({ length: job.batch * H * W * C }, () => rng.normal());
+  const y = Int32Array.from({ length: job.batch }, (_, i) => i % cfg.classes);
   const lr = hp.lr;
+  const dp = job.backend === 'wasm-dp' ? await DataParallel.start(model, { backend: 'wasm', threads: 1, maxSlice: Math.floor(job.batch / 2) }) : undefined;
+  const lossOpts = { labelSmoothing: hp.labelSmoothing, groupLasso: 0 };
 
   const step = async (): Promise<number> => {
-    const stats: BnBatchStat[] = [];
-    const { value, grads } = tf.variableGrads(() => {
-      const logp = tf.logSoftmax(model.forward(x, true, stats));
-      const nll = tf.neg(tf.sum(tf.mul(onehot, logp), 1));
-      const smooth = tf.neg(tf.mean(logp, 1));
-      return tf.mean(tf.add(tf.mul(nll, 1 - hp.labelSmoothing), tf.mul(smooth, hp.labelSmoothing))) as import('@tensorflow/tfjs').Scalar;
-    }, params.map((p) => p.variable));
-    const loss = (await value.data())[0]!;
+    // The same gradient computation as trainer/train.ts (trainer/step.ts, or its data-parallel split).
+    const r = dp ? await dp.step(model, x, y, job.batch, lossOpts) : sliceGradients(model, x, y, job.batch, lossOpts);
     tf.tidy(() => {
-      for (const [name, g0] of Object.entries(grads)) {
-        const q = byVar.get(name)!;
+      for (const [name, g0] of r.grads) {
+        const q = byName.get(name)!;
         let g: import('@tensorflow/tfjs').Tensor = g0;
         if (q.decay && hp.weightDecay > 0) g = tf.add(g, tf.mul(q.variable, hp.weightDecay));
         const buf = momentum.get(q.name)!;
         buf.assign(tf.add(tf.mul(buf, hp.momentum), g));
         q.variable.assign(tf.sub(q.variable, tf.mul(tf.add(g, tf.mul(buf, hp.momentum)), lr)));
       }
-      for (const s of stats) {
+      for (const s of r.stats) {
         const rm = model.vars.get(`${s.name}.mean`)!, rv = model.vars.get(`${s.name}.variance`)!;
         rm.assign(tf.add(tf.mul(rm, 1 - BN_MOMENTUM), tf.mul(s.mean, BN_MOMENTUM)));
         rv.assign(tf.add(tf.mul(rv, 1 - BN_MOMENTUM), tf.mul(s.variance, (BN_MOMENTUM * s.count) / Math.max(1, s.count - 1))));
@@ -114,8 +115,8 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
     });
     // The updated weights must exist before the clock stops (the CPU backend computes eagerly; this reads one).
     params[0]!.variable.dataSync();
-    tf.dispose([value, ...Object.values(grads), ...stats.flatMap((s) => [s.mean, s.variance])]);
-    return loss;
+    disposeSlice(r);
+    return r.loss;
   };
 
   for (let i = 0; i < job.warmup + job.steps; i++) {
@@ -127,6 +128,7 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
     if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${i}`);
     send({ type: 'step', index: i, warmup: i < job.warmup, ms, cpuMs: (c.user + c.system) / 1000, loss });
   }
+  await dp?.close();
 }
 
 // ---------------------------------------------------------------- parent: options, processes, progress, report
@@ -161,7 +163,9 @@ const median = (xs: number[]): number => {
 };
 
 
-const LABEL: Record<BackendName, string> = { cpu: 'TF.js CPU', 'wasm-2': 'cdnv2-wasm, 2 threads', 'wasm-1': 'cdnv2-wasm, 1 thread' };
+const LABEL: Record<BackendName, string> = {
+  cpu: 'TF.js CPU', 'wasm-2': 'cdnv2-wasm, 2 threads', 'wasm-1': 'cdnv2-wasm, 1 thread', 'wasm-dp': 'cdnv2-wasm, 2 data-parallel replicas x 1 thread',
+};
 
 export function markdown(r: TrainSpeedReport): string {
   const h = r.host;
@@ -186,7 +190,10 @@ export function markdown(r: TrainSpeedReport): string {
     + 'user + system of the whole process (both threads); on a loaded machine it is disturbed less than wall time, but it '
     + 'counts both threads, so it does not show what a second thread gains. first loss: the warm-up step\'s. loss diff vs CPU: the '
     + 'largest relative difference of the per-step losses from the CPU backend\'s over the steps both ran: every backend starts '
-    + 'from the same weights and batch and applies the same updates, so this checks that the fast backend computes the same training.');
+    + 'from the same weights and batch and applies the same updates, so this checks that the fast backend computes the same training. '
+    + 'The data-parallel run (`cdnv2 train --workers 2`) normalises each half of the batch with its own batch-norm statistics, a '
+    + 'different loss, so it has no loss difference; test/trainer-data-parallel.test.ts checks its gradients against the two halves '
+    + 'computed in one thread.');
   for (const f of r.failed) lines.push('', `Not measured: ${LABEL[f.backend]}: ${f.reason}`);
   return `${lines.join('\n')}\n`;
 }
@@ -301,6 +308,7 @@ async function main(): Promise<void> {
   for (const r of results) {
     if (!cpu) continue;
     r.speedupVsCpu = r.imagesPerSecond / cpu.imagesPerSecond;
+    if (r.backend === 'wasm-dp') continue;
     const n = Math.min(r.losses.length, cpu.losses.length);
     r.lossRelDiffVsCpu = Math.max(...r.losses.slice(0, n).map((l, i) => Math.abs(l - cpu.losses[i]!) / Math.abs(cpu.losses[i]!)));
   }

@@ -38,6 +38,7 @@ t.test('bad arguments are usage errors', async (t) => {
   await t.rejects(cli(['train', '--arch', 'cdnv2-fmnist', '--dataset', 'imagenet']), /Allowed choices/i);
   await t.rejects(cli(['train', '--arch', 'cdnv2-fmnist', '--dataset', 'synthetic', '--ema', '1.5']), /--ema decay must be in/);
   await t.rejects(cli(['train', '--arch', 'cdnv2-fmnist', '--dataset', 'synthetic', '--threads', '3']), /--threads must be 1 or 2/);
+  await t.rejects(cli(['train', '--arch', 'cdnv2-fmnist', '--dataset', 'synthetic', '--workers', '3']), /--workers must be 1 or 2/);
   await t.rejects(cli(['train', '--arch', 'cdnv2-fmnist', '--dataset', 'synthetic', '--crop', '-1']), /--crop must be an integer >= 0/);
   await t.rejects(cli(['train', '--arch', 'cdnv2-fmnist', '--dataset', 'synthetic', '--backend', 'gpu']), /Allowed choices/i);
   await t.rejects(cli(['train', '--arch', 'cdnv2-fmnist', '--dataset', 'synthetic', '--checkpoint-minutes', '-1']), /--checkpoint-minutes must be a number >= 0/);

@@ -239,6 +239,16 @@ export class CdnModel {
     return this.inventory.filter((t) => t.kind === 'param').map((t) => ({ name: t.name, variable: this.vars.get(t.name)!, decay: t.decay }));
   }
 
+  /** Replaces every mask (a data-parallel worker follows the main model's condensation stages this way). */
+  setMasks(masks: Map<string, Uint8Array>): void {
+    for (const m of this.maskList) {
+      const v = masks.get(m.name);
+      if (!v || v.length !== m.inCh * m.outCh) throw new Error(`mask ${m.name}: expected ${m.inCh * m.outCh} values`);
+      this.masks.set(m.name, v.slice());
+    }
+    this.refreshMaskTensors();
+  }
+
   private refreshMaskTensors(): void {
     for (const t of this.maskTensors.values()) t.dispose();
     this.maskTensors.clear();

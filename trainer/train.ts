@@ -14,15 +14,26 @@ import {
 import { renderTrainingCurves } from './chart.js';
 import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from './data/index.js';
 import { evaluateSource } from './evaluate.js';
-import { BN_MOMENTUM, CdnModel, initialValues, ownedVariable, tensorInventory, type BnBatchStat } from './model.js';
+import { BN_MOMENTUM, CdnModel, initialValues, ownedVariable, tensorInventory } from './model.js';
 import { Rng } from './rng.js';
+import type { BackendChoice } from './backend.js';
+import { DataParallel } from './data-parallel.js';
 import { acquireRunLock } from './run-lock.js';
+import { disposeSlice, sliceGradients } from './step.js';
 
 export interface TrainRun extends TrainOptions {
   out: string;
   resume: boolean;
   dataDir?: string;
   backend: string;
+  /**
+   * Data-parallel replicas (1 or 2, default 1): with 2, a worker thread computes the second half of every batch on
+   * its own backend instance (`backendChoice`, `workerThreads` kernel threads). Batch norm then normalises each half
+   * with its own statistics; the running statistics stay those of the whole batch.
+   */
+  workers?: number;
+  backendChoice?: BackendChoice;
+  workerThreads?: number;
   /** A derived configuration (tests); default getConfig(arch). Stored in the checkpoint. */
   config?: ArchConfig;
   /** Stop after this many epochs of this invocation (simulates an interruption; tests). */
@@ -134,7 +145,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     : new CdnModel(cfg, opts.sfr, initialValues(cfg, opts.sfr, opts.seed));
   if (start) model.stage = { ...start.state.stage };
   const params = model.trainable();
-  const byVarName = new Map(params.map((p) => [p.variable.name, p]));
+  const byName = new Map(params.map((p) => [p.name, p]));
   const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
   let ema: Map<string, tf.Variable> | undefined;
   if (opts.ema > 0) {
@@ -156,11 +167,27 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   const { height: H, width: W, channels: C } = cfg.input;
   const xBuf = new Float32Array(B * H * W * C);
   const yBuf = new Int32Array(B);
+  const workers = run.workers ?? 1;
+  if (workers !== 1 && workers !== 2) throw new Error(`workers must be 1 or 2, got ${workers}`);
+  let dp: DataParallel | undefined;
+  if (workers === 2 && B >= 2) {
+    try {
+      dp = await DataParallel.start(model, { backend: run.backendChoice ?? 'auto', threads: run.workerThreads ?? 1, maxSlice: Math.floor(B / 2) });
+    } catch (e) {
+      model.dispose();
+      for (const v of momentum.values()) v.dispose();
+      if (ema) for (const v of ema.values()) v.dispose();
+      throw e;
+    }
+  }
+  // What the checkpoints record as the run's backend: with data parallelism, how the batch was split too.
+  const backendNote = dp ? `${run.backend}, data-parallel x2 (worker: ${dp.workerBackend})` : run.backend;
   let lastCheckpoint = resumeFrom?.dir ?? '';
   let state!: CheckpointState;
 
   log(`training ${cfg.name}${opts.sfr ? '' : ' (no SFR: CondenseNet)'} on ${trainSrc.name} (${trainSrc.count} images, test ${testSrc.count}), ` +
     `${opts.epochs} epochs x ${itersPerEpoch} iterations of ${B}, backend ${run.backend}` +
+    (dp ? `, data-parallel: 2 replicas of ${B - Math.floor(B / 2)} + ${Math.floor(B / 2)} images (worker: ${dp.workerBackend})` : '') +
     (resumeFrom ? `, resuming after epoch ${epoch}${partial ? ` and ${partial.iterations} iterations` : ''}` : ''));
 
   const writeLogs = async (): Promise<void> => {
@@ -186,7 +213,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   let itersThisRun = 0;
   const snapshotState = (epochsDone: number, iterationsDone: number, extra: Partial<CheckpointState>): CheckpointState => ({
     config: cfg, options: opts, epochsDone, iteration: iterationsDone, itersPerEpoch, totalIterations: total, stage: { ...model.stage },
-    history: [...history], stages: [...stages], rng: Rng.derive(opts.seed, 0xe90c, epochsDone).state(), backend: run.backend,
+    history: [...history], stages: [...stages], rng: Rng.derive(opts.seed, 0xe90c, epochsDone).state(), backend: backendNote,
     date: new Date().toISOString(), trainCount: trainSrc.count, ...extra,
   });
   const save = (s: CheckpointState): string => saveCheckpoint(run.out, {
@@ -227,26 +254,14 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
         }
         lr = learningRate(opts, iteration, itersPerEpoch, total);
         assembleBatch(trainSrc, cfg, order.slice(it * B, it * B + B), xBuf, yBuf, aug, aug ? rng : undefined);
-        const stats: BnBatchStat[] = [];
-        let logitsKept: tf.Tensor | undefined;
-        const x = tf.tensor4d(xBuf, [B, H, W, C]);
-        const onehot = tf.tidy(() => tf.oneHot(tf.tensor1d(yBuf, 'int32'), cfg.classes));
-        const { value, grads } = tf.variableGrads(() => {
-          const logits = model.forward(x, true, stats);
-          logitsKept = tf.keep(logits);
-          const logp = tf.logSoftmax(logits);
-          const nll = tf.neg(tf.sum(tf.mul(onehot, logp), 1));
-          const smooth = tf.neg(tf.mean(logp, 1));
-          let loss = tf.mean(tf.add(tf.mul(nll, 1 - opts.labelSmoothing), tf.mul(smooth, opts.labelSmoothing))) as tf.Scalar;
-          if (opts.groupLasso > 0) loss = tf.add(loss, tf.mul(model.lassoLoss(), opts.groupLasso)) as tf.Scalar;
-          return loss;
-        }, params.map((q) => q.variable));
-        const lossVal = (await value.data())[0]!;
+        const lossOpts = { labelSmoothing: opts.labelSmoothing, groupLasso: opts.groupLasso };
+        const step = dp ? await dp.step(model, xBuf, yBuf, B, lossOpts) : sliceGradients(model, xBuf, yBuf, B, lossOpts);
+        const lossVal = step.loss;
         if (!Number.isFinite(lossVal)) throw new Error(`training diverged at iteration ${iteration} (loss ${lossVal}); try a lower --lr`);
         tf.tidy(() => {
           // SGD with Nesterov momentum (PyTorch form), weight decay only on conv/linear weights.
-          for (const [vname, g0] of Object.entries(grads)) {
-            const q = byVarName.get(vname)!;
+          for (const [name, g0] of step.grads) {
+            const q = byName.get(name)!;
             let g: tf.Tensor = g0;
             if (q.decay && opts.weightDecay > 0) g = tf.add(g, tf.mul(q.variable, opts.weightDecay));
             const buf = momentum.get(q.name)!;
@@ -254,7 +269,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
             q.variable.assign(tf.sub(q.variable, tf.mul(tf.add(g, tf.mul(buf, opts.momentum)), lr)));
           }
           // BN running statistics, PyTorch convention (unbiased batch variance).
-          for (const s of stats) {
+          for (const s of step.stats) {
             const rm = model.vars.get(`${s.name}.mean`)!;
             const rv = model.vars.get(`${s.name}.variance`)!;
             rm.assign(tf.add(tf.mul(rm, 1 - BN_MOMENTUM), tf.mul(s.mean, BN_MOMENTUM)));
@@ -264,12 +279,13 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
             for (const [name, e] of ema) e.assign(tf.add(tf.mul(e, opts.ema), tf.mul(model.vars.get(name)!, 1 - opts.ema)));
           }
         });
-        const pred = tf.tidy(() => tf.argMax(logitsKept!, 1));
+        const pred = tf.tidy(() => tf.argMax(step.logits, 1));
         const predV = pred.dataSync();
         for (let i = 0; i < B; i++) if (predV[i] === yBuf[i]) correct++;
         seen += B;
         lossSum += lossVal * B;
-        tf.dispose([value, ...Object.values(grads), pred, logitsKept!, x, onehot, ...stats.flatMap((s) => [s.mean, s.variance])]);
+        pred.dispose();
+        disposeSlice(step);
         const fields = { loss: (lossSum / seen).toFixed(4), acc: (correct / seen).toFixed(3), lr: lr.toFixed(4), stage: `${model.stage.lgc}/${model.stage.sfr}` };
         bar?.update(it + 1, fields);
         if (run.progress && !tty && ((it + 1) % every === 0 || it + 1 === itersPerEpoch)) {
@@ -311,6 +327,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
       await writeLogs();
     }
   } finally {
+    await dp?.close();
     model.dispose();
     for (const v of momentum.values()) v.dispose();
     if (ema) for (const v of ema.values()) v.dispose();

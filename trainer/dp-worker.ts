@@ -1,0 +1,68 @@
+// The data-parallel worker thread (see data-parallel.ts): a replica of the model that computes the gradients of
+// its part of each batch from the weights and masks the main thread publishes in shared memory.
+import * as tf from '@tensorflow/tfjs';
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { selectBackend } from './backend.js';
+import { sharedLayout, type FromWorker, type ToWorker, type WorkerInit } from './data-parallel.js';
+import { CdnModel, tensorInventory } from './model.js';
+import { disposeSlice, sliceGradients } from './step.js';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const send = (m: FromWorker): void => port.postMessage(m);
+
+try {
+  const backend = await selectBackend(init.backend, () => {}, { threads: init.threads });
+  const params = new Float32Array(init.buffers.params);
+  const grads = new Float32Array(init.buffers.grads);
+  const masks = new Uint8Array(init.buffers.masks);
+  const x = new Float32Array(init.buffers.x);
+  const y = new Int32Array(init.buffers.y);
+  const logits = new Float32Array(init.buffers.logits);
+  const stats = new Float32Array(init.buffers.stats);
+
+  // Batch-norm running statistics are never used here (training-mode forward passes only): placeholders.
+  const values = new Map<string, Float32Array>();
+  for (const t of tensorInventory(init.config, init.sfr)) values.set(t.name, new Float32Array(t.shape.reduce((a, b) => a * b, 1)));
+  const model = new CdnModel(init.config, init.sfr, values);
+  const layout = sharedLayout(model);
+  let paramsVersion = 0, masksVersion = 0;
+
+  port.on('message', (m: ToWorker) => {
+    if (m.type === 'close') { model.dispose(); port.close(); return; }
+    try {
+      if (m.paramsVersion !== paramsVersion) {
+        for (const p of layout.params) {
+          const t = tf.tensor(params.slice(p.offset, p.offset + p.size), p.shape);
+          (model.get(p.name) as tf.Variable).assign(t);
+          t.dispose();
+        }
+        paramsVersion = m.paramsVersion;
+      }
+      if (m.masksVersion !== masksVersion) {
+        model.setMasks(new Map(layout.masks.map((e) => [e.name, masks.subarray(e.offset, e.offset + e.size)])));
+        masksVersion = m.masksVersion;
+      }
+      const r = sliceGradients(model, x, y, m.n, m.loss);
+      for (const p of layout.params) grads.set(r.grads.get(p.name)!.dataSync() as Float32Array, p.offset);
+      logits.set(r.logits.dataSync() as Float32Array);
+      let off = 0;
+      const shapes: { name: string; channels: number; count: number }[] = [];
+      for (const s of r.stats) {
+        const c = s.mean.size;
+        stats.set(s.mean.dataSync() as Float32Array, off);
+        stats.set(s.variance.dataSync() as Float32Array, off + c);
+        off += 2 * c;
+        shapes.push({ name: s.name, channels: c, count: s.count });
+      }
+      disposeSlice(r);
+      send({ type: 'done', loss: r.loss, stats: shapes });
+    } catch (e) {
+      send({ type: 'error', message: (e as Error).message });
+    }
+  });
+  send({ type: 'ready', backend });
+} catch (e) {
+  send({ type: 'error', message: (e as Error).message });
+}

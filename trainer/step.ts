@@ -1,0 +1,55 @@
+// One training step's forward and backward pass on a slice of a batch: the label-smoothed cross-entropy (plus the
+// optional group-lasso term), its gradient for every trainable parameter, the logits and the BN batch statistics.
+// Shared by the training loop and the data-parallel worker, so both compute exactly the same thing.
+import * as tf from '@tensorflow/tfjs';
+
+import type { BnBatchStat, CdnModel } from './model.js';
+
+export interface LossOptions {
+  labelSmoothing: number;
+  /** Weight of the group-lasso penalty added to this slice's loss (0: none). */
+  groupLasso: number;
+}
+
+export interface SliceGradients {
+  loss: number;
+  /** Gradient of each trainable parameter, by parameter name (the checkpoint's). */
+  grads: Map<string, tf.Tensor>;
+  logits: tf.Tensor2D;
+  stats: BnBatchStat[];
+  count: number;
+}
+
+/** x: n normalised NHWC images, y: their labels. The caller disposes the returned tensors (disposeSlice). */
+export function sliceGradients(model: CdnModel, x: Float32Array, y: Int32Array, n: number, opts: LossOptions): SliceGradients {
+  const { height: H, width: W, channels: C } = model.cfg.input;
+  const params = model.trainable();
+  const byVar = new Map(params.map((p) => [p.variable.name, p.name]));
+  const stats: BnBatchStat[] = [];
+  let logits: tf.Tensor2D | undefined;
+  const xt = tf.tensor4d(x.subarray(0, n * H * W * C), [n, H, W, C]);
+  const onehot = tf.tidy(() => tf.oneHot(tf.tensor1d(y.subarray(0, n), 'int32'), model.cfg.classes));
+  try {
+    const { value, grads } = tf.variableGrads(() => {
+      const out = model.forward(xt, true, stats);
+      logits = tf.keep(out);
+      const logp = tf.logSoftmax(out);
+      const nll = tf.neg(tf.sum(tf.mul(onehot, logp), 1));
+      const smooth = tf.neg(tf.mean(logp, 1));
+      let loss = tf.mean(tf.add(tf.mul(nll, 1 - opts.labelSmoothing), tf.mul(smooth, opts.labelSmoothing))) as tf.Scalar;
+      if (opts.groupLasso > 0) loss = tf.add(loss, tf.mul(model.lassoLoss(), opts.groupLasso)) as tf.Scalar;
+      return loss;
+    }, params.map((p) => p.variable));
+    const loss = value.dataSync()[0]!;
+    value.dispose();
+    const byName = new Map<string, tf.Tensor>();
+    for (const [v, g] of Object.entries(grads)) byName.set(byVar.get(v)!, g);
+    return { loss, grads: byName, logits: logits!, stats, count: n };
+  } finally {
+    tf.dispose([xt, onehot]);
+  }
+}
+
+export function disposeSlice(s: SliceGradients): void {
+  tf.dispose([...s.grads.values(), s.logits, ...s.stats.flatMap((b) => [b.mean, b.variance])]);
+}
