@@ -155,6 +155,24 @@ t.test('a data-parallel run learns, and resumes from inside an epoch exactly', a
   t.same(cc.state.history.map((x) => x.trainLoss), ca.state.history.map((x) => x.trainLoss));
 });
 
+t.test('a worker that dies gives a clear error, not a hang', async (t) => {
+  await selectBackend('cpu');
+  const model = maskedModel();
+  const dp = await DataParallel.start(model, { backend: 'cpu', threads: 1, maxSlice: 8 });
+  const { x, y } = batch(8, 4);
+  disposeSlice(await dp.step(model, x, y, 8, { labelSmoothing: 0, groupLasso: 0 }));
+  // Killed between steps (e.g. out of memory): the next step fails at once.
+  await (dp as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+  await t.rejects(dp.step(model, x, y, 8, { labelSmoothing: 0, groupLasso: 0 }), /data-parallel worker exited/);
+  await dp.close();
+  // Killed while a step is in flight (terminated, its exit not yet seen when the step starts): that step fails.
+  const dp2 = await DataParallel.start(model, { backend: 'cpu', threads: 1, maxSlice: 8 });
+  void (dp2 as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+  await t.rejects(dp2.step(model, x, y, 8, { labelSmoothing: 0, groupLasso: 0 }), /data-parallel worker exited/);
+  await dp2.close();
+  model.dispose();
+});
+
 t.test('bad worker counts are refused', async (t) => {
   await t.rejects(train(run(path.join(tmp, 'bad'), { workers: 3 })), /workers must be 1 or 2, got 3/);
 });
