@@ -68,7 +68,7 @@ t.test('eval --json --limit --logits on a trained checkpoint', async (t) => {
   const ck = await loadCheckpoint(out);
   t.ok(ck.ema, 'checkpoint has EMA weights');
   const model = modelFromCheckpoint(ck);
-  const ref = evaluateSource(model, openSynthetic({ split: 'test', count: 5, ...shape }), { keepLogits: true });
+  const ref = await evaluateSource(model, openSynthetic({ split: 'test', count: 5, ...shape }), { keepLogits: true });
   model.dispose();
   t.equal(j.accuracy, ref.accuracy);
   for (let i = 0; i < 5; i++) for (let k = 0; k < 4; k++) t.ok(Math.abs(logits[i]![k]! - ref.logits![i * 4 + k]!) < 1e-6);

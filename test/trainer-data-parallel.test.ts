@@ -11,6 +11,7 @@ import { selectBackend } from '../trainer/backend.js';
 import { loadCheckpoint } from '../trainer/checkpoint.js';
 import { openSynthetic } from '../trainer/data/synthetic.js';
 import { DataParallel } from '../trainer/data-parallel.js';
+import { evaluateSource } from '../trainer/evaluate.js';
 import { CdnModel, initialValues } from '../trainer/model.js';
 import { Rng } from '../trainer/rng.js';
 import { disposeSlice, sliceGradients } from '../trainer/step.js';
@@ -116,6 +117,38 @@ for (const backend of ['cpu', 'wasm'] as const) {
     model.dispose();
   });
 }
+
+t.test('evaluation split over both replicas gives the logits of one, for live and for other (EMA) weights', async (t) => {
+  await selectBackend('cpu');
+  const model = maskedModel();
+  // Running statistics that are not the initial 0/1, so that a worker ignoring them would differ.
+  for (const [name, v] of model.vars) {
+    if (name.endsWith('.mean')) v.assign(tf.fill(v.shape, 0.1));
+    if (name.endsWith('.variance')) v.assign(tf.fill(v.shape, 1.7));
+  }
+  const other = new CdnModel(cfg, true, initialValues(cfg, true, 9));
+  const dp = await DataParallel.start(model, { backend: 'cpu', threads: 1, maxSlice: 50 });
+  t.teardown(() => dp.close());
+  const src = () => openSynthetic({ split: 'test', count: 37, height: 8, width: 8, channels: 1, classes: 4 });
+  for (const [what, lookup] of [['live weights', undefined], ['another set of weights', (n: string) => other.get(n)]] as const) {
+    const want = await evaluateSource(model, src(), { keepLogits: true, batch: 10, lookup });
+    const before = tf.memory().numTensors;
+    const got = await evaluateSource(model, src(), { keepLogits: true, batch: 10, lookup, logitsOf: dp.evaluator(model, lookup) });
+    t.equal(tf.memory().numTensors, before, `${what}: no tensor leak`);
+    t.equal(got.count, 37);
+    t.ok(relErr(got.logits!, want.logits!) < 1e-6, `${what}: same logits (${relErr(got.logits!, want.logits!).toExponential(1)})`);
+    t.equal(got.accuracy, want.accuracy, `${what}: same accuracy`);
+  }
+  // The next training step uses the training weights again, not the ones evaluated last.
+  const { x, y } = batch(10, 5);
+  const step = await dp.step(model, x, y, 10, { labelSmoothing: 0, groupLasso: 0 });
+  const a = sliceGradients(model, x, y, 5, { labelSmoothing: 0, groupLasso: 0 });
+  const b = sliceGradients(model, x.subarray(5 * 64), y.subarray(5), 5, { labelSmoothing: 0, groupLasso: 0 });
+  t.ok(Math.abs(step.loss - (a.loss + b.loss) / 2) < 1e-6, 'a step after the evaluation uses the training weights');
+  for (const s of [step, a, b]) disposeSlice(s);
+  other.dispose();
+  model.dispose();
+});
 
 function sources(nTrain: number, nTest: number) {
   const shape = { height: 8, width: 8, channels: 1, classes: 4 };

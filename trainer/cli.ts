@@ -133,7 +133,7 @@ export function register(program: Command): void {
       const src = limitSource(openDataset(o.dataset as DatasetName, 'test', ckpt.state.config, o.data), o.limit);
       const model = modelFromCheckpoint(ckpt, { ema: o.ema === false ? false : undefined });
       try {
-        const r = evaluateSource(model, src, { keepLogits: Boolean(o.logits) });
+        const r = await evaluateSource(model, src, { keepLogits: Boolean(o.logits) });
         await reportEvaluation(r, ckpt.state.config.classes, o, ckpt.dir);
       } finally {
         model.dispose();

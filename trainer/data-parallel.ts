@@ -25,6 +25,7 @@ export interface SharedBuffers {
   y: SharedArrayBuffer;        // i32, their labels
   logits: SharedArrayBuffer;   // f32, the worker's logits
   stats: SharedArrayBuffer;    // f32, per BN layer: mean[C] then biased variance[C], in forward order
+  values: SharedArrayBuffer;   // f32, every tensor of the model (weights and BN running statistics) for evaluation
 }
 
 export interface WorkerInit {
@@ -37,20 +38,33 @@ export interface WorkerInit {
 
 export type ToWorker =
   | { type: 'step'; n: number; paramsVersion: number; masksVersion: number; loss: LossOptions }
+  | { type: 'eval'; n: number; valuesVersion: number; masksVersion: number }
   | { type: 'close' };
 
 export type FromWorker =
   | { type: 'ready'; backend: string }
   | { type: 'done'; loss: number; stats: { name: string; channels: number; count: number }[] }
+  | { type: 'evaluated' }
   | { type: 'error'; message: string };
 
 /** Offsets of every trainable parameter and mask in the shared buffers (same on both sides). */
-export function sharedLayout(model: CdnModel): { params: { name: string; shape: number[]; offset: number; size: number }[]; paramCount: number; masks: { name: string; offset: number; size: number }[]; maskCount: number; bnChannels: number } {
+export function sharedLayout(model: CdnModel): {
+  params: { name: string; shape: number[]; offset: number; size: number }[]; paramCount: number;
+  values: { name: string; shape: number[]; offset: number; size: number }[]; valueCount: number;
+  masks: { name: string; offset: number; size: number }[]; maskCount: number; bnChannels: number;
+} {
   let off = 0;
   const params = model.trainable().map((p) => {
     const size = p.variable.size;
     const e = { name: p.name, shape: p.variable.shape, offset: off, size };
     off += size;
+    return e;
+  });
+  let voff = 0;
+  const values = model.inventory.map((t) => {
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    const e = { name: t.name, shape: t.shape, offset: voff, size };
+    voff += size;
     return e;
   });
   let moff = 0;
@@ -60,7 +74,7 @@ export function sharedLayout(model: CdnModel): { params: { name: string; shape: 
     return e;
   });
   const bnChannels = model.inventory.filter((t) => t.name.endsWith('.gamma')).reduce((a, t) => a + t.shape[0]!, 0);
-  return { params, paramCount: off, masks, maskCount: moff, bnChannels };
+  return { params, paramCount: off, values, valueCount: voff, masks, maskCount: moff, bnChannels };
 }
 
 function workerUrl(): { source: string } {
@@ -76,7 +90,8 @@ function workerUrl(): { source: string } {
 
 export class DataParallel {
   private readonly layout: ReturnType<typeof sharedLayout>;
-  private readonly views: { params: Float32Array; grads: Float32Array; masks: Uint8Array; x: Float32Array; y: Int32Array; logits: Float32Array; stats: Float32Array };
+  private readonly views: { params: Float32Array; grads: Float32Array; masks: Uint8Array; x: Float32Array; y: Int32Array; logits: Float32Array; stats: Float32Array; values: Float32Array };
+  private valuesVersion = 0;
   private paramsVersion = 0;
   private masksVersion = 0;
   private masksKey = '';
@@ -88,6 +103,7 @@ export class DataParallel {
     this.views = {
       params: new Float32Array(buffers.params), grads: new Float32Array(buffers.grads), masks: new Uint8Array(buffers.masks),
       x: new Float32Array(buffers.x), y: new Int32Array(buffers.y), logits: new Float32Array(buffers.logits), stats: new Float32Array(buffers.stats),
+      values: new Float32Array(buffers.values),
     };
     worker.on('message', (m: FromWorker) => this.settle(m));
     worker.on('error', (e) => this.fail(new Error(`data-parallel worker failed: ${e.message}`)));
@@ -102,7 +118,7 @@ export class DataParallel {
       params: new SharedArrayBuffer(4 * lay.paramCount), grads: new SharedArrayBuffer(4 * lay.paramCount),
       masks: new SharedArrayBuffer(Math.max(1, lay.maskCount)), x: new SharedArrayBuffer(4 * opts.maxSlice * H * W * C),
       y: new SharedArrayBuffer(4 * opts.maxSlice), logits: new SharedArrayBuffer(4 * opts.maxSlice * model.cfg.classes),
-      stats: new SharedArrayBuffer(4 * 2 * lay.bnChannels),
+      stats: new SharedArrayBuffer(4 * 2 * lay.bnChannels), values: new SharedArrayBuffer(4 * lay.valueCount),
     };
     const init: WorkerInit = { config: model.cfg, sfr: model.sfr, backend: opts.backend, threads: opts.threads ?? 1, buffers };
     const worker = new Worker(workerUrl().source, { eval: true, workerData: init });
@@ -152,12 +168,7 @@ export class DataParallel {
     // Publish the current weights (every step: the last update changed them) and, on a stage change, the masks.
     for (const p of this.layout.params) this.views.params.set(model.get(p.name).dataSync() as Float32Array, p.offset);
     this.paramsVersion++;
-    const key = `${model.stage.lgc}/${model.stage.sfr}`;
-    if (key !== this.masksKey || this.masksVersion === 0) {
-      for (const m of this.layout.masks) this.views.masks.set(model.masks.get(m.name)!, m.offset);
-      this.masksKey = key;
-      this.masksVersion++;
-    }
+    this.publishMasks(model);
     this.views.x.set(x.subarray(n0 * per, n * per));
     this.views.y.set(y.subarray(n0, n));
     const remote = new Promise<FromWorker>((resolve, reject) => { this.pending = { resolve, reject }; });
@@ -180,6 +191,50 @@ export class DataParallel {
     }
     if (done.type !== 'done') throw new Error(`data-parallel worker: unexpected ${done.type}`);
     return combine(local, done, this.views, this.layout, n0, n1);
+  }
+
+  private publishMasks(model: CdnModel): void {
+    const key = `${model.stage.lgc}/${model.stage.sfr}`;
+    if (key !== this.masksKey || this.masksVersion === 0) {
+      for (const m of this.layout.masks) this.views.masks.set(model.masks.get(m.name)!, m.offset);
+      this.masksKey = key;
+      this.masksVersion++;
+    }
+  }
+
+  /**
+   * An evaluateSource `logitsOf` that splits every batch between the two replicas: eval-mode logits of the weights
+   * and running statistics `lookup` gives (default: the model's own), published to the worker once, here.
+   */
+  evaluator(model: CdnModel, lookup?: (name: string) => tf.Tensor): (images: Float32Array, count: number) => Promise<tf.Tensor2D> {
+    const get = lookup ?? ((n: string) => model.get(n));
+    for (const v of this.layout.values) this.views.values.set(get(v.name).dataSync() as Float32Array, v.offset);
+    this.valuesVersion++;
+    this.publishMasks(model);
+    const valuesVersion = this.valuesVersion;
+    const { height: H, width: W, channels: C } = model.cfg.input;
+    const per = H * W * C, classes = model.cfg.classes;
+    return async (images, count) => {
+      if (this.failure) throw this.failure;
+      const n1 = Math.min(Math.floor(count / 2), Math.floor(this.views.x.length / per));
+      const n0 = count - n1;
+      this.views.x.set(images.subarray(n0 * per, count * per));
+      const remote = new Promise<FromWorker>((resolve, reject) => { this.pending = { resolve, reject }; });
+      const msg: ToWorker = { type: 'eval', n: n1, valuesVersion, masksVersion: this.masksVersion };
+      if (n1 > 0) this.worker.postMessage(msg);
+      else this.pending = undefined;
+      const local = tf.tidy(() => model.forward(tf.tensor4d(images.subarray(0, n0 * per), [n0, H, W, C]), false, undefined, lookup));
+      if (n1 === 0) return local;
+      try {
+        await remote;
+      } catch (e) {
+        local.dispose();
+        throw e;
+      }
+      const both = tf.tidy(() => tf.concat([local, tf.tensor2d(this.views.logits.slice(0, n1 * classes), [n1, classes])], 0) as tf.Tensor2D);
+      local.dispose();
+      return both;
+    };
   }
 
   async close(): Promise<void> {

@@ -21,29 +21,48 @@ try {
   const y = new Int32Array(init.buffers.y);
   const logits = new Float32Array(init.buffers.logits);
   const stats = new Float32Array(init.buffers.stats);
+  const evalValues = new Float32Array(init.buffers.values);
 
   // Batch-norm running statistics are never used here (training-mode forward passes only): placeholders.
   const values = new Map<string, Float32Array>();
   for (const t of tensorInventory(init.config, init.sfr)) values.set(t.name, new Float32Array(t.shape.reduce((a, b) => a * b, 1)));
   const model = new CdnModel(init.config, init.sfr, values);
   const layout = sharedLayout(model);
-  let paramsVersion = 0, masksVersion = 0;
+  let paramsVersion = 0, masksVersion = 0, valuesVersion = 0;
+  const { height: H, width: W, channels: C } = init.config.input;
+  const setVar = (name: string, shape: number[], data: Float32Array): void => {
+    const t = tf.tensor(data, shape);
+    (model.get(name) as tf.Variable).assign(t);
+    t.dispose();
+  };
+  const loadMasks = (version: number): void => {
+    if (version === masksVersion) return;
+    model.setMasks(new Map(layout.masks.map((e) => [e.name, masks.subarray(e.offset, e.offset + e.size)])));
+    masksVersion = version;
+  };
 
   port.on('message', (m: ToWorker) => {
     if (m.type === 'close') { model.dispose(); port.close(); return; }
     try {
-      if (m.paramsVersion !== paramsVersion) {
-        for (const p of layout.params) {
-          const t = tf.tensor(params.slice(p.offset, p.offset + p.size), p.shape);
-          (model.get(p.name) as tf.Variable).assign(t);
-          t.dispose();
+      if (m.type === 'eval') {
+        // Eval-mode logits of the published weights and running statistics (the live ones or EMA copies).
+        if (m.valuesVersion !== valuesVersion) {
+          for (const v of layout.values) setVar(v.name, v.shape, evalValues.slice(v.offset, v.offset + v.size));
+          valuesVersion = m.valuesVersion;
+          paramsVersion = -1; // the next step reloads the training weights
         }
+        loadMasks(m.masksVersion);
+        const out = tf.tidy(() => model.forward(tf.tensor4d(x.slice(0, m.n * H * W * C), [m.n, H, W, C]), false));
+        logits.set(out.dataSync() as Float32Array);
+        out.dispose();
+        send({ type: 'evaluated' });
+        return;
+      }
+      if (m.paramsVersion !== paramsVersion) {
+        for (const p of layout.params) setVar(p.name, p.shape, params.slice(p.offset, p.offset + p.size));
         paramsVersion = m.paramsVersion;
       }
-      if (m.masksVersion !== masksVersion) {
-        model.setMasks(new Map(layout.masks.map((e) => [e.name, masks.subarray(e.offset, e.offset + e.size)])));
-        masksVersion = m.masksVersion;
-      }
+      loadMasks(m.masksVersion);
       const r = sliceGradients(model, x, y, m.n, m.loss);
       for (const p of layout.params) grads.set(r.grads.get(p.name)!.dataSync() as Float32Array, p.offset);
       logits.set(r.logits.dataSync() as Float32Array);

@@ -44,8 +44,17 @@ function logitsOf(model: CdnModel, cfg: ArchConfig, n: number, batch: number, sl
 
 export interface EvalResult { accuracy: number; loss: number; count: number; logits?: Float32Array }
 
+export interface EvalOptions {
+  batch?: number;
+  keepLogits?: boolean;
+  lookup?: (n: string) => tf.Tensor;
+  onBatch?: (done: number) => void;
+  /** Eval-mode logits of `count` normalised NHWC images (default: this thread's model.forward; data-parallel: split). */
+  logitsOf?: (images: Float32Array, count: number) => Promise<tf.Tensor2D>;
+}
+
 /** Evaluates a model on the first `src.count` images in file order, batch by batch. */
-export function evaluateSource(model: CdnModel, src: ImageSource, opts: { batch?: number; keepLogits?: boolean; lookup?: (n: string) => tf.Tensor; onBatch?: (done: number) => void } = {}): EvalResult {
+export async function evaluateSource(model: CdnModel, src: ImageSource, opts: EvalOptions = {}): Promise<EvalResult> {
   const cfg = model.cfg;
   const batch = opts.batch ?? 100;
   const per = cfg.input.height * cfg.input.width * cfg.input.channels;
@@ -57,8 +66,9 @@ export function evaluateSource(model: CdnModel, src: ImageSource, opts: { batch?
     const c = Math.min(batch, src.count - s);
     const idx = Array.from({ length: c }, (_, i) => s + i);
     assembleBatch(src, cfg, idx, buf, labels);
+    const given = opts.logitsOf ? await opts.logitsOf(buf, c) : undefined;
     const [logitsT, lossT] = tf.tidy(() => {
-      const logits = model.forward(tf.tensor4d(buf.subarray(0, c * per), [c, cfg.input.height, cfg.input.width, cfg.input.channels]), false, undefined, opts.lookup);
+      const logits = given ?? model.forward(tf.tensor4d(buf.subarray(0, c * per), [c, cfg.input.height, cfg.input.width, cfg.input.channels]), false, undefined, opts.lookup);
       const oh = tf.oneHot(tf.tensor1d(labels.subarray(0, c), 'int32'), cfg.classes);
       const loss = tf.sum(tf.neg(tf.sum(tf.mul(oh, tf.logSoftmax(logits)), 1)));
       return [logits, loss];
@@ -71,7 +81,7 @@ export function evaluateSource(model: CdnModel, src: ImageSource, opts: { batch?
       if (best === labels[i]) correct++;
     }
     all?.set(l, s * cfg.classes);
-    logitsT.dispose(); lossT.dispose();
+    tf.dispose([logitsT, lossT]); // logitsT is `given` when that was passed
     opts.onBatch?.(s + c);
   }
   return { accuracy: src.count ? correct / src.count : 0, loss: src.count ? lossSum / src.count : 0, count: src.count, logits: all };

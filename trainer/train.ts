@@ -172,7 +172,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   let dp: DataParallel | undefined;
   if (workers === 2 && B >= 2) {
     try {
-      dp = await DataParallel.start(model, { backend: run.backendChoice ?? 'auto', threads: run.workerThreads ?? 1, maxSlice: Math.floor(B / 2) });
+      // Room for half a training batch and half an evaluation batch (evaluateSource's 100 images).
+      dp = await DataParallel.start(model, { backend: run.backendChoice ?? 'auto', threads: run.workerThreads ?? 1, maxSlice: Math.max(Math.floor(B / 2), 50) });
     } catch (e) {
       model.dispose();
       for (const v of momentum.values()) v.dispose();
@@ -311,7 +312,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
       }
       bar?.stop();
       const trainSeconds = (Date.now() - t0) / 1000;
-      const ev = evaluateSource(model, testSrc, { lookup: ema ? (n) => ema!.get(n)! : undefined });
+      const lookup = ema ? (n: string) => ema!.get(n)! : undefined;
+      const ev = await evaluateSource(model, testSrc, { lookup, logitsOf: dp?.evaluator(model, lookup) });
       const m: EpochMetrics = {
         epoch: epoch + 1, trainLoss: lossSum / seen, trainAccuracy: correct / seen, testLoss: ev.loss, testAccuracy: ev.accuracy, testCount: ev.count,
         lr, stageLgc: model.stage.lgc, stageSfr: model.stage.sfr, lgcDensity: density(model, 'lgc'), sfrDensity: density(model, 'sfr'),
