@@ -77,15 +77,14 @@ export function sharedLayout(model: CdnModel): {
   return { params, paramCount: off, values, valueCount: voff, masks, maskCount: moff, bnChannels };
 }
 
-function workerUrl(): { source: string } {
+/** The worker's bootstrap code (an eval'd script that imports dp-worker). */
+function workerSource(): string {
   // Under tsx (sources) the worker must register tsx's loader itself: Node 20 does not pass it on to workers.
   const ts = import.meta.url.endsWith('.ts');
   const url = new URL(ts ? './dp-worker.ts' : './dp-worker.js', import.meta.url).href;
-  return {
-    source: ts
-      ? `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`
-      : `import(${JSON.stringify(url)})`,
-  };
+  return ts
+    ? `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url)}); })`
+    : `import(${JSON.stringify(url)})`;
 }
 
 export class DataParallel {
@@ -121,7 +120,7 @@ export class DataParallel {
       stats: new SharedArrayBuffer(4 * 2 * lay.bnChannels), values: new SharedArrayBuffer(4 * lay.valueCount),
     };
     const init: WorkerInit = { config: model.cfg, sfr: model.sfr, backend: opts.backend, threads: opts.threads ?? 1, buffers };
-    const worker = new Worker(workerUrl().source, { eval: true, workerData: init });
+    const worker = new Worker(workerSource(), { eval: true, workerData: init });
     const listeners: { message?: (m: FromWorker) => void; error?: (e: Error) => void; exit?: (code: number) => void } = {};
     const ready = await new Promise<FromWorker>((resolve, reject) => {
       listeners.message = resolve;
@@ -195,7 +194,7 @@ export class DataParallel {
 
   private publishMasks(model: CdnModel): void {
     const key = `${model.stage.lgc}/${model.stage.sfr}`;
-    if (key !== this.masksKey || this.masksVersion === 0) {
+    if (key !== this.masksKey) {
       for (const m of this.layout.masks) this.views.masks.set(model.masks.get(m.name)!, m.offset);
       this.masksKey = key;
       this.masksVersion++;
