@@ -63,9 +63,9 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
   const { selectBackend } = await import('../trainer/backend.js');
   const { registerWasmTrainBackend, WASM_BACKEND } = await import('../trainer/wasm/backend.js');
   const { getConfig } = await import('../arch/configs.js');
-  const { BN_MOMENTUM, CdnModel, initialValues } = await import('../trainer/model.js');
+  const { CdnModel, initialValues } = await import('../trainer/model.js');
   const { Rng } = await import('../trainer/rng.js');
-  const { disposeSlice, sliceGradients } = await import('../trainer/step.js');
+  const { applyStep, disposeSlice, sliceGradients } = await import('../trainer/step.js');
   const { DataParallel } = await import('../trainer/data-parallel.js');
 
   await selectBackend('cpu');
@@ -84,7 +84,6 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
   const hp = cfg.train;
   const model = new CdnModel(cfg, true, initialValues(cfg, true, 1));
   const params = model.trainable();
-  const byName = new Map(params.map((p) => [p.name, p]));
   const momentum = new Map(params.map((p) => [p.name, tf.variable(tf.zerosLike(p.variable), false)]));
   const { height: H, width: W, channels: C } = cfg.input;
   // One fixed batch of normalised-looking inputs and labels, the same in every process.
@@ -96,23 +95,9 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
   const lossOpts = { labelSmoothing: hp.labelSmoothing, groupLasso: 0 };
 
   const step = async (): Promise<number> => {
-    // The same gradient computation as trainer/train.ts (trainer/step.ts, or its data-parallel split).
+    // The same step as trainer/train.ts (trainer/step.ts, or its data-parallel split).
     const r = dp ? await dp.step(model, x, y, job.batch, lossOpts) : sliceGradients(model, x, y, job.batch, lossOpts);
-    tf.tidy(() => {
-      for (const [name, g0] of r.grads) {
-        const q = byName.get(name)!;
-        let g: import('@tensorflow/tfjs').Tensor = g0;
-        if (q.decay && hp.weightDecay > 0) g = tf.add(g, tf.mul(q.variable, hp.weightDecay));
-        const buf = momentum.get(q.name)!;
-        buf.assign(tf.add(tf.mul(buf, hp.momentum), g));
-        q.variable.assign(tf.sub(q.variable, tf.mul(tf.add(g, tf.mul(buf, hp.momentum)), lr)));
-      }
-      for (const s of r.stats) {
-        const rm = model.vars.get(`${s.name}.mean`)!, rv = model.vars.get(`${s.name}.variance`)!;
-        rm.assign(tf.add(tf.mul(rm, 1 - BN_MOMENTUM), tf.mul(s.mean, BN_MOMENTUM)));
-        rv.assign(tf.add(tf.mul(rv, 1 - BN_MOMENTUM), tf.mul(s.variance, (BN_MOMENTUM * s.count) / Math.max(1, s.count - 1))));
-      }
-    });
+    applyStep(model, r, momentum, { lr, momentum: hp.momentum, weightDecay: hp.weightDecay });
     // The updated weights must exist before the clock stops (the CPU backend computes eagerly; this reads one).
     params[0]!.variable.dataSync();
     disposeSlice(r);

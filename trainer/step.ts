@@ -1,9 +1,10 @@
-// One training step's forward and backward pass on a slice of a batch: the label-smoothed cross-entropy (plus the
-// optional group-lasso term), its gradient for every trainable parameter, the logits and the BN batch statistics.
-// Shared by the training loop and the data-parallel worker, so both compute exactly the same thing.
+// One training step: the forward and backward pass on a slice of a batch (the label-smoothed cross-entropy plus the
+// optional group-lasso term, its gradient for every trainable parameter, the logits and the BN batch statistics),
+// and the update that applies it. Shared by the training loop, the data-parallel worker and bench/train-speed, so
+// all of them compute exactly the same thing.
 import * as tf from '@tensorflow/tfjs';
 
-import type { BnBatchStat, CdnModel } from './model.js';
+import { BN_MOMENTUM, type BnBatchStat, type CdnModel } from './model.js';
 
 export interface LossOptions {
   labelSmoothing: number;
@@ -52,4 +53,31 @@ export function sliceGradients(model: CdnModel, x: Float32Array, y: Int32Array, 
 
 export function disposeSlice(s: SliceGradients): void {
   tf.dispose([...s.grads.values(), s.logits, ...s.stats.flatMap((b) => [b.mean, b.variance])]);
+}
+
+export interface UpdateOptions { lr: number; momentum: number; weightDecay: number }
+
+/**
+ * SGD with Nesterov momentum (PyTorch form; weight decay only on conv and linear weights) from a step's gradients,
+ * and the BN running statistics from its batch statistics (PyTorch convention: unbiased batch variance).
+ * `momentum` holds one buffer per trainable parameter, by name.
+ */
+export function applyStep(model: CdnModel, step: SliceGradients, momentum: Map<string, tf.Variable>, o: UpdateOptions): void {
+  const decays = new Map(model.trainable().map((p) => [p.name, p.decay]));
+  tf.tidy(() => {
+    for (const [name, g0] of step.grads) {
+      const v = model.vars.get(name)!;
+      let g: tf.Tensor = g0;
+      if (decays.get(name) && o.weightDecay > 0) g = tf.add(g, tf.mul(v, o.weightDecay));
+      const buf = momentum.get(name)!;
+      buf.assign(tf.add(tf.mul(buf, o.momentum), g));
+      v.assign(tf.sub(v, tf.mul(tf.add(g, tf.mul(buf, o.momentum)), o.lr)));
+    }
+    for (const s of step.stats) {
+      const rm = model.vars.get(`${s.name}.mean`)!;
+      const rv = model.vars.get(`${s.name}.variance`)!;
+      rm.assign(tf.add(tf.mul(rm, 1 - BN_MOMENTUM), tf.mul(s.mean, BN_MOMENTUM)));
+      rv.assign(tf.add(tf.mul(rv, 1 - BN_MOMENTUM), tf.mul(s.variance, (BN_MOMENTUM * s.count) / Math.max(1, s.count - 1))));
+    }
+  });
 }

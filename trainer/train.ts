@@ -14,12 +14,12 @@ import {
 import { renderTrainingCurves } from './chart.js';
 import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from './data/index.js';
 import { evaluateSource } from './evaluate.js';
-import { BN_MOMENTUM, CdnModel, initialValues, ownedVariable, tensorInventory } from './model.js';
+import { CdnModel, initialValues, ownedVariable, tensorInventory } from './model.js';
 import { Rng } from './rng.js';
 import type { BackendChoice } from './backend.js';
 import { DataParallel } from './data-parallel.js';
 import { acquireRunLock } from './run-lock.js';
-import { disposeSlice, sliceGradients } from './step.js';
+import { applyStep, disposeSlice, sliceGradients } from './step.js';
 
 export interface TrainRun extends TrainOptions {
   out: string;
@@ -145,7 +145,6 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     : new CdnModel(cfg, opts.sfr, initialValues(cfg, opts.sfr, opts.seed));
   if (start) model.stage = { ...start.state.stage };
   const params = model.trainable();
-  const byName = new Map(params.map((p) => [p.name, p]));
   const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
   let ema: Map<string, tf.Variable> | undefined;
   if (opts.ema > 0) {
@@ -259,27 +258,12 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
         const step = dp ? await dp.step(model, xBuf, yBuf, B, lossOpts) : sliceGradients(model, xBuf, yBuf, B, lossOpts);
         const lossVal = step.loss;
         if (!Number.isFinite(lossVal)) throw new Error(`training diverged at iteration ${iteration} (loss ${lossVal}); try a lower --lr`);
-        tf.tidy(() => {
-          // SGD with Nesterov momentum (PyTorch form), weight decay only on conv/linear weights.
-          for (const [name, g0] of step.grads) {
-            const q = byName.get(name)!;
-            let g: tf.Tensor = g0;
-            if (q.decay && opts.weightDecay > 0) g = tf.add(g, tf.mul(q.variable, opts.weightDecay));
-            const buf = momentum.get(q.name)!;
-            buf.assign(tf.add(tf.mul(buf, opts.momentum), g));
-            q.variable.assign(tf.sub(q.variable, tf.mul(tf.add(g, tf.mul(buf, opts.momentum)), lr)));
-          }
-          // BN running statistics, PyTorch convention (unbiased batch variance).
-          for (const s of step.stats) {
-            const rm = model.vars.get(`${s.name}.mean`)!;
-            const rv = model.vars.get(`${s.name}.variance`)!;
-            rm.assign(tf.add(tf.mul(rm, 1 - BN_MOMENTUM), tf.mul(s.mean, BN_MOMENTUM)));
-            rv.assign(tf.add(tf.mul(rv, 1 - BN_MOMENTUM), tf.mul(s.variance, (BN_MOMENTUM * s.count) / Math.max(1, s.count - 1))));
-          }
-          if (ema) {
-            for (const [name, e] of ema) e.assign(tf.add(tf.mul(e, opts.ema), tf.mul(model.vars.get(name)!, 1 - opts.ema)));
-          }
-        });
+        applyStep(model, step, momentum, { lr, momentum: opts.momentum, weightDecay: opts.weightDecay });
+        if (ema) {
+          tf.tidy(() => {
+            for (const [name, e] of ema!) e.assign(tf.add(tf.mul(e, opts.ema), tf.mul(model.vars.get(name)!, 1 - opts.ema)));
+          });
+        }
         const pred = tf.tidy(() => tf.argMax(step.logits, 1));
         const predV = pred.dataSync();
         for (let i = 0; i < B; i++) if (predV[i] === yBuf[i]) correct++;
