@@ -7,7 +7,7 @@
 // batch-norm statistics over each half of the batch ("ghost" batch norm) in the forward pass; the running
 // statistics are still those of the whole batch (combined exactly below).
 //
-// All tensors cross in SharedArrayBuffers laid out from the model's parameter and mask inventories (no copies
+// All tensors cross in SharedArrayBuffers laid out from the model's tensor and mask inventories (no copies
 // through messages); the messages only say "step n with these sizes" and "done".
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
@@ -18,14 +18,14 @@ import type { BnBatchStat, CdnModel } from './model.js';
 import { disposeSlice, sliceGradients, type LossOptions, type SliceGradients } from './step.js';
 
 export interface SharedBuffers {
-  params: SharedArrayBuffer;   // f32, trainable parameters in model.trainable() order
-  grads: SharedArrayBuffer;    // f32, same layout
+  values: SharedArrayBuffer;   // f32, every tensor of the model in inventory order: the trainable parameters for a
+                               // step, all of them (with BN running statistics, or EMA copies) for an evaluation
+  grads: SharedArrayBuffer;    // f32, same layout (parameters only)
   masks: SharedArrayBuffer;    // u8, masks in model.maskList order
   x: SharedArrayBuffer;        // f32, the worker's images (NHWC)
   y: SharedArrayBuffer;        // i32, their labels
   logits: SharedArrayBuffer;   // f32, the worker's logits
   stats: SharedArrayBuffer;    // f32, per BN layer: mean[C] then biased variance[C], in forward order
-  values: SharedArrayBuffer;   // f32, every tensor of the model (weights and BN running statistics) for evaluation
 }
 
 export interface WorkerInit {
@@ -37,7 +37,7 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { type: 'step'; n: number; paramsVersion: number; masksVersion: number; loss: LossOptions }
+  | { type: 'step'; n: number; valuesVersion: number; masksVersion: number; loss: LossOptions }
   | { type: 'eval'; n: number; valuesVersion: number; masksVersion: number }
   | { type: 'close' };
 
@@ -47,24 +47,18 @@ export type FromWorker =
   | { type: 'evaluated' }
   | { type: 'error'; message: string };
 
-/** Offsets of every trainable parameter and mask in the shared buffers (same on both sides). */
+export interface TensorSlot { name: string; shape: number[]; offset: number; size: number; param: boolean }
+
+/** Offsets of every tensor and mask in the shared buffers (same on both sides). */
 export function sharedLayout(model: CdnModel): {
-  params: { name: string; shape: number[]; offset: number; size: number }[]; paramCount: number;
-  values: { name: string; shape: number[]; offset: number; size: number }[]; valueCount: number;
+  tensors: TensorSlot[]; tensorCount: number; params: TensorSlot[];
   masks: { name: string; offset: number; size: number }[]; maskCount: number; bnChannels: number;
 } {
   let off = 0;
-  const params = model.trainable().map((p) => {
-    const size = p.variable.size;
-    const e = { name: p.name, shape: p.variable.shape, offset: off, size };
-    off += size;
-    return e;
-  });
-  let voff = 0;
-  const values = model.inventory.map((t) => {
+  const tensors = model.inventory.map((t) => {
     const size = t.shape.reduce((a, b) => a * b, 1);
-    const e = { name: t.name, shape: t.shape, offset: voff, size };
-    voff += size;
+    const e = { name: t.name, shape: t.shape, offset: off, size, param: t.kind === 'param' };
+    off += size;
     return e;
   });
   let moff = 0;
@@ -74,7 +68,7 @@ export function sharedLayout(model: CdnModel): {
     return e;
   });
   const bnChannels = model.inventory.filter((t) => t.name.endsWith('.gamma')).reduce((a, t) => a + t.shape[0]!, 0);
-  return { params, paramCount: off, values, valueCount: voff, masks, maskCount: moff, bnChannels };
+  return { tensors, tensorCount: off, params: tensors.filter((t) => t.param), masks, maskCount: moff, bnChannels };
 }
 
 /** The worker's bootstrap code (an eval'd script that imports dp-worker). */
@@ -89,9 +83,9 @@ function workerSource(): string {
 
 export class DataParallel {
   private readonly layout: ReturnType<typeof sharedLayout>;
-  private readonly views: { params: Float32Array; grads: Float32Array; masks: Uint8Array; x: Float32Array; y: Int32Array; logits: Float32Array; stats: Float32Array; values: Float32Array };
+  private readonly views: { values: Float32Array; grads: Float32Array; masks: Uint8Array; x: Float32Array; y: Int32Array; logits: Float32Array; stats: Float32Array };
+  /** Bumped at every publication of `values` (a step's parameters or an evaluation's tensors). */
   private valuesVersion = 0;
-  private paramsVersion = 0;
   private masksVersion = 0;
   private masksKey = '';
   private pending?: { resolve: (m: FromWorker) => void; reject: (e: Error) => void };
@@ -100,9 +94,8 @@ export class DataParallel {
   private constructor(private readonly worker: Worker, model: CdnModel, buffers: SharedBuffers, readonly workerBackend: string) {
     this.layout = sharedLayout(model);
     this.views = {
-      params: new Float32Array(buffers.params), grads: new Float32Array(buffers.grads), masks: new Uint8Array(buffers.masks),
+      values: new Float32Array(buffers.values), grads: new Float32Array(buffers.grads), masks: new Uint8Array(buffers.masks),
       x: new Float32Array(buffers.x), y: new Int32Array(buffers.y), logits: new Float32Array(buffers.logits), stats: new Float32Array(buffers.stats),
-      values: new Float32Array(buffers.values),
     };
     worker.on('message', (m: FromWorker) => this.settle(m));
     worker.on('error', (e) => this.fail(new Error(`data-parallel worker failed: ${e.message}`)));
@@ -114,10 +107,10 @@ export class DataParallel {
     const lay = sharedLayout(model);
     const { height: H, width: W, channels: C } = model.cfg.input;
     const buffers: SharedBuffers = {
-      params: new SharedArrayBuffer(4 * lay.paramCount), grads: new SharedArrayBuffer(4 * lay.paramCount),
+      values: new SharedArrayBuffer(4 * lay.tensorCount), grads: new SharedArrayBuffer(4 * lay.tensorCount),
       masks: new SharedArrayBuffer(Math.max(1, lay.maskCount)), x: new SharedArrayBuffer(4 * opts.maxSlice * H * W * C),
       y: new SharedArrayBuffer(4 * opts.maxSlice), logits: new SharedArrayBuffer(4 * opts.maxSlice * model.cfg.classes),
-      stats: new SharedArrayBuffer(4 * 2 * lay.bnChannels), values: new SharedArrayBuffer(4 * lay.valueCount),
+      stats: new SharedArrayBuffer(4 * 2 * lay.bnChannels),
     };
     const init: WorkerInit = { config: model.cfg, sfr: model.sfr, backend: opts.backend, threads: opts.threads ?? 1, buffers };
     const worker = new Worker(workerSource(), { eval: true, workerData: init });
@@ -165,13 +158,13 @@ export class DataParallel {
     if (n1 < 1) throw new Error(`data-parallel step needs at least 2 images, got ${n}`);
     if (n1 * per > this.views.x.length) throw new Error(`data-parallel step: ${n1} images exceed the worker's buffer`);
     // Publish the current weights (every step: the last update changed them) and, on a stage change, the masks.
-    for (const p of this.layout.params) this.views.params.set(model.get(p.name).dataSync() as Float32Array, p.offset);
-    this.paramsVersion++;
+    for (const p of this.layout.params) this.views.values.set(model.get(p.name).dataSync() as Float32Array, p.offset);
+    this.valuesVersion++;
     this.publishMasks(model);
     this.views.x.set(x.subarray(n0 * per, n * per));
     this.views.y.set(y.subarray(n0, n));
     const remote = new Promise<FromWorker>((resolve, reject) => { this.pending = { resolve, reject }; });
-    const msg: ToWorker = { type: 'step', n: n1, paramsVersion: this.paramsVersion, masksVersion: this.masksVersion, loss: { ...loss, groupLasso: 0 } };
+    const msg: ToWorker = { type: 'step', n: n1, valuesVersion: this.valuesVersion, masksVersion: this.masksVersion, loss: { ...loss, groupLasso: 0 } };
     this.worker.postMessage(msg);
     // The group-lasso term is added once, on this half, scaled so that the weighting below leaves it whole.
     let local: SliceGradients;
@@ -207,7 +200,7 @@ export class DataParallel {
    */
   evaluator(model: CdnModel, lookup?: (name: string) => tf.Tensor): (images: Float32Array, count: number) => Promise<tf.Tensor2D> {
     const get = lookup ?? ((n: string) => model.get(n));
-    for (const v of this.layout.values) this.views.values.set(get(v.name).dataSync() as Float32Array, v.offset);
+    for (const v of this.layout.tensors) this.views.values.set(get(v.name).dataSync() as Float32Array, v.offset);
     this.valuesVersion++;
     this.publishMasks(model);
     const valuesVersion = this.valuesVersion;

@@ -14,26 +14,31 @@ const send = (m: FromWorker): void => port.postMessage(m);
 
 try {
   const backend = await selectBackend(init.backend, () => {}, { threads: init.threads });
-  const params = new Float32Array(init.buffers.params);
+  const values = new Float32Array(init.buffers.values);
   const grads = new Float32Array(init.buffers.grads);
   const masks = new Uint8Array(init.buffers.masks);
   const x = new Float32Array(init.buffers.x);
   const y = new Int32Array(init.buffers.y);
   const logits = new Float32Array(init.buffers.logits);
   const stats = new Float32Array(init.buffers.stats);
-  const evalValues = new Float32Array(init.buffers.values);
 
   // Batch-norm running statistics are never used here (training-mode forward passes only): placeholders.
-  const values = new Map<string, Float32Array>();
-  for (const t of tensorInventory(init.config, init.sfr)) values.set(t.name, new Float32Array(t.shape.reduce((a, b) => a * b, 1)));
-  const model = new CdnModel(init.config, init.sfr, values);
+  const placeholders = new Map<string, Float32Array>();
+  for (const t of tensorInventory(init.config, init.sfr)) placeholders.set(t.name, new Float32Array(t.shape.reduce((a, b) => a * b, 1)));
+  const model = new CdnModel(init.config, init.sfr, placeholders);
   const layout = sharedLayout(model);
-  let paramsVersion = 0, masksVersion = 0, valuesVersion = 0;
+  // Which publication of `values` the model holds: a step's (parameters only) or an evaluation's (every tensor).
+  let loaded = { version: 0, all: false };
+  let masksVersion = 0;
   const { height: H, width: W, channels: C } = init.config.input;
-  const setVar = (name: string, shape: number[], data: Float32Array): void => {
-    const t = tf.tensor(data, shape);
-    (model.get(name) as tf.Variable).assign(t);
-    t.dispose();
+  const load = (version: number, all: boolean): void => {
+    if (loaded.version === version && (loaded.all || !all)) return;
+    for (const v of all ? layout.tensors : layout.params) {
+      const t = tf.tensor(values.slice(v.offset, v.offset + v.size), v.shape);
+      (model.get(v.name) as tf.Variable).assign(t);
+      t.dispose();
+    }
+    loaded = { version, all };
   };
   const loadMasks = (version: number): void => {
     if (version === masksVersion) return;
@@ -46,11 +51,7 @@ try {
     try {
       if (m.type === 'eval') {
         // Eval-mode logits of the published weights and running statistics (the live ones or EMA copies).
-        if (m.valuesVersion !== valuesVersion) {
-          for (const v of layout.values) setVar(v.name, v.shape, evalValues.slice(v.offset, v.offset + v.size));
-          valuesVersion = m.valuesVersion;
-          paramsVersion = -1; // the next step reloads the training weights
-        }
+        load(m.valuesVersion, true);
         loadMasks(m.masksVersion);
         const out = tf.tidy(() => model.forward(tf.tensor4d(x.slice(0, m.n * H * W * C), [m.n, H, W, C]), false));
         logits.set(out.dataSync() as Float32Array);
@@ -58,10 +59,7 @@ try {
         send({ type: 'evaluated' });
         return;
       }
-      if (m.paramsVersion !== paramsVersion) {
-        for (const p of layout.params) setVar(p.name, p.shape, params.slice(p.offset, p.offset + p.size));
-        paramsVersion = m.paramsVersion;
-      }
+      load(m.valuesVersion, false);
       loadMasks(m.masksVersion);
       const r = sliceGradients(model, x, y, m.n, m.loss);
       for (const p of layout.params) grads.set(r.grads.get(p.name)!.dataSync() as Float32Array, p.offset);
