@@ -15,11 +15,11 @@ import { evaluateSource } from '../trainer/evaluate.js';
 import { CdnModel, initialValues } from '../trainer/model.js';
 import { Rng } from '../trainer/rng.js';
 import { disposeSlice, sliceGradients } from '../trainer/step.js';
-import { tinyConfig } from '../trainer/tiny.js';
 import { train, type TrainRun } from '../trainer/train.js';
 import { registerWasmTrainBackend, WASM_BACKEND } from '../trainer/wasm/backend.js';
+import { TINY, tinyRun, tinySources } from './helpers/tiny-run.js';
 
-const cfg = tinyConfig();
+const cfg = TINY;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'cdnv2-dp-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -150,18 +150,11 @@ t.test('evaluation split over both replicas gives the logits of one, for live an
   model.dispose();
 });
 
-function sources(nTrain: number, nTest: number) {
-  const shape = { height: 8, width: 8, channels: 1, classes: 4 };
-  return { train: openSynthetic({ split: 'train', count: nTrain, ...shape }), test: openSynthetic({ split: 'test', count: nTest, ...shape }) };
-}
+const sources = tinySources;
 
+/** tinyRun trained data-parallel, both replicas on the CPU backend. */
 function run(out: string, over: Partial<TrainRun> = {}): TrainRun {
-  return {
-    arch: 'tiny', dataset: 'synthetic', epochs: 4, batch: 16, lr: 0.3, warmupEpochs: 0.5, warmupLr: 0.02, weightDecay: 5e-5,
-    momentum: 0.9, labelSmoothing: 0.1, ema: 0, groupLasso: 0, sfr: true, seed: 11, augment: false,
-    out, resume: false, backend: 'cpu', backendChoice: 'cpu', workers: 2, config: cfg, chart: false, log: () => {},
-    sources: sources(256, 128), ...over,
-  };
+  return tinyRun(out, { batch: 16, lr: 0.3, augment: false, backendChoice: 'cpu', workers: 2, ...over });
 }
 
 t.test('a data-parallel run learns, and resumes from inside an epoch exactly', async (t) => {

@@ -7,28 +7,17 @@ import t from 'tap';
 import { selectBackend } from '../trainer/backend.js';
 import { checkpointToNetworkParams, listCheckpointDirs, loadCheckpoint, masksAreFinal, maskReport } from '../trainer/checkpoint.js';
 import { assembleBatch } from '../trainer/data/index.js';
-import { openSynthetic } from '../trainer/data/synthetic.js';
 import { evalLogits } from '../trainer/evaluate.js';
-import { train, type TrainRun } from '../trainer/train.js';
-import { tinyConfig } from '../trainer/tiny.js';
+import { train } from '../trainer/train.js';
+import { TINY, tinyRun, tinySources } from './helpers/tiny-run.js';
 import { referenceForward } from './reference/network.js';
 
-const cfg = tinyConfig();
+const cfg = TINY;
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'cdnv2-train-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
 
-function sources(nTrain: number, nTest: number) {
-  const shape = { height: 8, width: 8, channels: 1, classes: 4 };
-  return { train: openSynthetic({ split: 'train', count: nTrain, ...shape }), test: openSynthetic({ split: 'test', count: nTest, ...shape }) };
-}
-
-function run(out: string, over: Partial<TrainRun> = {}): TrainRun {
-  return {
-    arch: 'tiny', dataset: 'synthetic', epochs: 4, batch: 32, lr: 0.1, warmupEpochs: 0.5, warmupLr: 0.02, weightDecay: 5e-5,
-    momentum: 0.9, labelSmoothing: 0.1, ema: 0, groupLasso: 0, sfr: true, seed: 11, augment: true,
-    out, resume: false, backend: 'cpu', config: cfg, chart: false, log: () => {}, sources: sources(256, 128), ...over,
-  };
-}
+const sources = tinySources;
+const run = tinyRun;
 
 t.before(async () => { await selectBackend('cpu'); });
 

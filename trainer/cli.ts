@@ -97,7 +97,8 @@ export function register(program: Command): void {
         lr: o.lr ?? d.lr, warmupEpochs: o.warmupEpochs ?? d.warmupEpochs, warmupLr: o.warmupLr ?? d.warmupLr,
         weightDecay: o.weightDecay ?? d.weightDecay, momentum: o.momentum ?? d.momentum, labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
-        crop: o.crop, out, resume: o.resume, backend: backend, workers, backendChoice: o.backend as BackendChoice, workerThreads: threads ?? 1, progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom,
+        crop: o.crop, out, resume: o.resume, backend, workers, backendChoice: o.backend as BackendChoice, workerThreads: threads ?? 1,
+        progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);
