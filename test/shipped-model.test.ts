@@ -19,9 +19,11 @@ const modelFile = path.join(root, 'models/cdnv2-fmnist.cnv2');
 const card = readFileSync(path.join(root, 'models/README.md'), 'utf8');
 const samplesDir = path.join(root, 'models/samples');
 const DATA_DIR = DEFAULT_DATA_DIRS['fashion-mnist']!;
-// A floor that only a trained model clears (chance is 10%; the 15-epoch run measured about 90%): it catches a
-// broken conversion or an untrained file shipped by mistake. The accuracy claimed is checked exactly, against the card.
-const FLOOR_ACCURACY = 0.85;
+// The configuration of the shipped model: the wider cdnv2-fmnist-w (cdnv2-fmnist itself stopped near 91%).
+const SHIPPED_ARCH = 'cdnv2-fmnist-w';
+// A floor just under the shipped model's 93.22% (the project's target, issue 5, is 93.5%): it catches a broken
+// conversion or a worse file shipped by mistake. The accuracy claimed is checked exactly, against the card.
+const FLOOR_ACCURACY = 0.93;
 
 /** Whether the test set is installed; in CI its absence is a failure, elsewhere a skip. */
 function datasetPresent(t: Test): boolean {
@@ -40,7 +42,7 @@ t.test('the file is a small, valid cdnv2-fmnist model whose card states its size
   const info = analyze(readModel(new Uint8Array(bytes)), bytes.length);
   const loaded = await loadModelFile(modelFile);
   t.teardown(() => loaded.dispose());
-  t.equal(loaded.meta.arch, 'cdnv2-fmnist', 'configuration name in the metadata');
+  t.equal(loaded.meta.arch, SHIPPED_ARCH, 'configuration name in the metadata');
   t.same(loaded.meta.labels, FASHION_MNIST_LABELS, 'Fashion-MNIST labels in class order');
   t.same(loaded.meta.inputShape, [1, 28, 28]);
   t.ok(card.includes(`${bytes.length.toLocaleString('en')} bytes`), 'card states the file size');
@@ -53,7 +55,7 @@ t.test('accuracy on the whole Fashion-MNIST test set, in the wasm runtime, is wh
   t.ok(claim, 'the card prints the eval command\'s JSON');
   const model = await loadModelFile(modelFile);
   t.teardown(() => model.dispose());
-  const src = openDataset('fashion-mnist', 'test', CONFIGS['cdnv2-fmnist']!);
+  const src = openDataset('fashion-mnist', 'test', CONFIGS[SHIPPED_ARCH]!);
   let result;
   try {
     result = evaluateModel(model, src);
@@ -72,7 +74,7 @@ t.test('the shipped samples are the first test images, and the PNG path gives th
   t.ok(files.length >= 4, `${files.length} samples`);
   const model = await loadModelFile(modelFile);
   t.teardown(() => model.dispose());
-  const src = openDataset('fashion-mnist', 'test', CONFIGS['cdnv2-fmnist']!);
+  const src = openDataset('fashion-mnist', 'test', CONFIGS[SHIPPED_ARCH]!);
   t.teardown(() => src.close());
   const pixels = new Uint8Array(28 * 28);
   for (const [i, f] of files.entries()) {
