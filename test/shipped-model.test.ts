@@ -36,7 +36,7 @@ function datasetPresent(t: Test): boolean {
 
 const claim = /\{"accuracy":([0-9.]+),"count":(\d+)\}/.exec(card);
 
-t.test('the file is a small, valid cdnv2-fmnist model whose card states its size, FLOPs and parameters', async (t) => {
+t.test(`the file is a small, valid ${SHIPPED_ARCH} model whose card states its size, FLOPs and parameters`, async (t) => {
   const bytes = readFileSync(modelFile);
   t.ok(bytes.length < 1 << 20, `${bytes.length} bytes, well under 1 MB`);
   const info = analyze(readModel(new Uint8Array(bytes)), bytes.length);
