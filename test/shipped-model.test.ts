@@ -21,9 +21,9 @@ const samplesDir = path.join(root, 'models/samples');
 const DATA_DIR = DEFAULT_DATA_DIRS['fashion-mnist']!;
 // The configuration of the shipped model: the wider cdnv2-fmnist-w (cdnv2-fmnist itself stopped near 91%).
 const SHIPPED_ARCH = 'cdnv2-fmnist-w';
-// A floor just under the shipped model's 93.22% (the project's target, issue 5, is 93.5%): it catches a broken
-// conversion or a worse file shipped by mistake. The accuracy claimed is checked exactly, against the card.
-const FLOOR_ACCURACY = 0.93;
+// The project's accuracy target (issue 5), which the shipped model must clear: it also catches a broken conversion or
+// a worse file shipped by mistake. The accuracy claimed is checked exactly, against the card.
+const FLOOR_ACCURACY = 0.935;
 
 /** Whether the test set is installed; in CI its absence is a failure, elsewhere a skip. */
 function datasetPresent(t: Test): boolean {
