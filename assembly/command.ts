@@ -5,9 +5,9 @@
 
 import {
   args_get, args_sizes_get, clock_time_get, clockid, fd_close, fd_filestat_get, fd_prestat_dir_name, fd_prestat_get,
-  fd_read, fd_write, filestat, filetype, lookupflags, path_open, prestat, proc_exit, rights,
+  fd_read, fd_write, filestat, filetype, lookupflags, path_filestat_get, path_open, prestat, proc_exit, rights,
 } from '@assemblyscript/wasi-shim/assembly/bindings/wasi_snapshot_preview1';
-import { ERR_INPUT, errorMessage, errorName, errorCode, fail } from './errors';
+import { ERR_INPUT, errorMessage, errorName, errorCode, fail, tryAlloc } from './errors';
 import { loadModel, runModel } from './engine';
 import { inputLength, inputPtr, outputLength, outputPtr } from './executor';
 import { decodePnm, freePixels, preprocess } from './image';
@@ -18,7 +18,7 @@ import { softmax, top_k } from './kernels/softmax';
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
-const MAX_FILE: u64 = 1 << 30;
+const CHUNK: u32 = 1 << 24; // bytes per fd_read: hosts differ in what one call may move (wasmtime: < 128 MiB)
 
 const USAGE = `usage: cdnv2.wasm <command> [options]
 
@@ -26,12 +26,13 @@ commands:
   classify <model.cnv2> <image...> [--top K]   top-K classes per image, one per line: <score> <index> <label>
                                                images: binary PGM/PPM (8 or 16 bit), or raw float32 input
                                                tensors (.f32/.raw/.bin, CHW, already normalised)
-  info <model.cnv2>                            model name, shapes, ops and the planned arena size
+  info <model.cnv2>                            name, shapes, ops, multiply-adds, arena size
   bench <model.cnv2> [--runs N] [--warmup N]   latency of N runs on a fixed input (ms)
   help                                         this text
 
 options:
   --arena-limit MIB    refuse models whose activation arena exceeds MIB mebibytes (default 512)
+  --max-macs N         refuse models whose run needs more than N multiply-adds
 
 exit codes: 0 ok, 1 failure (unreadable file, invalid model or image), 2 usage error
 `;
@@ -54,6 +55,17 @@ function writeFd(fd: u32, s: string): void {
   }
 }
 function out(s: string): void { writeFd(1, s); }
+
+/** Text from a model file, printable: control characters (and backslashes) as \xHH, so none reaches a terminal or forges a line. */
+function clean(s: string): string {
+  let r = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 32 || c == 92 || (c >= 127 && c < 160)) r += '\\x' + (c < 16 ? '0' : '') + c.toString(16);
+    else r += String.fromCharCode(c);
+  }
+  return r;
+}
 function err(s: string): void { writeFd(2, s); }
 
 function nowNs(): u64 {
@@ -145,28 +157,34 @@ function preopenFor(path: string): i32 {
   return best;
 }
 
-/** Reads a whole regular file into a heap block (caller frees). Returns 0 and sets fileError on failure. */
+/**
+ * Reads a whole regular file into a heap block (caller frees). Returns 0 and sets fileError on failure. The type
+ * is checked before opening (opening a FIFO for reading blocks; devices report size 0), and reads go in chunks.
+ */
 function readFile(path: string): usize {
   const dir = preopenFor(path);
   if (dir < 0) { fileError = path + ': not inside a directory the host granted (run wasmtime with --dir)'; return 0; }
   const rel = String.UTF8.encode(relPath);
-  const fdOut = memory.data(8);
-  const e = path_open(<u32>dir, lookupflags.SYMLINK_FOLLOW, changetype<usize>(rel), <usize>rel.byteLength, 0,
-    rights.FD_READ | rights.FD_FILESTAT_GET, 0, 0, fdOut);
-  if (e != 0) { fileError = path + ': cannot open (WASI errno ' + e.toString() + ')'; return 0; }
-  const fd = load<u32>(fdOut);
   const st = changetype<filestat>(memory.data(64));
-  if (fd_filestat_get(fd, st) != 0) { fd_close(fd); fileError = path + ': cannot stat'; return 0; }
-  if (st.filetype != filetype.REGULAR_FILE) { fd_close(fd); fileError = path + ': not a regular file'; return 0; }
-  if (st.size > MAX_FILE) { fd_close(fd); fileError = path + ': larger than 1 GiB'; return 0; }
+  const e = path_filestat_get(<u32>dir, lookupflags.SYMLINK_FOLLOW, changetype<usize>(rel), <usize>rel.byteLength, st);
+  if (e == 0 && st.filetype != filetype.REGULAR_FILE) { fileError = path + ': not a regular file'; return 0; }
+  const fdOut = memory.data(8);
+  const e2 = e != 0 ? e : path_open(<u32>dir, lookupflags.SYMLINK_FOLLOW, changetype<usize>(rel), <usize>rel.byteLength, 0,
+    rights.FD_READ | rights.FD_FILESTAT_GET, 0, 0, fdOut);
+  if (e2 != 0) { fileError = path + ': cannot open (WASI errno ' + e2.toString() + ')'; return 0; }
+  const fd = load<u32>(fdOut);
+  // The type again on the open file, in case the path changed in between.
+  if (fd_filestat_get(fd, st) != 0 || st.filetype != filetype.REGULAR_FILE) { fd_close(fd); fileError = path + ': not a regular file'; return 0; }
+  const buf = st.size < 0xffffffff ? tryAlloc(<usize>st.size) : 0;
+  if (buf == 0) { fd_close(fd); fileError = path + ': ' + st.size.toString() + ' bytes, too large for wasm memory'; return 0; }
   const size = <u32>st.size;
-  const buf = heap.alloc(<usize>(size == 0 ? 16 : size));
   const iov = memory.data(16);
   const nread = memory.data(8);
   let got: u32 = 0;
   while (got < size) {
+    const want = size - got;
     store<usize>(iov, buf + got);
-    store<usize>(iov + sizeof<usize>(), <usize>(size - got));
+    store<usize>(iov + sizeof<usize>(), <usize>(want < CHUNK ? want : CHUNK));
     if (fd_read(fd, iov, 1, nread) != 0) { fd_close(fd); heap.free(buf); fileError = path + ': read error'; return 0; }
     const n = <u32>load<usize>(nread);
     if (n == 0) break;
@@ -179,10 +197,10 @@ function readFile(path: string): usize {
 
 // ---------------------------------------------------------------------------------------------------------
 
-function loadModelFile(path: string, limit: u64): Model | null {
+function loadModelFile(path: string, limit: u64, maxMacs: f64): Model | null {
   const bytes = readFile(path);
   if (bytes == 0) { err('cdnv2: ' + fileError + '\n'); return null; }
-  const m = loadModel(bytes, fileLength, limit);
+  const m = loadModel(bytes, fileLength, limit, maxMacs);
   if (m == null) err('cdnv2: ' + path + ': invalid model [' + errorName(errorCode()) + ']: ' + errorMessage() + '\n');
   return m;
 }
@@ -232,9 +250,9 @@ function fixed(v: f64, digits: i32): string {
   return (neg ? '-' : '') + whole.toString() + (digits > 0 ? '.' + frac : '');
 }
 
-function parseIntArg(s: string): i32 {
-  if (s.length == 0 || s.length > 9) return -1;
-  let v = 0;
+function parseIntArg(s: string): f64 {
+  if (s.length == 0 || s.length > 15) return -1;
+  let v: f64 = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c < 48 || c > 57) return -1;
@@ -267,7 +285,7 @@ function classify(m: Model, images: string[], top: i32): i32 {
     if (images.length > 1) out('# ' + images[f] + '\n');
     for (let i = 0; i < k; i++) {
       const c = load<i32>(idx + <usize>i * 4);
-      out(fixed(<f64>load<f32>(probs + <usize>c * 4), 6) + ' ' + c.toString() + ' ' + labelOf(m, c) + '\n');
+      out(fixed(<f64>load<f32>(probs + <usize>c * 4), 6) + ' ' + c.toString() + ' ' + clean(labelOf(m, c)) + '\n');
     }
   }
   heap.free(probs);
@@ -276,13 +294,14 @@ function classify(m: Model, images: string[], top: i32): i32 {
 }
 
 function info(m: Model): i32 {
-  out('name: ' + modelName(m) + '\n');
+  out('name: ' + clean(modelName(m)) + '\n');
   out('input: ' + m.inC.toString() + 'x' + m.inH.toString() + 'x' + m.inW.toString() + '\n');
   out('classes: ' + m.labelCount.toString() + '\n');
   out('ops: ' + m.nOps.toString() + '\n');
   out('buffers: ' + m.nBuffers.toString() + '\n');
   out('tensors: ' + m.nTensors.toString() + '\n');
   out('arena bytes: ' + m.arenaBytes.toString() + '\n');
+  out('multiply-adds: ' + (<u64>m.macs).toString() + '\n');
   let counts = new Array<i32>(7);
   for (let i = 0; i < m.nOps; i++) counts[<i32>opAt(m, i).code]++;
   for (let c = 1; c < 7; c++) if (counts[c] > 0) out('  ' + opName(<u32>c) + ': ' + counts[c].toString() + '\n');
@@ -327,16 +346,18 @@ function main(): i32 {
   const positional = new Array<string>();
   let top = 5, runs = 20, warmup = 3;
   let limitMiB = 512;
+  let maxMacs: f64 = 0;
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
-    if (a == '--top' || a == '--runs' || a == '--warmup' || a == '--arena-limit') {
+    if (a == '--top' || a == '--runs' || a == '--warmup' || a == '--arena-limit' || a == '--max-macs') {
       if (i + 1 >= argv.length) return usageError(a + ' needs a value');
       const v = parseIntArg(argv[++i]);
-      if (v < 0 || (v == 0 && a != '--warmup') || (a == '--runs' && v > 1000000)) return usageError(a + ' needs a positive integer');
-      if (a == '--top') top = v;
-      else if (a == '--runs') runs = v;
-      else if (a == '--warmup') warmup = v;
-      else limitMiB = v;
+      if (v < 0 || (v == 0 && a != '--warmup') || (a != '--max-macs' && v > 1e9) || (a == '--runs' && v > 1000000)) return usageError(a + ' needs a positive integer');
+      if (a == '--top') top = <i32>v;
+      else if (a == '--runs') runs = <i32>v;
+      else if (a == '--warmup') warmup = <i32>v;
+      else if (a == '--max-macs') maxMacs = v;
+      else limitMiB = <i32>v;
     } else if (startsWith(a, '--')) {
       return usageError('unknown option ' + a);
     } else {
@@ -347,7 +368,7 @@ function main(): i32 {
   if (positional.length < 1) return usageError(cmd + ' needs a model file');
   if (cmd == 'classify' && positional.length < 2) return usageError('classify needs at least one image');
   if (cmd != 'classify' && positional.length > 1) return usageError(cmd + ' takes one model file');
-  const m = loadModelFile(positional[0], <u64>limitMiB << 20);
+  const m = loadModelFile(positional[0], <u64>limitMiB << 20, maxMacs);
   if (m == null) return EXIT_FAILURE;
   let status: i32;
   if (cmd == 'classify') status = classify(m, positional.slice(1), top);

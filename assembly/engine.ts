@@ -1,7 +1,7 @@
 // The engine facade both entry points use: load (parse, validate, plan), run, and model handles.
 
-import { ERR_HANDLE, ERR_NUMERIC, clearError, fail } from './errors';
-import { Model, freeModel, parseModel } from './model';
+import { ERR_COMPUTE, ERR_HANDLE, ERR_NUMERIC, clearError, fail } from './errors';
+import { Model, freeModel, parseModel, proveWrites } from './model';
 import { planMemory } from './planner';
 import { execute, outputLength, outputPtr } from './executor';
 
@@ -18,12 +18,16 @@ function slots(): usize {
   return handles;
 }
 
-/** Loads a model image the caller allocated with heap.alloc; the model takes ownership. Returns null on failure. */
-export function loadModel(image: usize, length: u32, arenaLimit: u64): Model | null {
+/**
+ * Loads a model image the caller allocated with heap.alloc; the model takes ownership. Returns null on failure.
+ * maxMacs > 0 refuses models whose run needs more multiply-adds.
+ */
+export function loadModel(image: usize, length: u32, arenaLimit: u64, maxMacs: f64 = 0): Model | null {
   clearError();
   const m = parseModel(image, length);
   if (m == null) return null;
-  if (!planMemory(m, arenaLimit == 0 ? DEFAULT_ARENA_LIMIT : arenaLimit)) {
+  if (!planMemory(m, arenaLimit == 0 ? DEFAULT_ARENA_LIMIT : arenaLimit) || !proveWrites(m)
+    || (maxMacs > 0 && m.macs > maxMacs && !fail(ERR_COMPUTE, 'a run needs ' + m.macs.toString() + ' multiply-adds, above the limit'))) {
     freeModel(m);
     return null;
   }

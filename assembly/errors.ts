@@ -20,6 +20,8 @@ export const ERR_INPUT: i32 = 15;      // bad input given to run (wrong length, 
 export const ERR_HANDLE: i32 = 16;
 export const ERR_HEADER: i32 = 17;     // non-zero header flags or reserved fields (appended: codes stay stable)
 export const ERR_NUMERIC: i32 = 18;    // a run produced non-finite logits (finite but huge weights or input)
+export const ERR_UNWRITTEN: i32 = 19;  // an op reads channels no earlier op wrote on the same run
+export const ERR_COMPUTE: i32 = 20;    // the model's multiply-adds exceed the caller's budget
 
 let lastCode: i32 = ERR_NONE;
 let lastMessage: string = '';
@@ -64,6 +66,20 @@ export function errorName(code: i32): string {
     case ERR_HANDLE: return 'handle';
     case ERR_HEADER: return 'header';
     case ERR_NUMERIC: return 'numeric';
+    case ERR_UNWRITTEN: return 'unwritten';
+    case ERR_COMPUTE: return 'compute';
   }
   return 'unknown';
+}
+
+/** The heap hands out blocks just under 1 GiB, and wasm32 memory ends at 4 GiB. */
+const MAX_ALLOC: u64 = (1 << 30) - (1 << 16);
+
+/**
+ * heap.alloc, or 0 when the block cannot be had (the caller then fails with its own code): the allocator would
+ * otherwise abort ("Allocation too large") or trap when memory cannot grow.
+ */
+export function tryAlloc(bytes: usize): usize {
+  if (<u64>bytes > MAX_ALLOC || (<u64>memory.size() << 16) + <u64>bytes > 0xfff00000) return 0;
+  return heap.alloc(bytes < 16 ? 16 : bytes);
 }

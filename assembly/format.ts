@@ -134,3 +134,25 @@ export function halfToFloat(h: u32): f32 {
   }
   return reinterpret<f32>(bits);
 }
+
+@inline function keyAt(p: usize, i: i32): u64 { return load<u64>(p + (<usize>i << 3)); }
+@inline function swapKeys(p: usize, i: i32, j: i32): void {
+  const t = keyAt(p, i); store<u64>(p + (<usize>i << 3), keyAt(p, j)); store<u64>(p + (<usize>j << 3), t);
+}
+
+/** Heap sort of n u64 keys, ascending: O(n log n) whatever the input, no allocation. */
+export function sortKeys(p: usize, n: i32): void {
+  for (let end = n, start = n >> 1; end > 1;) {
+    if (start > 0) start--;
+    else { end--; swapKeys(p, 0, end); }
+    let r = start;
+    while (true) {
+      let c = 2 * r + 1;
+      if (c >= end) break;
+      if (c + 1 < end && keyAt(p, c + 1) > keyAt(p, c)) c++;
+      if (keyAt(p, r) >= keyAt(p, c)) break;
+      swapKeys(p, r, c);
+      r = c;
+    }
+  }
+}

@@ -2,7 +2,7 @@
 // to the model input, centre crop, bilinear or nearest as META says), channel conversion and normalisation.
 // Runs before inference, so it may allocate; it never reads outside the bytes it was given.
 
-import { ERR_INPUT, fail } from './errors';
+import { ERR_INPUT, fail, tryAlloc } from './errors';
 import { Model } from './model';
 
 const MAX_SIDE: i32 = 16384;
@@ -56,7 +56,8 @@ export function decodePnm(img: usize, len: u32): Pixels | null {
   const bps: u64 = maxval > 255 ? 2 : 1;
   const samples = <u64>w * <u64>h * <u64>channels;
   if (<u64>p + samples * bps > <u64>len) { fail(ERR_INPUT, 'truncated image data'); return null; }
-  const out = heap.alloc(<usize>samples * 4);
+  const out = tryAlloc(<usize>samples * 4);
+  if (out == 0) { fail(ERR_INPUT, 'image too large for wasm memory'); return null; }
   const scale = <f32>1.0 / <f32>maxval;
   for (let i: usize = 0; i < <usize>samples; i++) {
     let v: u32;

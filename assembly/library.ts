@@ -3,7 +3,7 @@
 // cdnv2_preprocess), calls cdnv2_run and reads the logits. Errors: negative return values; details from
 // cdnv2_error_code / cdnv2_error_message.
 
-import { ERR_HANDLE, ERR_INPUT, ERR_NUMERIC, errorCode, errorMessage, fail } from './errors';
+import { ERR_HANDLE, ERR_INPUT, ERR_NUMERIC, errorCode, errorMessage, fail, tryAlloc } from './errors';
 import { addHandle, dropHandle, loadModel, modelOf, runModel } from './engine';
 import { inputLength, inputPtr, outputLength, outputPtr } from './executor';
 import { decodePnm, freePixels, preprocess } from './image';
@@ -13,8 +13,9 @@ import { peak_madd, peak_madds_per_iteration } from './kernels/peak';
 
 let messageBytes: ArrayBuffer = new ArrayBuffer(0);
 
+/** 0 when the block cannot be had (over 1 GiB, or memory cannot grow): the host reports it, nothing traps. */
 export function cdnv2_alloc(bytes: u32): usize {
-  return heap.alloc(<usize>(bytes == 0 ? 16 : bytes));
+  return tryAlloc(<usize>bytes);
 }
 
 export function cdnv2_free(ptr: usize): void {
@@ -28,6 +29,12 @@ export function cdnv2_load(image: usize, length: u32, arenaLimit: u32): i32 {
   const h = addHandle(m);
   if (h == 0) { freeModel(m); return -ERR_HANDLE; }
   return h;
+}
+
+/** Multiply-adds of one run (the compute budget; pools and copies count one per element). */
+export function cdnv2_macs(handle: i32): f64 {
+  const m = modelOf(handle);
+  return m == null ? -1 : m.macs;
 }
 
 export function cdnv2_unload(handle: i32): i32 {

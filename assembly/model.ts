@@ -4,13 +4,13 @@
 
 import {
   ERR_ALIAS, ERR_BAD_MAGIC, ERR_CHECKSUM, ERR_GRAPH, ERR_HEADER, ERR_INDEX, ERR_META, ERR_OVERFLOW, ERR_RANGE,
-  ERR_SECTION, ERR_SHAPE, ERR_SIZE, ERR_TRUNCATED, ERR_VERSION, fail,
+  ERR_SECTION, ERR_SHAPE, ERR_SIZE, ERR_TRUNCATED, ERR_UNWRITTEN, ERR_VERSION, fail, tryAlloc,
 } from './errors';
 import {
   DIR_ENTRY_BYTES, DT_F16, DT_F32, DT_RICE, DT_U16, DT_U32, DT_U8, HEADER_BYTES, MAGIC, META_F32, META_STRING,
   META_STRINGS, META_U32, NONE, OP_AVGPOOL, OP_CHANNEL_SHUFFLE, OP_CONV2D, OP_FC, OP_GLOBAL_AVGPOOL, OP_SE,
   TAG_DATA, TAG_GRPH, TAG_META, TAG_TENS, TENSOR_RECORD_BYTES, VERSION_MAJOR, crc32Update, dtypeBytes, fits,
-  halfToFloat, opName, opWordCount, readU16, readU32, readU8,
+  halfToFloat, opName, opWordCount, readU16, readU32, readU8, sortKeys,
 } from './format';
 
 /** Largest element count of one tensor: keeps every byte size below 2^31. */
@@ -36,6 +36,8 @@ const MAX_STRING: u32 = 65536;
   floats: usize; // f32 view (in place for f32, expanded copy for f16), 0 until needed
   ints: usize;   // i32 view of an index tensor, 0 until needed
   ownsFloats: bool;
+  idxState: u8;  // index facts, computed once however many ops share the list: bit 0 hi known, 1 distinct known, 2 distinct
+  idxLo: i32; idxHi: i32; // smallest and largest value
 }
 
 /** One op with every tensor resolved to a pointer (0 = absent) and its shapes copied in. */
@@ -50,6 +52,7 @@ const MAX_STRING: u32 = 65536;
   inIndex: usize; inScale: usize; inShift: usize; outIndex: usize;
   h: i32; w: i32; outH: i32; outW: i32;
   scratchBytes: i32;  // transient memory this op needs in the arena's scratch region
+  inLo: i32; inHi: i32; outLo: i32; outHi: i32; // channel spans read and written (write-before-read proof)
 }
 
 @unmanaged export class Model {
@@ -71,6 +74,7 @@ const MAX_STRING: u32 = 65536;
   // planned memory
   arena: usize; arenaBytes: usize;           // activations (+ scratch at scratchOffset)
   scratchOffset: usize; scratchBytes: usize;
+  macs: f64;                                 // multiply-adds of one run (pools, shuffles, gathers: 1 per element)
 }
 
 @inline export function bufferAt(m: Model, i: i32): BufferInfo {
@@ -326,6 +330,38 @@ function parseTensors(m: Model): bool {
   if (<u64>4 + <u64>count * TENSOR_RECORD_BYTES != <u64>m.tensSize) return fail(ERR_TRUNCATED, 'TENS size does not match its tensor count');
   m.nTensors = <i32>count;
   m.tensors = zeroAlloc(<usize>count * offsetof<TensorInfo>());
+  // (offset << 16 | index) of every tensor, sorted below to prove their data ranges disjoint.
+  const spans = zeroAlloc(<usize>count * 8);
+  const ok = parseTensorTable(m, count, spans) && disjointData(m, count, spans);
+  heap.free(spans);
+  return ok;
+}
+
+/**
+ * Tensors must not share bytes (docs/format.md): otherwise thousands of table entries over one blob would each be
+ * expanded, and load memory would grow with the entry count instead of the file size.
+ */
+function disjointData(m: Model, count: u32, spans: usize): bool {
+  sortKeys(spans, <i32>count);
+  let end: u64 = 0;
+  for (let i: u32 = 0; i < count; i++) {
+    const k = load<u64>(spans + <usize>i * 8);
+    const r = m.tensOff + 4 + <u32>(k & 0xffff) * TENSOR_RECORD_BYTES;
+    if (i > 0 && (k >> 16) < end) return fail(ERR_ALIAS, 'tensor ' + (k & 0xffff).toString() + ' shares data bytes with another');
+    end = (k >> 16) + <u64>readU32(m.image, r + 28);
+  }
+  // Rice lists are expanded only now, each at most 32 times its own bytes.
+  for (let i = 0; i < <i32>count; i++) {
+    const t = tensorAt(m, i);
+    if (t.dtype == DT_RICE && !expandRice(t, readU32(m.image, m.tensOff + 32 + <u32>i * TENSOR_RECORD_BYTES))) {
+      return fail(ERR_INDEX, 'tensor ' + i.toString() + ' is not a valid rice index encoding');
+    }
+  }
+  return true;
+}
+
+function parseTensorTable(m: Model, count: u32, spans: usize): bool {
+  const img = m.image;
   for (let i: u32 = 0; i < count; i++) {
     const r = m.tensOff + 4 + i * TENSOR_RECORD_BYTES;
     const t = tensorAt(m, <i32>i);
@@ -349,7 +385,7 @@ function parseTensors(m: Model): bool {
     if (!fits(off, bytes, m.dataSize)) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' data lies outside DATA');
     t.count = <u32>elems;
     t.src = img + m.dataOff + off;
-    if (rice && !expandRice(t, bytes)) return fail(ERR_INDEX, 'tensor ' + i.toString() + ' is not a valid rice index encoding');
+    store<u64>(spans + <usize>i * 8, (<u64>off << 16) | <u64>i);
   }
   return true;
 }
@@ -365,7 +401,8 @@ function expandRice(t: TensorInfo, len: u32): bool {
   const end = <u64>(len - 5) << 3;
   // Every value takes at least one bit: this bounds the allocation by the file size.
   if (run == 0 || t.count % run != 0 || k > 24 || <u64>t.count > end) return false;
-  const p = heap.alloc(<usize>t.count * 4);
+  const p = tryAlloc(<usize>t.count * 4);
+  if (p == 0) return false;
   t.ints = p; // freed with the model, also on failure
   const base = t.src + 5;
   let bit: u64 = 0;
@@ -403,7 +440,8 @@ function floatsOf(m: Model, index: u32, what: string): usize {
     }
     t.floats = t.src;
   } else if (t.dtype == DT_F16) {
-    const p = heap.alloc(<usize>t.count * 4);
+    const p = tryAlloc(<usize>t.count * 4);
+    if (p == 0) { fail(ERR_OVERFLOW, what + ' tensor too large to expand'); return 0; }
     for (let i: u32 = 0; i < t.count; i++) {
       const v = halfToFloat(<u32>load<u16>(t.src + <usize>i * 2));
       if (!isFinite(v)) { heap.free(p); fail(ERR_SHAPE, what + ' tensor ' + index.toString() + ' holds a non-finite value'); return 0; }
@@ -427,7 +465,8 @@ function intsOf(m: Model, index: u32, what: string): usize {
     fail(ERR_SHAPE, what + ' tensor ' + index.toString() + ' must be an integer tensor');
     return 0;
   }
-  const p = heap.alloc(<usize>t.count * 4);
+  const p = tryAlloc(<usize>t.count * 4);
+  if (p == 0) { fail(ERR_OVERFLOW, what + ' tensor too large to expand'); return 0; }
   for (let i: u32 = 0; i < t.count; i++) {
     let v: u32;
     if (t.dtype == DT_U8) v = <u32>load<u8>(t.src + <usize>i);
@@ -478,26 +517,27 @@ function checkIndex(m: Model, tensor: u32, count: u32, limit: u32, distinct: boo
   if (!shapeIs(m, tensor, 1, count, 1, 1, 1)) { opFail(ERR_SHAPE, what + ' must have shape [' + count.toString() + ']'); return -1; }
   const p = intsOf(m, tensor, what);
   if (p == 0) return -1;
-  let lo: i32 = 0x7fffffff, hi: i32 = -1;
-  let seen: usize = 0;
-  if (distinct) seen = zeroAlloc(<usize>limit);
-  for (let i: u32 = 0; i < count; i++) {
-    const v = load<i32>(p + <usize>i * 4);
-    if (v < 0 || <u32>v >= limit) {
-      if (seen) heap.free(seen);
-      opFail(ERR_INDEX, what + ' value ' + v.toString() + ' outside 0..' + (limit - 1).toString());
-      return -1;
-    }
-    if (distinct) {
-      if (load<u8>(seen + <usize>v)) { heap.free(seen); opFail(ERR_INDEX, what + ' repeats channel ' + v.toString()); return -1; }
+  const t = tensorAt(m, <i32>tensor);
+  // Facts about the list are computed once: a thousand ops sharing one long list cost one scan.
+  if (!(t.idxState & 1)) {
+    let lo: i32 = 0x7fffffff, hi: i32 = -1;
+    for (let i: u32 = 0; i < count; i++) { const v = load<i32>(p + <usize>i * 4); if (v > hi) hi = v; if (v < lo) lo = v; }
+    t.idxLo = lo; t.idxHi = hi; t.idxState |= 1;
+  }
+  if (<u32>t.idxHi >= limit) { opFail(ERR_INDEX, what + ' value ' + t.idxHi.toString() + ' outside 0..' + (limit - 1).toString()); return -1; }
+  if (distinct && !(t.idxState & 2)) {
+    const seen = zeroAlloc(<usize>limit); // limit <= 65535
+    t.idxState |= 6;
+    for (let i: u32 = 0; i < count; i++) {
+      const v = load<i32>(p + <usize>i * 4);
+      if (load<u8>(seen + <usize>v)) { t.idxState &= ~4; break; }
       store<u8>(seen + <usize>v, 1);
     }
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
+    heap.free(seen);
   }
-  if (seen) heap.free(seen);
+  if (distinct && !(t.idxState & 4)) { opFail(ERR_INDEX, what + ' repeats a channel'); return -1; }
   store<usize>(out, p);
-  return (<i64>lo << 32) | <i64>hi;
+  return (<i64>t.idxLo << 32) | <i64>t.idxHi;
 }
 
 function optionalFloats(m: Model, tensor: u32, n: u32, what: string, ok: usize): usize {
@@ -507,6 +547,12 @@ function optionalFloats(m: Model, tensor: u32, n: u32, what: string, ok: usize):
   const p = floatsOf(m, tensor, what);
   if (p == 0) store<bool>(ok, false);
   return p;
+}
+
+/** Channel spans of an op without index lists. */
+function spans(op: OpInfo): void {
+  op.inLo = op.inCh; op.inHi = op.inCh + op.cin - 1;
+  op.outLo = op.outCh; op.outHi = op.outCh + op.cout - 1;
 }
 
 function checkAct(a: u32): bool {
@@ -581,6 +627,7 @@ function parseConv(m: Model, op: OpInfo): bool {
   op.kernel = <i32>k; op.stride = <i32>s; op.pad = <i32>pad; op.groups = <i32>groups;
   op.inAct = <i32>inAct; op.outAct = <i32>outAct; op.accumulate = <i32>acc;
   op.h = ib.h; op.w = ib.w; op.outH = <i32>oh; op.outW = <i32>ow;
+  op.inLo = inLo; op.inHi = inHi; op.outLo = outLo; op.outHi = outHi;
   // The input transform (gather, scale/shift, activation) writes a panel of cin planes into scratch.
   const panel: u64 = (op.inIndex != 0 || op.inScale != 0 || inAct != 0) ? <u64>cin * <u64>ib.h * <u64>ib.w * 4 : 0;
   const kernelScratch: u64 = (k == 1 && s == 1 && pad == 0) ? 0 : <u64>conv2d_scratch_bytes(<i32>cin, ib.h, ib.w, <i32>k, <i32>s, <i32>pad);
@@ -612,6 +659,7 @@ function parseSe(m: Model, op: OpInfo): bool {
   op.inBuf = <i32>b; op.inCh = <i32>ch; op.cin = <i32>c; op.hidden = <i32>hidden;
   op.outBuf = <i32>b; op.outCh = <i32>ch; op.cout = <i32>c;
   op.h = buf.h; op.w = buf.w; op.outH = buf.h; op.outW = buf.w;
+  spans(op);
   op.scratchBytes = <i32>((c + hidden) * 4 + 16);
   touch(m, <i32>b);
   return true;
@@ -647,6 +695,7 @@ function parsePool(m: Model, op: OpInfo, global: bool): bool {
     if (oh != <u32>ob.h || ow != <u32>ob.w) return opFail(ERR_SHAPE, 'pooled size does not match the output buffer');
     op.kernel = <i32>k; op.stride = <i32>s; op.outH = <i32>oh; op.outW = <i32>ow;
   }
+  spans(op);
   touch(m, <i32>inBuf); touch(m, <i32>outBuf);
   return true;
 }
@@ -672,6 +721,7 @@ function parseFc(m: Model, op: OpInfo): bool {
   op.inBuf = <i32>inBuf; op.inCh = <i32>inCh; op.cin = <i32>cin;
   op.outBuf = <i32>outBuf; op.outCh = <i32>outCh; op.cout = <i32>cout; op.outAct = <i32>act;
   op.h = 1; op.w = 1; op.outH = 1; op.outW = 1;
+  spans(op);
   touch(m, <i32>inBuf); touch(m, <i32>outBuf);
   return true;
 }
@@ -688,6 +738,7 @@ function parseShuffle(m: Model, op: OpInfo): bool {
   op.inBuf = <i32>inBuf; op.inCh = <i32>inCh; op.cin = <i32>c;
   op.outBuf = <i32>outBuf; op.outCh = <i32>outCh; op.cout = <i32>c; op.groups = <i32>groups;
   op.h = ib.h; op.w = ib.w; op.outH = ib.h; op.outW = ib.w;
+  spans(op);
   touch(m, <i32>inBuf); touch(m, <i32>outBuf);
   return true;
 }
@@ -751,6 +802,66 @@ function parseGraph(m: Model): bool {
   if (ib.last < 0) ib.last = 0;
   if (ob.first < 0) ob.first = 0;
   ob.last = <i32>nOps;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Write before read, and the compute budget
+
+/** Sets (set) or tests that all bits lo..hi are set in a bitmap of u32 words. */
+function bits(p: usize, lo: i32, hi: i32, set: bool): bool {
+  for (let w = lo >> 5; w <= hi >> 5; w++) {
+    let mask: u32 = 0xffffffff;
+    if (w == lo >> 5) mask &= mask << <u32>(lo & 31);
+    if (w == hi >> 5) mask &= <u32>0xffffffff >>> <u32>(31 - (hi & 31));
+    const q = p + (<usize>w << 2);
+    if (set) store<u32>(q, load<u32>(q) | mask);
+    else if ((load<u32>(q) & mask) != mask) return false;
+  }
+  return true;
+}
+
+/**
+ * Proves that every channel an op reads (or accumulates into) was written earlier in the same run, so no run can
+ * see what the previous one left in the arena (docs/format.md). Index lists count by their span. Each buffer's
+ * bitmap of written channels lives in its own planned arena bytes (c bits fit in c floats) while it is alive, so
+ * this needs no memory of its own; the arena is zeroed afterwards. Also sums the multiply-adds of one run.
+ */
+export function proveWrites(m: Model): bool {
+  const ib = bufferAt(m, m.inputBuf);
+  bits(ib.ptr, 0, ib.c - 1, true); // the host writes the input
+  let macs: f64 = 0;
+  for (let i = 0; i < m.nOps; i++) {
+    const op = opAt(m, i);
+    opNo = i;
+    const inB = bufferAt(m, op.inBuf), outB = bufferAt(m, op.outBuf);
+    if (inB.first == i && op.inBuf != m.inputBuf) memory.fill(inB.ptr, 0, <usize>((inB.c + 31) >> 5) << 2);
+    if (outB.first == i && op.outBuf != op.inBuf) memory.fill(outB.ptr, 0, <usize>((outB.c + 31) >> 5) << 2);
+    const inPx = <f64>op.h * <f64>op.w, outPx = <f64>op.outH * <f64>op.outW;
+    if (!bits(inB.ptr, op.inLo, op.inHi, false)
+      || (op.accumulate != 0 && !bits(outB.ptr, op.outLo, op.outHi, false))) {
+      return fail(ERR_UNWRITTEN, 'op ' + i.toString() + ' reads channels no earlier op writes');
+    }
+    if (op.outIndex != 0 && op.accumulate == 0) {
+      for (let o = 0; o < op.cout; o++) {
+        const c = op.outCh + load<i32>(op.outIndex + (<usize>o << 2));
+        bits(outB.ptr, c, c, true);
+      }
+    } else {
+      bits(outB.ptr, op.outLo, op.outHi, true);
+    }
+    const code = op.code;
+    // Element work counts once per element visited, so that no op is free.
+    macs += <f64>op.cin * inPx + <f64>op.cout * outPx;
+    if (code == OP_CONV2D) macs += <f64>op.cout * <f64>(op.cin / op.groups) * <f64>(op.kernel * op.kernel) * outPx;
+    else if (code == OP_SE) macs += 2 * <f64>op.cin * <f64>op.hidden;
+    else if (code == OP_AVGPOOL) macs += <f64>op.cin * <f64>(op.kernel * op.kernel) * outPx;
+    else if (code == OP_FC) macs += <f64>op.cin * <f64>op.cout;
+  }
+  const ob = bufferAt(m, m.outputBuf);
+  if (!bits(ob.ptr, 0, ob.c - 1, false)) return fail(ERR_UNWRITTEN, 'the output is not written by every run');
+  memory.fill(m.arena, 0, m.arenaBytes + 64);
+  m.macs = macs;
   return true;
 }
 

@@ -23,7 +23,7 @@ const MAX_STRING = 65536;
 export type FormatErrorCode =
   | 'truncated' | 'bad-magic' | 'version' | 'file-size' | 'section-count' | 'header' | 'checksum' | 'section'
   | 'meta' | 'trailing' | 'opcode' | 'word-count' | 'index' | 'range' | 'shape' | 'dtype' | 'value'
-  | 'duplicate-index' | 'overlap' | 'overflow';
+  | 'duplicate-index' | 'overlap' | 'overflow' | 'alias' | 'unwritten';
 
 export class ModelFormatError extends Error {
   override name = 'ModelFormatError';
@@ -299,7 +299,7 @@ function parseTensors(table: Uint8Array, data: Uint8Array): Tensor[] {
   const count = c.u32('tensor count');
   if (count > 65535) fail('value', `TENS: ${count} tensors (limit 65535)`);
   c.need(count * 32, `${count} table entries`);
-  const tensors: Tensor[] = [];
+  const records: { i: number; dtype: DType; shape: number[]; offset: number; byteLength: number; count: number }[] = [];
   for (let i = 0; i < count; i++) {
     const code = c.u32('dtype');
     const ndim = c.u32('ndim');
@@ -324,21 +324,29 @@ function parseTensors(table: Uint8Array, data: Uint8Array): Tensor[] {
     if (offset + byteLength > data.length) {
       fail('range', `tensor ${i}: data [${offset}, ${offset + byteLength}) outside DATA (${data.length} bytes)`);
     }
+    records.push({ i, dtype, shape: dims.slice(0, ndim), offset, byteLength, count: bytes / 4 });
+  }
+  c.end();
+  // Tensors must not share data bytes: each entry is decoded and copied, so sharing would amplify memory by the
+  // entry count (65534 entries over one rice blob). Checked on the records, before anything is decoded.
+  const byOffset = [...records].sort((a, b) => a.offset - b.offset || a.i - b.i);
+  for (let k = 1; k < byOffset.length; k++) {
+    const prev = byOffset[k - 1]!, cur = byOffset[k]!;
+    if (cur.offset < prev.offset + prev.byteLength) fail('alias', `tensor ${cur.i} shares data bytes with tensor ${prev.i}`);
+  }
+  return records.map(({ i, dtype, shape, offset, byteLength, count: n }) => {
     const raw = data.subarray(offset, offset + byteLength);
     if (dtype === 'rice') {
-      const r = riceDecode(raw, bytes / 4);
+      const r = riceDecode(raw, n);
       if (typeof r === 'string') fail('value', `tensor ${i}: invalid rice encoding: ${r}`);
-      tensors.push({ dtype, shape: dims.slice(0, ndim), data: r.values, rice: r.params });
-      continue;
+      return { dtype, shape, data: r.values, rice: r.params };
     }
     const view = dtype === 'f32' ? copyTyped(raw, (b) => new Float32Array(b))
       : dtype === 'f16' || dtype === 'u16' ? copyTyped(raw, (b) => new Uint16Array(b))
         : dtype === 'u8' ? copyTyped(raw, (b) => new Uint8Array(b))
           : copyTyped(raw, (b) => new Uint32Array(b));
-    tensors.push({ dtype, shape: dims.slice(0, ndim), data: view });
-  }
-  c.end();
-  return tensors;
+    return { dtype, shape, data: view };
+  });
 }
 
 interface RawGraph {
@@ -424,6 +432,57 @@ class GraphChecker {
   }
 
   private readonly finiteChecked = new Set<number>();
+
+  /** Per op, what it reads and writes, for the write-before-read proof: [buffer, lo, hi] spans. */
+  private readonly access: { read: [number, number, number]; write: [number, number, number]; acc: boolean; outIndex: Tensor | null; outChannel: number }[] = [];
+
+  private record(inBuf: number, inSpan: [number, number], outBuf: number, outSpan: [number, number], acc = false, outIndex: Tensor | null = null, outChannel = 0): void {
+    this.access.push({ read: [inBuf, ...inSpan], write: [outBuf, ...outSpan], acc, outIndex, outChannel });
+  }
+
+  /**
+   * Every channel an op reads, or accumulates into, must have been written earlier in the same run (index lists
+   * count by their span), and the output must be written: otherwise a run sees what the previous one left in the
+   * reused arena. Bitmaps of written channels per buffer, word by word, dropped after a buffer's last op.
+   */
+  proveWrites(): void {
+    const { buffers, inputBuffer, outputBuffer } = this.g;
+    const lastUse = new Map<number, number>();
+    this.access.forEach((a, i) => { lastUse.set(a.read[0], i); lastUse.set(a.write[0], i); });
+    lastUse.set(outputBuffer, Infinity);
+    const written = new Map<number, Uint32Array>();
+    const bitmap = (b: number) => {
+      let w = written.get(b);
+      if (!w) { w = new Uint32Array((buffers[b]!.channels + 31) >>> 5); written.set(b, w); }
+      return w;
+    };
+    const span = (w: Uint32Array, lo: number, hi: number, set: boolean): boolean => {
+      for (let k = lo >>> 5; k <= hi >>> 5; k++) {
+        let mask = 0xffffffff;
+        if (k === lo >>> 5) mask &= 0xffffffff << (lo & 31);
+        if (k === hi >>> 5) mask &= 0xffffffff >>> (31 - (hi & 31));
+        mask >>>= 0;
+        if (set) w[k]! |= mask;
+        else if (((w[k]! & mask) >>> 0) !== mask) return false;
+      }
+      return true;
+    };
+    span(bitmap(inputBuffer), 0, buffers[inputBuffer]!.channels - 1, true);
+    this.access.forEach((a, i) => {
+      const [rb, rlo, rhi] = a.read;
+      const [wb, wlo, whi] = a.write;
+      if (!span(bitmap(rb), rlo, rhi, false) || (a.acc && !span(bitmap(wb), wlo, whi, false))) {
+        fail('unwritten', `op ${i}: reads channels of buffer ${a.acc ? wb : rb} that no earlier op writes in the same run`);
+      }
+      const w = bitmap(wb);
+      if (a.outIndex && !a.acc) for (const v of a.outIndex.data) span(w, a.outChannel + v, a.outChannel + v, true);
+      else span(w, wlo, whi, true);
+      for (const b of [rb, wb]) if (lastUse.get(b) === i) written.delete(b);
+    });
+    if (!span(bitmap(outputBuffer), 0, buffers[outputBuffer]!.channels - 1, false)) {
+      fail('unwritten', `the output buffer ${outputBuffer} is not wholly written by the ops`);
+    }
+  }
 
   required(ref: number | null, where: string, field: string, shape: number[]): Tensor {
     if (ref === null) fail('value', `${where}: ${field} tensor is required`);
@@ -515,11 +574,13 @@ class GraphChecker {
       if (rep !== null) fail('duplicate-index', `${where}: outIndex repeats channel ${rep} with accumulate = 0`);
     }
     this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
+    this.record(op.inBuffer, inSpan, op.outBuffer, outSpan, op.accumulate === 1, outIndex, op.outChannel);
   }
 
   se(op: Extract<Op, { kind: 'se' }>, where: string): void {
     const b = this.buffer(op.buffer, where, 'buffer');
-    this.channels(b, op.channel, op.channels, null, where, 'SE');
+    const span = this.channels(b, op.channel, op.channels, null, where, 'SE');
+    this.record(op.buffer, span, op.buffer, span);
     if (op.hidden < 1 || op.hidden > 65535) fail('value', `${where}: hidden size ${op.hidden} outside 1..65535`);
     if (op.gate !== 0) fail('value', `${where}: gate ${op.gate} (only 0, sigmoid)`);
     this.required(op.w1, where, 'w1', [op.hidden, op.channels]);
@@ -538,6 +599,7 @@ class GraphChecker {
     this.pooledSize(inB.height, op.kernel, op.stride, 0, outB.height, where, 'height');
     this.pooledSize(inB.width, op.kernel, op.stride, 0, outB.width, where, 'width');
     this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
+    this.record(op.inBuffer, inSpan, op.outBuffer, outSpan);
   }
 
   globalAvgPool(op: Extract<Op, { kind: 'global_avgpool' }>, where: string): void {
@@ -551,6 +613,7 @@ class GraphChecker {
     const inSpan = this.channels(inB, op.inChannel, op.channels, null, where, 'input');
     const outSpan = this.channels(outB, op.outChannel, op.channels, null, where, 'output');
     this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
+    this.record(op.inBuffer, inSpan, op.outBuffer, outSpan);
   }
 
   fc(op: Extract<Op, { kind: 'fc' }>, where: string): void {
@@ -564,6 +627,7 @@ class GraphChecker {
     const inSpan = this.channels(inB, op.inChannel, op.cin, null, where, 'input');
     const outSpan = this.channels(outB, op.outChannel, op.cout, null, where, 'output');
     this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
+    this.record(op.inBuffer, inSpan, op.outBuffer, outSpan);
   }
 
   shuffle(op: Extract<Op, { kind: 'channel_shuffle' }>, where: string): void {
@@ -574,6 +638,7 @@ class GraphChecker {
     const inSpan = this.channels(inB, op.inChannel, op.channels, null, where, 'input');
     const outSpan = this.channels(outB, op.outChannel, op.channels, null, where, 'output');
     this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
+    this.record(op.inBuffer, inSpan, op.outBuffer, outSpan);
   }
 
   run(): void {
@@ -593,6 +658,7 @@ class GraphChecker {
         case 'channel_shuffle': return this.shuffle(op, where);
       }
     });
+    this.proveWrites();
   }
 }
 

@@ -26,11 +26,22 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array): vo
   }
 }
 
+/** Wasm memory holds at most one block just under 1 GiB; larger model files cannot load anywhere. */
+export const MAX_MODEL_BYTES = 0x3fff0000;
+
+/**
+ * Reads a model file after checking its type and size (a FIFO would block the read, /dev/zero never end it).
+ * Errors name the file.
+ */
 export async function readModelFile(file: string): Promise<Uint8Array> {
   try {
+    const st = await fs.stat(file);
+    if (!st.isFile()) throw new Error(`cannot read '${file}': not a regular file`);
+    if (st.size > MAX_MODEL_BYTES) throw new Error(`cannot read '${file}': ${st.size} bytes, above the ${MAX_MODEL_BYTES}-byte limit`);
     return new Uint8Array(await fs.readFile(file));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    if (!code) throw err;
     throw new Error(`cannot read '${file}': ${code === 'ENOENT' ? 'no such file' : code ?? (err as Error).message}`);
   }
 }

@@ -7,7 +7,7 @@ export type Isa = 'simd' | 'relaxed' | 'scalar';
 /** Names of the runtime's numeric error codes (assembly/errors.ts). */
 export const ERROR_NAMES = [
   'ok', 'bad-magic', 'version', 'size', 'checksum', 'truncated', 'section', 'meta', 'graph', 'range', 'shape',
-  'index', 'overflow', 'arena', 'alias', 'input', 'handle', 'header', 'numeric',
+  'index', 'overflow', 'arena', 'alias', 'input', 'handle', 'header', 'numeric', 'unwritten', 'compute',
 ] as const;
 
 /** Every failure of the runtime: `code` is one of ERROR_NAMES (or 'wasm' for an engine fault). */
@@ -60,6 +60,7 @@ interface LibExports {
   cdnv2_output_ptr(handle: number): number;
   cdnv2_output_length(handle: number): number;
   cdnv2_arena_bytes(handle: number): number;
+  cdnv2_macs(handle: number): number;
   cdnv2_buffer_ptr(handle: number, index: number): number;
   cdnv2_buffer_length(handle: number, index: number): number;
   cdnv2_error_code(): number;
@@ -103,6 +104,8 @@ function guard<T>(fn: () => T): T {
 export class Cdnv2Model {
   readonly meta: ModelMeta;
   readonly arenaBytes: number;
+  /** Multiply-adds of one run (the compute budget; pooling, shuffles and gathers count one per element). */
+  readonly macs: number;
   readonly inputLength: number;
   readonly outputLength: number;
   readonly isa: Isa;
@@ -114,7 +117,8 @@ export class Cdnv2Model {
     this.handle = handle;
     this.meta = meta;
     this.isa = isa;
-    this.arenaBytes = exports.cdnv2_arena_bytes(handle);
+    this.arenaBytes = exports.cdnv2_arena_bytes(handle) >>> 0;
+    this.macs = exports.cdnv2_macs(handle);
     this.inputLength = exports.cdnv2_input_length(handle);
     this.outputLength = exports.cdnv2_output_length(handle);
   }
@@ -123,18 +127,27 @@ export class Cdnv2Model {
    * Validates and plans a model in a fresh instance of `module`. The wasm loader validates every byte; the
    * TypeScript side then only reads the META section of bytes already known to be well formed.
    */
-  static async create(module: WebAssembly.Module, isa: Isa, bytes: Uint8Array, arenaLimitBytes = 0): Promise<Cdnv2Model> {
-    // Synchronous instantiation of an already compiled module: no thread hop (the module has no imports).
-    const instance = new WebAssembly.Instance(module, {});
-    const ex = instance.exports as unknown as LibExports;
+  static async create(module: WebAssembly.Module, isa: Isa, bytes: Uint8Array, arenaLimitBytes = 0, maxMacs = 0): Promise<Cdnv2Model> {
+    if (!(bytes instanceof Uint8Array)) throw new Cdnv2Error('input', 'model bytes must be a Uint8Array');
+    for (const [what, v] of [['arenaLimitBytes', arenaLimitBytes], ['maxMacs', maxMacs]] as const) {
+      if (typeof v !== 'number' || !(v >= 0)) throw new Cdnv2Error('input', `${what} must be a number >= 0 (0: no limit), got ${String(v)}`);
+    }
     return guard(() => {
-      const ptr = ex.cdnv2_alloc(bytes.length);
+      // Synchronous instantiation of an already compiled module: no thread hop (the module has no imports).
+      // Engines cap how many instances (each with its own memory) a process may hold: a RangeError here.
+      const ex = new WebAssembly.Instance(module, {}).exports as unknown as LibExports;
+      const ptr = allocIn(ex, bytes.length);
       new Uint8Array(ex.memory.buffer, ptr, bytes.length).set(bytes);
       // The wasm side takes a u32 byte count (0 = its default); larger limits cannot matter in wasm32.
       const limit = arenaLimitBytes > 0 ? Math.min(Math.floor(arenaLimitBytes), 0xffffffff) : 0;
       const handle = ex.cdnv2_load(ptr, bytes.length, limit >>> 0);
       if (handle <= 0) throw lastError(ex);
-      return new Cdnv2Model(ex, handle, metaOf(readMetaEntries(bytes)), isa);
+      const model = new Cdnv2Model(ex, handle, metaOf(readMetaEntries(bytes)), isa);
+      if (maxMacs > 0 && model.macs > maxMacs) {
+        model.dispose();
+        throw new Cdnv2Error('compute', `a run needs ${model.macs} multiply-adds, above the limit of ${maxMacs}`);
+      }
+      return model;
     });
   }
 
@@ -153,7 +166,7 @@ export class Cdnv2Model {
     }
     const ex = this.ex;
     return guard(() => {
-      new Float32Array(ex.memory.buffer, ex.cdnv2_input_ptr(this.handle), this.inputLength).set(input);
+      new Float32Array(ex.memory.buffer, ex.cdnv2_input_ptr(this.handle) >>> 0, this.inputLength).set(input);
       return this.runLoaded();
     });
   }
@@ -193,7 +206,7 @@ export class Cdnv2Model {
   /** Copy of feature buffer `index` after the last run (debugging and tests; see cdnv2_buffer_ptr). */
   bufferValues(index: number): Float32Array {
     const ex = this.ex;
-    const ptr = ex.cdnv2_buffer_ptr(this.handle, index);
+    const ptr = ex.cdnv2_buffer_ptr(this.handle, index) >>> 0;
     const len = ex.cdnv2_buffer_length(this.handle, index);
     if (ptr === 0 || len < 0) throw new Cdnv2Error('range', `no live buffer ${index}`);
     return new Float32Array(ex.memory.buffer, ptr, len).slice();
@@ -201,12 +214,16 @@ export class Cdnv2Model {
 
   private inputCopy(): Float32Array {
     const ex = this.ex;
-    return new Float32Array(ex.memory.buffer, ex.cdnv2_input_ptr(this.handle), this.inputLength).slice();
+    return new Float32Array(ex.memory.buffer, ex.cdnv2_input_ptr(this.handle) >>> 0, this.inputLength).slice();
   }
 
   private writeImage(image: ImageData): void {
     const ex = this.ex;
+    if (typeof image !== 'object' || image === null) throw new Cdnv2Error('input', 'image must be an object {width, height, channels, data}');
     const { width, height, channels, data } = image;
+    if (!(data instanceof Uint8Array || data instanceof Uint8ClampedArray || data instanceof Uint16Array || data instanceof Float32Array)) {
+      throw new Cdnv2Error('input', 'image data must be a Uint8Array, Uint8ClampedArray, Uint16Array or Float32Array');
+    }
     if (![1, 3, 4].includes(channels)) throw new Cdnv2Error('input', `images need 1, 3 or 4 channels, got ${channels}`);
     if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || width > 16384 || height > 16384) {
       throw new Cdnv2Error('input', `image size ${width}x${height} outside 1..16384`);
@@ -214,7 +231,8 @@ export class Cdnv2Model {
     const n = width * height * channels;
     if (data.length !== n) throw new Cdnv2Error('input', `image data has ${data.length} samples, expected ${n}`);
     const max = image.maxValue ?? (data instanceof Uint16Array ? 65535 : data instanceof Float32Array ? 1 : 255);
-    const ptr = ex.cdnv2_alloc(n * 4);
+    if (typeof max !== 'number' || !Number.isFinite(max) || max <= 0) throw new Cdnv2Error('input', `maxValue must be a finite number > 0, got ${String(max)}`);
+    const ptr = allocIn(ex, n * 4);
     try {
       const dst = new Float32Array(ex.memory.buffer, ptr, n);
       const inv = 1 / max;
@@ -230,7 +248,8 @@ export class Cdnv2Model {
 
   private writePnm(bytes: Uint8Array): void {
     const ex = this.ex;
-    const ptr = ex.cdnv2_alloc(bytes.length);
+    if (!(bytes instanceof Uint8Array)) throw new Cdnv2Error('input', 'PGM/PPM bytes must be a Uint8Array');
+    const ptr = allocIn(ex, bytes.length);
     try {
       new Uint8Array(ex.memory.buffer, ptr, bytes.length).set(bytes);
       if (ex.cdnv2_preprocess_pnm(this.handle, ptr, bytes.length) < 0) throw lastError(ex);
@@ -242,7 +261,7 @@ export class Cdnv2Model {
   private runLoaded(): Float32Array {
     const ex = this.ex;
     if (ex.cdnv2_run(this.handle) < 0) throw lastError(ex);
-    return new Float32Array(ex.memory.buffer, ex.cdnv2_output_ptr(this.handle), this.outputLength).slice();
+    return new Float32Array(ex.memory.buffer, ex.cdnv2_output_ptr(this.handle) >>> 0, this.outputLength).slice();
   }
 
   /** Softmax of logits, computed as the runtime does. */
@@ -258,6 +277,8 @@ export class Cdnv2Model {
 
   /** Top-k predictions (best first, ties to the lower index) with softmax scores. */
   top(logits: Float32Array, k = 5): Prediction[] {
+    if (!(logits instanceof Float32Array)) throw new Cdnv2Error('input', 'logits must be a Float32Array');
+    if (!Number.isInteger(k) || k < 0) throw new Cdnv2Error('input', `k must be an integer >= 0, got ${String(k)}`);
     const probs = Cdnv2Model.softmax(logits);
     const order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
     return order.slice(0, Math.max(0, Math.min(k, probs.length))).map((index) => ({
@@ -278,9 +299,16 @@ export class Cdnv2Model {
   }
 }
 
+/** A block of wasm memory; its address unsigned (memories may pass 2 GiB). 'size' when it cannot be had. */
+function allocIn(ex: LibExports, bytes: number): number {
+  const ptr = bytes <= 0x3fff0000 ? ex.cdnv2_alloc(bytes) >>> 0 : 0;
+  if (ptr === 0) throw new Cdnv2Error('size', `cannot allocate ${bytes} bytes in wasm memory (1 GiB a block, 4 GiB in all)`);
+  return ptr;
+}
+
 function lastError(ex: LibExports): Cdnv2Error {
   const code = ex.cdnv2_error_code();
-  const ptr = ex.cdnv2_error_message();
+  const ptr = ex.cdnv2_error_message() >>> 0;
   const len = ex.cdnv2_error_message_length();
   const message = new TextDecoder().decode(new Uint8Array(ex.memory.buffer, ptr, len));
   return new Cdnv2Error(ERROR_NAMES[code] ?? `error-${code}`, message || 'unknown runtime error');

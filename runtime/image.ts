@@ -11,7 +11,33 @@ export type ImageInput =
   | { kind: 'tensor'; data: Float32Array };
 
 const MAX_FILE_BYTES = 256 << 20;
-const MAX_PIXELS = 100e6; // as jpeg-js's maxResolutionInMP below
+// Checked on the header before any decoder allocates: the runtime takes sides up to 16384, and 40 MP of RGBA
+// floats (640 MB) still fit in wasm memory.
+const MAX_SIDE = 16384;
+const MAX_PIXELS = 40e6; // as jpeg-js's maxResolutionInMP below
+
+function checkSize(w: number, h: number): void {
+  if (w > MAX_SIDE || h > MAX_SIDE || w * h > MAX_PIXELS) {
+    throw new Error(`${w}x${h} pixels, above ${MAX_SIDE} a side or ${MAX_PIXELS / 1e6} MP`);
+  }
+}
+
+/** Width and height from a JPEG's first start-of-frame segment, or null when there is none. */
+export function jpegSize(b: Uint8Array): [number, number] | null {
+  let p = 2;
+  while (p + 9 < b.length) {
+    if (b[p] !== 0xff) return null;
+    const marker = b[p + 1]!;
+    if (marker === 0xff) { p++; continue; } // fill byte
+    const len = (b[p + 2]! << 8) | b[p + 3]!;
+    // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC)
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return [(b[p + 7]! << 8) | b[p + 8]!, (b[p + 5]! << 8) | b[p + 6]!];
+    }
+    p += 2 + len;
+  }
+  return null;
+}
 
 function isPng(b: Uint8Array): boolean {
   return b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
@@ -31,7 +57,8 @@ export async function readImageFile(file: string): Promise<ImageInput> {
   } catch {
     throw new Cdnv2Error('io', `${file}: no such file`);
   }
-  if (info.isDirectory()) throw new Cdnv2Error('input', `${file}: is a directory, not an image`);
+  // By type before opening: a FIFO would block the read, a device would never end it.
+  if (!info.isFile()) throw new Cdnv2Error('input', `${file}: ${info.isDirectory() ? 'is a directory, not an image' : 'not a regular file'}`);
   if (info.size > MAX_FILE_BYTES) throw new Cdnv2Error('input', `${file}: larger than 256 MiB`);
   const bytes = new Uint8Array(await readFile(file));
   if (bytes.length === 0) throw new Cdnv2Error('input', `${file}: empty file`);
@@ -45,8 +72,7 @@ export async function readImageFile(file: string): Promise<ImageInput> {
       // IHDR comes first: refuse absurd sizes before pngjs allocates width*height*4 samples for them.
       if (bytes.length >= 24) {
         const ihdr = new DataView(bytes.buffer, bytes.byteOffset);
-        const w = ihdr.getUint32(16), h = ihdr.getUint32(20);
-        if (w * h > MAX_PIXELS) throw new Error(`${w}x${h} pixels, more than ${MAX_PIXELS / 1e6} MP`);
+        checkSize(ihdr.getUint32(16), ihdr.getUint32(20));
       }
       // skipRescale keeps 16-bit samples (and 1/2/4-bit ones) at their own scale; maxValue tells the runtime.
       const png = PNG.sync.read(Buffer.from(bytes), { skipRescale: true });
@@ -63,7 +89,9 @@ export async function readImageFile(file: string): Promise<ImageInput> {
       return { kind: 'pixels', image: { width: png.width, height: png.height, channels: 4, data, maxValue } };
     }
     if (isJpeg(bytes)) {
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 100, maxMemoryUsageInMB: 512 });
+      const size = jpegSize(bytes);
+      if (size) checkSize(...size);
+      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: MAX_PIXELS / 1e6, maxMemoryUsageInMB: 1024 });
       const channels = img.data.length / (img.width * img.height);
       if (channels !== 3 && channels !== 4 && channels !== 1) throw new Error(`unexpected ${channels} channels`);
       return { kind: 'pixels', image: { width: img.width, height: img.height, channels, data: new Uint8Array(img.data) } };

@@ -1,10 +1,11 @@
 // Node entry of the JS API: finds and compiles the wasm builds, then hands out Cdnv2Model instances.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import v8 from 'node:v8';
 import { Cdnv2Error, Cdnv2Model, measurePeak, type Isa } from './engine.js';
+import { MAX_MODEL_BYTES } from '../converter/io.js';
 
 export { Cdnv2Error, Cdnv2Model, type Isa, type ImageData, type ModelMeta, type Prediction, ERROR_NAMES } from './engine.js';
 
@@ -61,20 +62,37 @@ export interface LoadOptions {
   isa?: Isa;
   /** Refuse models whose activation arena exceeds this many bytes (default 512 MiB). */
   arenaLimitBytes?: number;
+  /** Refuse models whose run needs more multiply-adds than this (default: no limit; `Cdnv2Model.macs`). */
+  maxMacs?: number;
 }
+
+const ISAS: readonly Isa[] = ['simd', 'relaxed', 'scalar'];
 
 /** Loads a .cnv2 model from bytes. Throws Cdnv2Error with a specific code for every invalid file. */
 export async function loadModel(bytes: Uint8Array, opts: LoadOptions = {}): Promise<Cdnv2Model> {
-  const isa = opts.isa ?? 'simd';
-  return Cdnv2Model.create(await compileWasm('lib', isa), isa, bytes, opts.arenaLimitBytes ?? 0);
+  const isa = opts?.isa ?? 'simd';
+  if (!ISAS.includes(isa)) throw new Cdnv2Error('input', `isa must be one of ${ISAS.join(', ')}, got ${JSON.stringify(isa)}`);
+  let module: WebAssembly.Module;
+  try {
+    module = await compileWasm('lib', isa);
+  } catch (err) {
+    if (err instanceof Cdnv2Error) throw err;
+    throw new Cdnv2Error('setup', `cannot compile the ${isa} build: ${(err as Error).message}`);
+  }
+  return Cdnv2Model.create(module, isa, bytes, opts.arenaLimitBytes ?? 0, opts.maxMacs ?? 0);
 }
 
 /** Loads a .cnv2 model from a file. */
 export async function loadModelFile(file: string, opts: LoadOptions = {}): Promise<Cdnv2Model> {
   let bytes: Uint8Array;
   try {
+    // By type and size before opening: a FIFO would block the read, /dev/zero never end it.
+    const st = await stat(file);
+    if (!st.isFile()) throw new Cdnv2Error('io', `${file}: not a regular file`);
+    if (st.size > MAX_MODEL_BYTES) throw new Cdnv2Error('size', `${file}: ${st.size} bytes, more than wasm memory can hold`);
     bytes = await readFile(file);
   } catch (err) {
+    if (err instanceof Cdnv2Error) throw err;
     throw new Cdnv2Error('io', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
   }
   try {

@@ -92,7 +92,13 @@ export function malformedRice(file: Uint8Array): { what: string; bytes: Uint8Arr
   edit('2^29 - 2^25 values in a few bytes', (tn) => setU32(tn, 4 + 32 * first.i + 8, 0x1e000000));
   edit('byte length 4, inside the header', (tn) => setU32(tn, 4 + 32 * first.i + 28, 4));
   edit('stream one byte short', (tn) => setU32(tn, 4 + 32 * first.i + 28, first.len - 1));
-  edit('one byte after the stream', (tn) => setU32(tn, 4 + 32 * first.i + 28, first.len + 1));
+  // On the last tensor in DATA, so the longer tensor does not run into the next one's bytes (refused as 'alias').
+  edit('one byte after the stream', (tn, d) => {
+    setU32(tn, 4 + 32 * last.i + 28, last.len + 1);
+    const out = new Uint8Array(last.off + last.len + 1);
+    out.set(d.subarray(0, last.off + last.len));
+    return out;
+  });
   // A tensor whose last byte has padding bits: set the highest one.
   const { data: data0 } = riceEntries(file);
   const withPad = entries.find((e) => refDecode(data0.subarray(e.off, e.off + e.len), e.count)!.bits % 8 !== 0);
