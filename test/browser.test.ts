@@ -222,6 +222,37 @@ async function main(): Promise<void> {
     sameTop(t, result.rows, await nodeTop(path.join(samplesDir, '02-trouser.png'), 'simd'), 'mislabelled wasm, 02-trouser.png');
   });
 
+  t.test('the README\'s browser snippet runs verbatim in a page, against the package layout', async (t) => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## In the browser'));
+    const snippet = /```html\n([\s\S]*?)```/.exec(section)?.[1];
+    if (!snippet) {
+      t.fail('README has an html snippet under "## In the browser"');
+      return;
+    }
+    const origin = new URL(demo.url).origin;
+    const fresh = await browser.context.newPage();
+    t.teardown(() => fresh.close());
+    // The page sits where an app would, with the package under /node_modules/cdnv2/ (mapped to this checkout).
+    await fresh.route(`${origin}/app/index.html`, (route) => route.fulfill({
+      contentType: 'text/html',
+      body: `<!doctype html><html><body><img src="/node_modules/cdnv2/models/samples/06-coat.png">\n${snippet}</body></html>`,
+    }));
+    await fresh.route(`${origin}/node_modules/cdnv2/**`, async (route) => {
+      route.fulfill({ response: await route.fetch({ url: route.request().url().replace('/node_modules/cdnv2/', '/') }) });
+    });
+    const logged = new Promise<unknown[]>((resolve) => fresh.on('console', async (msg) => {
+      if (msg.type() === 'log') resolve(await Promise.all(msg.args().map((a) => a.jsonValue())));
+    }));
+    const errors: string[] = [];
+    fresh.on('pageerror', (err) => errors.push(err.message));
+    await fresh.goto(`${origin}/app/index.html`);
+    const [isa, top5] = await Promise.race([logged, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no console.log in 60 s: ${errors}`)), 60_000))]);
+    t.equal(isa, 'relaxed', 'the snippet logs the build it runs');
+    sameTop(t, top5 as Row[], await nodeTop(path.join(samplesDir, '06-coat.png'), 'relaxed'), 'README snippet, 06-coat.png');
+    t.same(errors, [], 'no errors on the page');
+  });
+
   t.test('every failure is a Cdnv2Error with the code Node gives', async (t) => {
     await openDemo(page, demo.url);
     // The same damaged models on both sides; the page makes its own from the served file (no large transfer).
