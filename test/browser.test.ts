@@ -222,6 +222,41 @@ async function main(): Promise<void> {
     sameTop(t, result.rows, await nodeTop(path.join(samplesDir, '02-trouser.png'), 'simd'), 'mislabelled wasm, 02-trouser.png');
   });
 
+  t.test('feature detection falls back to SIMD128 without relaxed SIMD and to scalar without SIMD', async (t) => {
+    // An engine without the feature: WebAssembly.validate refuses modules with a relaxed-SIMD opcode (0xfd 0x85 0x02
+    // and the like) or any SIMD prefix (0xfd).
+    const hide = (feature: 'relaxed' | 'simd') => {
+      const validate = WebAssembly.validate.bind(WebAssembly);
+      WebAssembly.validate = (bytes: BufferSource) => {
+        const b = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        for (let i = 0; i + 2 < b.length; i++) {
+          if (b[i] === 0xfd && (feature === 'simd' || (b[i + 2] === 0x02 && b[i + 1]! >= 0x80))) return false;
+        }
+        return validate(bytes);
+      };
+    };
+    for (const [feature, expected] of [['relaxed', 'simd'], ['simd', 'scalar']] as const) {
+      const fresh = await browser.context.newPage();
+      t.teardown(() => fresh.close());
+      await fresh.addInitScript(hide, feature);
+      t.equal(await openDemo(fresh, demo.url), expected, `without ${feature}: the demo runs the ${expected} build`);
+      const disabled = await fresh.$$eval('#isa-select option:disabled', (os) => os.map((o) => (o as HTMLOptionElement).value));
+      t.same(disabled, feature === 'relaxed' ? ['relaxed'] : ['relaxed', 'simd'], `without ${feature}: the page disables what cannot run`);
+      const forced = await fresh.evaluate(async () => {
+        const api = await import('/dist/runtime/browser.js');
+        try {
+          await api.loadModelUrl('/models/cdnv2-fmnist.cnv2', { isa: 'relaxed' });
+          return 'loaded';
+        } catch (err) {
+          return `${(err as { code: string }).code}: ${(err as Error).message}`;
+        }
+      });
+      t.match(forced, /^setup: this browser cannot run the relaxed build/, `without ${feature}: forcing relaxed is a clear error`);
+      const result = await nextResult(fresh, () => fresh.click('button[data-sample="03-trouser.png"]'));
+      sameTop(t, result.rows, await nodeTop(path.join(samplesDir, '03-trouser.png'), expected), `without ${feature}, 03-trouser.png`);
+    }
+  });
+
   t.test('the README\'s browser snippet runs verbatim in a page, against the package layout', async (t) => {
     const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('## In the browser'));
