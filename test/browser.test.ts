@@ -22,6 +22,25 @@ const samples = readdirSync(samplesDir).filter((f) => f.endsWith('.png')).sort()
 const ISAS: Isa[] = ['relaxed', 'simd', 'scalar'];
 const TOLERANCE = 1e-5;
 
+t.test('dist/runtime/browser.js and everything it imports load in a browser: only relative imports, no node:', async (t) => {
+  const entry = path.join(root, 'dist/runtime/browser.js');
+  const seen = new Set<string>();
+  const offenders: string[] = [];
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const source = readFileSync(file, 'utf8');
+    for (const m of source.matchAll(/(?:^|[;\s])(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]|^import\s*['"]([^'"]+)['"]/gm)) {
+      const spec = (m[1] ?? m[2] ?? m[3])!;
+      if (!spec.startsWith('./') && !spec.startsWith('../')) offenders.push(`${path.relative(root, file)} imports '${spec}'`);
+      else visit(path.resolve(path.dirname(file), spec));
+    }
+  };
+  visit(entry);
+  t.same(offenders, [], 'no node: module or bare package specifier anywhere in the graph');
+  t.ok(seen.size >= 2 && [...seen].some((f) => f.endsWith('engine.js')), `the graph (${seen.size} files) includes the shared engine`);
+});
+
 if (!chromiumPresent()) {
   const why = `${CHROMIUM} is missing (Debian package chromium)`;
   if (process.env.CI) t.fail(`browser test cannot run in CI: ${why}`);
