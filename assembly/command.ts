@@ -20,21 +20,14 @@ const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 const CHUNK: u32 = 1 << 24; // bytes per fd_read: hosts differ in what one call may move (wasmtime: < 128 MiB)
 
-const USAGE = `usage: cdnv2.wasm <command> [options]
-
-commands:
-  classify <model.cnv2> <image...> [--top K]   top-K classes per image, one per line: <score> <index> <label>
-                                               images: binary PGM/PPM (8 or 16 bit), or raw float32 input
-                                               tensors (.f32/.raw/.bin, CHW, already normalised)
-  info <model.cnv2>                            name, shapes, ops, multiply-adds, arena size
-  bench <model.cnv2> [--runs N] [--warmup N]   latency of N runs on a fixed input (ms)
-  help                                         this text
-
-options:
-  --arena-limit MIB    refuse models whose activation arena exceeds MIB mebibytes (default 512)
-  --max-macs N         refuse models whose run needs more than N multiply-adds
-
-exit codes: 0 ok, 1 failure (unreadable file, invalid model or image), 2 usage error
+const USAGE = `usage: cdnv2.wasm <command> <model.cnv2> [options]
+  classify <model> <image...> [--top K]  top-K per image: <score> <index> <label>
+                                         (binary PGM/PPM, or .f32/.raw/.bin CHW tensors)
+  info <model>                           name, shapes, ops, multiply-adds, arena
+  bench <model> [--runs N] [--warmup N]  latency on a fixed input (ms)
+  help
+options: --arena-limit MIB (default 512), --max-macs N
+exit: 0 ok, 1 failure, 2 usage
 `;
 
 // Direct WASI calls rather than the shim's process/console objects: those pull in error-string tables
@@ -57,11 +50,12 @@ function writeFd(fd: u32, s: string): void {
 function out(s: string): void { writeFd(1, s); }
 
 /** Text from a model file, printable: control characters (and backslashes) as \xHH, so none reaches a terminal or forges a line. */
+const HEX = '0123456789abcdef';
 function clean(s: string): string {
   let r = '';
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c < 32 || c == 92 || (c >= 127 && c < 160)) r += '\\x' + (c < 16 ? '0' : '') + c.toString(16);
+    if (c < 32 || c == 92 || (c >= 127 && c < 160)) r += '\\x' + HEX.charAt(c >> 4) + HEX.charAt(c & 15);
     else r += String.fromCharCode(c);
   }
   return r;
@@ -109,7 +103,7 @@ function sortF64(p: usize, n: i32): void {
 }
 
 function usageError(message: string): i32 {
-  err('cdnv2: ' + message + '\n\n' + USAGE);
+  err('cdnv2: ' + message + '\n' + USAGE);
   return EXIT_USAGE;
 }
 
@@ -163,7 +157,7 @@ function preopenFor(path: string): i32 {
  */
 function readFile(path: string): usize {
   const dir = preopenFor(path);
-  if (dir < 0) { fileError = path + ': not inside a directory the host granted (run wasmtime with --dir)'; return 0; }
+  if (dir < 0) { fileError = path + ': not inside a directory the host granted'; return 0; }
   const rel = String.UTF8.encode(relPath);
   const st = changetype<filestat>(memory.data(64));
   const e = path_filestat_get(<u32>dir, lookupflags.SYMLINK_FOLLOW, changetype<usize>(rel), <usize>rel.byteLength, st);
@@ -216,11 +210,11 @@ function loadInput(m: Model, path: string): bool {
   if (endsWith(path, '.f32') || endsWith(path, '.raw') || endsWith(path, '.bin')) {
     const n = inputLength(m);
     if (<u64>len != <u64>n * 4) {
-      ok = fail(ERR_INPUT, path + ': raw tensor has ' + len.toString() + ' bytes, the model input needs ' + (n * 4).toString());
+      ok = fail(ERR_INPUT, path + ': raw tensor of the wrong length');
     } else {
       ok = true;
       for (let i = 0; i < n; i++) {
-        if (!isFinite(load<f32>(bytes + <usize>i * 4))) { ok = fail(ERR_INPUT, path + ': raw tensor holds a non-finite value'); break; }
+        if (!isFinite(load<f32>(bytes + <usize>i * 4))) { ok = fail(ERR_INPUT, path + ': non-finite value'); break; }
       }
       if (ok) memory.copy(inputPtr(m), bytes, <usize>len);
     }

@@ -99,13 +99,13 @@ function zeroAlloc(bytes: usize): usize {
 function parseSections(m: Model): bool {
   const img = m.image;
   const len = m.length;
-  if (len < HEADER_BYTES) return fail(ERR_TRUNCATED, 'file is ' + len.toString() + ' bytes, shorter than the 32-byte header');
+  if (len < HEADER_BYTES) return fail(ERR_TRUNCATED, 'file shorter than the header');
   if (readU32(img, 0) != MAGIC) return fail(ERR_BAD_MAGIC, 'not a cdnv2 model (bad magic)');
   const major = readU16(img, 4);
-  if (major != VERSION_MAJOR) return fail(ERR_VERSION, 'unsupported format version ' + major.toString() + ' (this runtime reads version 1)');
+  if (major != VERSION_MAJOR) return fail(ERR_VERSION, 'unsupported version ' + major.toString());
   const fileSize = readU32(img, 8);
-  if (fileSize > len) return fail(ERR_TRUNCATED, 'file is truncated: header says ' + fileSize.toString() + ' bytes, got ' + len.toString());
-  if (fileSize != len) return fail(ERR_SIZE, 'file size field ' + fileSize.toString() + ' does not match ' + len.toString() + ' bytes');
+  if (fileSize > len) return fail(ERR_TRUNCATED, 'file is truncated');
+  if (fileSize != len) return fail(ERR_SIZE, 'file size field mismatch');
   const n = readU32(img, 12);
   if (n < 4 || n > 16) return fail(ERR_SIZE, 'section count ' + n.toString() + ' outside 4..16');
   const dirEnd = HEADER_BYTES + n * DIR_ENTRY_BYTES;
@@ -114,8 +114,8 @@ function parseSections(m: Model): bool {
   crc = crc32Update(crc, img + HEADER_BYTES, n * DIR_ENTRY_BYTES);
   if (crc != readU32(img, 28)) return fail(ERR_CHECKSUM, 'header checksum mismatch');
   // Flags and reserved fields are 0 in version 1; anything else is a file this reader does not understand.
-  if (readU32(img, 16) != 0) return fail(ERR_HEADER, 'header flags are not 0');
-  if (readU32(img, 20) != 0 || readU32(img, 24) != 0) return fail(ERR_HEADER, 'header reserved fields are not 0');
+  if (readU32(img, 16) != 0) return fail(ERR_HEADER, 'header fields not 0');
+  if (readU32(img, 20) != 0 || readU32(img, 24) != 0) return fail(ERR_HEADER, 'header fields not 0');
 
   let seen = 0;
   for (let i: u32 = 0; i < n; i++) {
@@ -123,8 +123,8 @@ function parseSections(m: Model): bool {
     const tag = readU32(img, e);
     const off = readU32(img, e + 4);
     const size = readU32(img, e + 8);
-    if (!fits(off, size, len)) return fail(ERR_TRUNCATED, 'section ' + i.toString() + ' runs past the end of the file');
-    if ((off & 15) != 0 || off < dirEnd) return fail(ERR_SECTION, 'section ' + i.toString() + ' is misaligned or overlaps the header');
+    if (!fits(off, size, len)) return fail(ERR_TRUNCATED, 'section past the end');
+    if ((off & 15) != 0 || off < dirEnd) return fail(ERR_SECTION, 'misaligned section');
     for (let j: u32 = 0; j < i; j++) {
       const e2 = HEADER_BYTES + j * DIR_ENTRY_BYTES;
       const off2 = readU32(img, e2 + 4);
@@ -146,7 +146,7 @@ function parseSections(m: Model): bool {
       seen |= bit;
     }
   }
-  if (seen != 15) return fail(ERR_SECTION, 'missing section (META, GRPH, TENS and DATA are required)');
+  if (seen != 15) return fail(ERR_SECTION, 'missing section');
   return true;
 }
 
@@ -226,7 +226,7 @@ function parseMeta(m: Model): bool {
   if (m.metaSize < 4) return fail(ERR_TRUNCATED, 'META section too short');
   const count = readU32(m.image, m.metaOff);
   // Every entry takes at least 8 bytes; this bounds the loop (and the key set) by the section size.
-  if (<u64>count * 8 > <u64>m.metaSize - 4) return fail(ERR_TRUNCATED, 'META: ' + count.toString() + ' entries cannot fit');
+  if (<u64>count * 8 > <u64>m.metaSize - 4) return fail(ERR_TRUNCATED, 'META truncated');
   const keys = newKeySet(count);
   const ok = parseMetaEntries(m, count, keys);
   freeKeySet(keys);
@@ -241,12 +241,12 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
   let found = 0;
   let meanN: u32 = 0, stdN: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
-    if (!fits(p, 2, end)) return fail(ERR_TRUNCATED, 'META entry ' + i.toString() + ' is truncated');
+    if (!fits(p, 2, end)) return fail(ERR_TRUNCATED, 'META truncated');
     const keyLen = readU16(img, p);
-    if (keyLen == 0 || keyLen > 255) return fail(ERR_META, 'META key length ' + keyLen.toString() + ' outside 1..255');
+    if (keyLen == 0 || keyLen > 255) return fail(ERR_META, 'bad META key');
     const keyOff = p + 2;
-    if (!fits(keyOff, keyLen + 5, end)) return fail(ERR_TRUNCATED, 'META entry ' + i.toString() + ' is truncated');
-    if (!validUtf8(img + keyOff, keyLen)) return fail(ERR_META, 'META entry ' + i.toString() + ': key is not valid UTF-8');
+    if (!fits(keyOff, keyLen + 5, end)) return fail(ERR_TRUNCATED, 'META truncated');
+    if (!validUtf8(img + keyOff, keyLen)) return fail(ERR_META, 'META: bad UTF-8');
     if (!addKey(keys, img, keyOff, keyLen)) return fail(ERR_META, 'duplicated META key');
     const type = readU8(img, keyOff + keyLen);
     const n = readU32(img, keyOff + keyLen + 1);
@@ -257,7 +257,7 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
     } else if (type == META_STRING) {
       if (n > MAX_STRING) return fail(ERR_META, 'META string longer than 65536 bytes');
       payloadEnd = <u64>payload + <u64>n;
-      if (payloadEnd <= <u64>end && !validUtf8(img + payload, n)) return fail(ERR_META, 'META entry ' + i.toString() + ': string is not valid UTF-8');
+      if (payloadEnd <= <u64>end && !validUtf8(img + payload, n)) return fail(ERR_META, 'META: bad UTF-8');
     } else if (type == META_STRINGS) {
       let q: u64 = payload;
       for (let k: u32 = 0; k < n; k++) {
@@ -265,56 +265,56 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
         const sl = readU32(img, <u32>q);
         if (sl > MAX_STRING) return fail(ERR_META, 'META string longer than 65536 bytes');
         if (q + 4 + <u64>sl > <u64>end) return fail(ERR_TRUNCATED, 'META string array is truncated');
-        if (!validUtf8(img + <usize>q + 4, sl)) return fail(ERR_META, 'META entry ' + i.toString() + ': string ' + k.toString() + ' is not valid UTF-8');
+        if (!validUtf8(img + <usize>q + 4, sl)) return fail(ERR_META, 'META: bad UTF-8');
         q += 4 + <u64>sl;
       }
       payloadEnd = q;
     } else {
       return fail(ERR_META, 'unknown META type ' + type.toString());
     }
-    if (payloadEnd > <u64>end) return fail(ERR_TRUNCATED, 'META entry ' + i.toString() + ' is truncated');
+    if (payloadEnd > <u64>end) return fail(ERR_TRUNCATED, 'META truncated');
 
     let bit = 0;
     if (keyEquals(img, keyOff, keyLen, 'name')) {
       bit = 1;
-      if (type != META_STRING) return fail(ERR_META, "META 'name' must be a string");
+      if (type != META_STRING) return fail(ERR_META, 'META: wrong type');
       m.nameOff = payload; m.nameLen = n;
     } else if (keyEquals(img, keyOff, keyLen, 'input.shape')) {
       bit = 2;
-      if (type != META_U32 || n != 3) return fail(ERR_META, "META 'input.shape' must be u32[3]");
+      if (type != META_U32 || n != 3) return fail(ERR_META, 'META: wrong type');
       const c = readU32(img, payload), h = readU32(img, payload + 4), w = readU32(img, payload + 8);
-      if (c == 0 || h == 0 || w == 0 || c > 65535 || h > 65535 || w > 65535) return fail(ERR_META, "META 'input.shape' out of range");
+      if (c == 0 || h == 0 || w == 0 || c > 65535 || h > 65535 || w > 65535) return fail(ERR_META, 'bad input.shape');
       m.inC = <i32>c; m.inH = <i32>h; m.inW = <i32>w;
     } else if (keyEquals(img, keyOff, keyLen, 'input.mean')) {
       bit = 4;
-      if (type != META_F32) return fail(ERR_META, "META 'input.mean' must be f32[]");
+      if (type != META_F32) return fail(ERR_META, 'META: wrong type');
       m.meanOff = payload; meanN = n;
     } else if (keyEquals(img, keyOff, keyLen, 'input.std')) {
       bit = 8;
-      if (type != META_F32) return fail(ERR_META, "META 'input.std' must be f32[]");
+      if (type != META_F32) return fail(ERR_META, 'META: wrong type');
       m.stdOff = payload; stdN = n;
     } else if (keyEquals(img, keyOff, keyLen, 'labels')) {
       bit = 16;
-      if (type != META_STRINGS) return fail(ERR_META, "META 'labels' must be a string array");
+      if (type != META_STRINGS) return fail(ERR_META, 'META: wrong type');
       m.labelsOff = payload; m.labelCount = <i32>n;
     } else if (keyEquals(img, keyOff, keyLen, 'input.resize')) {
       bit = 32;
-      if (type != META_STRING) return fail(ERR_META, "META 'input.resize' must be a string");
+      if (type != META_STRING) return fail(ERR_META, 'META: wrong type');
       if (keyEquals(img, payload, n, 'nearest')) m.resizeNearest = true;
-      else if (!keyEquals(img, payload, n, 'bilinear')) return fail(ERR_META, "META 'input.resize' must be 'bilinear' or 'nearest'");
+      else if (!keyEquals(img, payload, n, 'bilinear')) return fail(ERR_META, 'bad input.resize');
     } else if (keyEquals(img, keyOff, keyLen, 'arch') || keyEquals(img, keyOff, keyLen, 'provenance')) {
-      if (type != META_STRING) return fail(ERR_META, "META 'arch' and 'provenance' must be strings");
+      if (type != META_STRING) return fail(ERR_META, 'META: wrong type');
     }
     found |= bit;
     p = <u32>payloadEnd;
   }
-  if (p != end) return fail(ERR_META, 'META has ' + (end - p).toString() + ' bytes after its last entry');
-  if ((found & 15) != 15) return fail(ERR_META, 'META lacks a required key (name, input.shape, input.mean, input.std)');
-  if (meanN != <u32>m.inC || stdN != <u32>m.inC) return fail(ERR_META, 'input.mean and input.std need one value per input channel');
+  if (p != end) return fail(ERR_META, 'META trailing bytes');
+  if ((found & 15) != 15) return fail(ERR_META, 'META lacks a required key');
+  if (meanN != <u32>m.inC || stdN != <u32>m.inC) return fail(ERR_META, 'bad input.mean/std length');
   for (let c: u32 = 0; c < <u32>m.inC; c++) {
     const s = load<f32>(img + m.stdOff + c * 4);
     const mu = load<f32>(img + m.meanOff + c * 4);
-    if (!(s > 0) || !isFinite(s) || !isFinite(mu)) return fail(ERR_META, 'input.std must be positive and finite');
+    if (!(s > 0) || !isFinite(s) || !isFinite(mu)) return fail(ERR_META, 'bad input.mean/std');
   }
   return true;
 }
@@ -327,7 +327,7 @@ function parseTensors(m: Model): bool {
   if (m.tensSize < 4) return fail(ERR_TRUNCATED, 'TENS section too short');
   const count = readU32(img, m.tensOff);
   if (count > 65535) return fail(ERR_RANGE, 'tensor count ' + count.toString() + ' exceeds 65535');
-  if (<u64>4 + <u64>count * TENSOR_RECORD_BYTES != <u64>m.tensSize) return fail(ERR_TRUNCATED, 'TENS size does not match its tensor count');
+  if (<u64>4 + <u64>count * TENSOR_RECORD_BYTES != <u64>m.tensSize) return fail(ERR_TRUNCATED, 'TENS size mismatch');
   m.nTensors = <i32>count;
   m.tensors = zeroAlloc(<usize>count * offsetof<TensorInfo>());
   // (offset << 16 | index) of every tensor, sorted below to prove their data ranges disjoint.
@@ -347,7 +347,7 @@ function disjointData(m: Model, count: u32, spans: usize): bool {
   for (let i: u32 = 0; i < count; i++) {
     const k = load<u64>(spans + <usize>i * 8);
     const r = m.tensOff + 4 + <u32>(k & 0xffff) * TENSOR_RECORD_BYTES;
-    if (i > 0 && (k >> 16) < end) return fail(ERR_ALIAS, 'tensor ' + (k & 0xffff).toString() + ' shares data bytes with another');
+    if (i > 0 && (k >> 16) < end) return fail(ERR_ALIAS, 'tensor ' + (k & 0xffff).toString() + ' shares data');
     end = (k >> 16) + <u64>readU32(m.image, r + 28);
   }
   // Rice lists are expanded only now, each at most 32 times its own bytes.
@@ -371,18 +371,18 @@ function parseTensorTable(m: Model, count: u32, spans: usize): bool {
     const off = readU32(img, r + 24);
     const bytes = readU32(img, r + 28);
     const size = dtypeBytes(t.dtype);
-    if (size == 0) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ' has unknown dtype ' + t.dtype.toString());
-    if (t.ndim < 1 || t.ndim > 4) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ' has rank ' + t.ndim.toString());
-    if (t.d0 == 0 || t.d1 == 0 || t.d2 == 0 || t.d3 == 0) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ' has a zero dimension');
+    if (size == 0) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ': bad dtype');
+    if (t.ndim < 1 || t.ndim > 4) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ': bad rank');
+    if (t.d0 == 0 || t.d1 == 0 || t.d2 == 0 || t.d3 == 0) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ': zero dimension');
     if ((t.ndim < 2 && t.d1 != 1) || (t.ndim < 3 && t.d2 != 1) || (t.ndim < 4 && t.d3 != 1)) {
       return fail(ERR_SHAPE, 'tensor ' + i.toString() + ' has dimensions past its rank');
     }
     const elems = <u64>t.d0 * <u64>t.d1 * <u64>t.d2 * <u64>t.d3;
     if (elems > MAX_ELEMENTS) return fail(ERR_OVERFLOW, 'tensor ' + i.toString() + ' is too large');
     const rice = t.dtype == DT_RICE;
-    if (!rice && elems * <u64>size != <u64>bytes) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ' byte length does not match its shape');
-    if (!rice && (off & 15) != 0) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' data offset is not 16-byte aligned');
-    if (!fits(off, bytes, m.dataSize)) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' data lies outside DATA');
+    if (!rice && elems * <u64>size != <u64>bytes) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ': byte length mismatch');
+    if (!rice && (off & 15) != 0) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' misaligned');
+    if (!fits(off, bytes, m.dataSize)) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' outside DATA');
     t.count = <u32>elems;
     t.src = img + m.dataOff + off;
     store<u64>(spans + <usize>i * 8, (<u64>off << 16) | <u64>i);
@@ -431,12 +431,12 @@ function expandRice(t: TensorInfo, len: u32): bool {
 
 /** f32 view of a tensor used as weights/bias/scale/shift; expands f16 once; rejects non-finite values. */
 function floatsOf(m: Model, index: u32, what: string): usize {
-  if (index >= <u32>m.nTensors) { fail(ERR_RANGE, what + ' tensor ' + index.toString() + ' out of range'); return 0; }
+  if (index >= <u32>m.nTensors) { fail(ERR_RANGE, what + ': no such tensor'); return 0; }
   const t = tensorAt(m, <i32>index);
   if (t.floats != 0) return t.floats;
   if (t.dtype == DT_F32) {
     for (let i: u32 = 0; i < t.count; i++) {
-      if (!isFinite(load<f32>(t.src + <usize>i * 4))) { fail(ERR_SHAPE, what + ' tensor ' + index.toString() + ' holds a non-finite value'); return 0; }
+      if (!isFinite(load<f32>(t.src + <usize>i * 4))) { fail(ERR_SHAPE, what + ': non-finite value'); return 0; }
     }
     t.floats = t.src;
   } else if (t.dtype == DT_F16) {
@@ -444,7 +444,7 @@ function floatsOf(m: Model, index: u32, what: string): usize {
     if (p == 0) { fail(ERR_OVERFLOW, what + ' tensor too large to expand'); return 0; }
     for (let i: u32 = 0; i < t.count; i++) {
       const v = halfToFloat(<u32>load<u16>(t.src + <usize>i * 2));
-      if (!isFinite(v)) { heap.free(p); fail(ERR_SHAPE, what + ' tensor ' + index.toString() + ' holds a non-finite value'); return 0; }
+      if (!isFinite(v)) { heap.free(p); fail(ERR_SHAPE, what + ': non-finite value'); return 0; }
       store<f32>(p + <usize>i * 4, v);
     }
     t.floats = p;
@@ -458,7 +458,7 @@ function floatsOf(m: Model, index: u32, what: string): usize {
 
 /** i32 view of an index tensor (u8/u16/u32), expanded once. */
 function intsOf(m: Model, index: u32, what: string): usize {
-  if (index >= <u32>m.nTensors) { fail(ERR_RANGE, what + ' tensor ' + index.toString() + ' out of range'); return 0; }
+  if (index >= <u32>m.nTensors) { fail(ERR_RANGE, what + ': no such tensor'); return 0; }
   const t = tensorAt(m, <i32>index);
   if (t.ints != 0) return t.ints;
   if (t.dtype != DT_U8 && t.dtype != DT_U16 && t.dtype != DT_U32) {
@@ -504,17 +504,17 @@ function touch(m: Model, b: i32): void {
 
 /** Checks that buffer b exists and channels [ch, ch+count) lie in it. */
 function checkRange(m: Model, b: u32, ch: u32, count: u32, what: string): bool {
-  if (b >= <u32>m.nBuffers) return opFail(ERR_RANGE, what + ' buffer ' + b.toString() + ' does not exist');
+  if (b >= <u32>m.nBuffers) return opFail(ERR_RANGE, what + ': no such buffer');
   if (count == 0) return opFail(ERR_RANGE, what + ' channel count is zero');
   const c = <u32>bufferAt(m, <i32>b).c;
-  if (<u64>ch + <u64>count > <u64>c) return opFail(ERR_RANGE, what + ' channels ' + ch.toString() + '+' + count.toString() + ' exceed the buffer\'s ' + c.toString());
+  if (<u64>ch + <u64>count > <u64>c) return opFail(ERR_RANGE, what + ' channels outside the buffer');
   return true;
 }
 
 /** Checks optional index tensor against [0, limit) and returns [min, max] packed, or -1 after fail(). */
 function checkIndex(m: Model, tensor: u32, count: u32, limit: u32, distinct: bool, what: string, out: usize): i64 {
-  if (tensor >= <u32>m.nTensors) { opFail(ERR_RANGE, what + ' tensor ' + tensor.toString() + ' does not exist'); return -1; }
-  if (!shapeIs(m, tensor, 1, count, 1, 1, 1)) { opFail(ERR_SHAPE, what + ' must have shape [' + count.toString() + ']'); return -1; }
+  if (tensor >= <u32>m.nTensors) { opFail(ERR_RANGE, what + ': no such tensor'); return -1; }
+  if (!shapeIs(m, tensor, 1, count, 1, 1, 1)) { opFail(ERR_SHAPE, what + ': wrong shape'); return -1; }
   const p = intsOf(m, tensor, what);
   if (p == 0) return -1;
   const t = tensorAt(m, <i32>tensor);
@@ -524,7 +524,7 @@ function checkIndex(m: Model, tensor: u32, count: u32, limit: u32, distinct: boo
     for (let i: u32 = 0; i < count; i++) { const v = load<i32>(p + <usize>i * 4); if (v > hi) hi = v; if (v < lo) lo = v; }
     t.idxLo = lo; t.idxHi = hi; t.idxState |= 1;
   }
-  if (<u32>t.idxHi >= limit) { opFail(ERR_INDEX, what + ' value ' + t.idxHi.toString() + ' outside 0..' + (limit - 1).toString()); return -1; }
+  if (<u32>t.idxHi >= limit) { opFail(ERR_INDEX, what + ' value ' + t.idxHi.toString() + ' out of range'); return -1; }
   if (distinct && !(t.idxState & 2)) {
     const seen = zeroAlloc(<usize>limit); // limit <= 65535
     t.idxState |= 6;
@@ -542,8 +542,8 @@ function checkIndex(m: Model, tensor: u32, count: u32, limit: u32, distinct: boo
 
 function optionalFloats(m: Model, tensor: u32, n: u32, what: string, ok: usize): usize {
   if (tensor == NONE) return 0;
-  if (tensor >= <u32>m.nTensors) { opFail(ERR_RANGE, what + ' tensor ' + tensor.toString() + ' does not exist'); store<bool>(ok, false); return 0; }
-  if (!shapeIs(m, tensor, 1, n, 1, 1, 1)) { opFail(ERR_SHAPE, what + ' must have shape [' + n.toString() + ']'); store<bool>(ok, false); return 0; }
+  if (tensor >= <u32>m.nTensors) { opFail(ERR_RANGE, what + ': no such tensor'); store<bool>(ok, false); return 0; }
+  if (!shapeIs(m, tensor, 1, n, 1, 1, 1)) { opFail(ERR_SHAPE, what + ': wrong shape'); store<bool>(ok, false); return 0; }
   const p = floatsOf(m, tensor, what);
   if (p == 0) store<bool>(ok, false);
   return p;
@@ -572,13 +572,13 @@ function parseConv(m: Model, op: OpInfo): bool {
   const k = word(6), s = word(7), pad = word(8), groups = word(9);
   const inAct = word(10), outAct = word(11), acc = word(12);
   const wT = word(13), bT = word(14), inIdxT = word(15), scT = word(16), shT = word(17), outIdxT = word(18);
-  if (k != 1 && k != 3 && k != 5 && k != 7) return opFail(ERR_GRAPH, 'kernel ' + k.toString() + ' is not 1, 3, 5 or 7');
+  if (k != 1 && k != 3 && k != 5 && k != 7) return opFail(ERR_GRAPH, 'bad kernel');
   if (s < 1 || s > 4) return opFail(ERR_GRAPH, 'stride ' + s.toString() + ' outside 1..4');
   if (pad > k / 2) return opFail(ERR_GRAPH, 'padding ' + pad.toString() + ' larger than kernel/2');
-  if (groups == 0 || cin == 0 || cout == 0 || cin % groups != 0 || cout % groups != 0) return opFail(ERR_GRAPH, 'groups must divide cin and cout');
+  if (groups == 0 || cin == 0 || cout == 0 || cin % groups != 0 || cout % groups != 0) return opFail(ERR_GRAPH, 'groups must divide cin, cout');
   if (acc > 1) return opFail(ERR_GRAPH, 'accumulate must be 0 or 1');
   if (!checkAct(inAct) || !checkAct(outAct)) return false;
-  if (inBuf >= <u32>m.nBuffers || outBuf >= <u32>m.nBuffers) return opFail(ERR_RANGE, 'buffer does not exist');
+  if (inBuf >= <u32>m.nBuffers || outBuf >= <u32>m.nBuffers) return opFail(ERR_RANGE, 'no such buffer');
   const ib = bufferAt(m, <i32>inBuf), ob = bufferAt(m, <i32>outBuf);
   // input channels
   let inLo: i32, inHi: i32;
@@ -604,20 +604,20 @@ function parseConv(m: Model, op: OpInfo): bool {
     if (!checkRange(m, outBuf, outCh, cout, 'output')) return false;
     outLo = <i32>outCh; outHi = <i32>(outCh + cout - 1);
   }
-  if (inBuf == outBuf && !disjoint(inLo, inHi, outLo, outHi)) return opFail(ERR_ALIAS, 'input and output channels overlap in one buffer');
+  if (inBuf == outBuf && !disjoint(inLo, inHi, outLo, outHi)) return opFail(ERR_ALIAS, 'input and output overlap');
   // spatial
-  if (<u32>ib.h + 2 * pad < k || <u32>ib.w + 2 * pad < k) return opFail(ERR_SHAPE, 'input smaller than the kernel');
+  if (<u32>ib.h + 2 * pad < k || <u32>ib.w + 2 * pad < k) return opFail(ERR_SHAPE, 'input below kernel');
   const oh = (<u32>ib.h + 2 * pad - k) / s + 1, ow = (<u32>ib.w + 2 * pad - k) / s + 1;
-  if (oh != <u32>ob.h || ow != <u32>ob.w) return opFail(ERR_SHAPE, 'output size ' + oh.toString() + 'x' + ow.toString() + ' does not match the output buffer');
+  if (oh != <u32>ob.h || ow != <u32>ob.w) return opFail(ERR_SHAPE, 'output size mismatch');
   // tensors
-  if (wT >= <u32>m.nTensors) return opFail(ERR_RANGE, 'weight tensor does not exist');
-  if (!shapeIs(m, wT, 4, cout, cin / groups, k, k)) return opFail(ERR_SHAPE, 'weight must have shape [cout, cin/groups, k, k]');
+  if (wT >= <u32>m.nTensors) return opFail(ERR_RANGE, 'no such tensor');
+  if (!shapeIs(m, wT, 4, cout, cin / groups, k, k)) return opFail(ERR_SHAPE, 'weight: wrong shape');
   op.weight = floatsOf(m, wT, 'weight');
   if (op.weight == 0) return false;
   const ok = memory.data(4);
   store<bool>(ok, true);
   op.bias = optionalFloats(m, bT, cout, 'bias', ok);
-  if ((scT == NONE) != (shT == NONE)) return opFail(ERR_GRAPH, 'inScale and inShift come together');
+  if ((scT == NONE) != (shT == NONE)) return opFail(ERR_GRAPH, 'inScale without inShift');
   op.inScale = optionalFloats(m, scT, cin, 'inScale', ok);
   op.inShift = optionalFloats(m, shT, cin, 'inShift', ok);
   if (!load<bool>(ok)) return false;
@@ -644,9 +644,9 @@ function parseSe(m: Model, op: OpInfo): bool {
   if (!checkRange(m, b, ch, c, 'SE')) return false;
   if (hidden == 0 || hidden > 65535) return opFail(ERR_GRAPH, 'hidden width outside 1..65535');
   if (gate != 0) return opFail(ERR_GRAPH, 'unknown gate ' + gate.toString());
-  if (w1 >= <u32>m.nTensors || w2 >= <u32>m.nTensors) return opFail(ERR_RANGE, 'weight tensor does not exist');
-  if (!shapeIs(m, w1, 2, hidden, c, 1, 1)) return opFail(ERR_SHAPE, 'w1 must have shape [hidden, C]');
-  if (!shapeIs(m, w2, 2, c, hidden, 1, 1)) return opFail(ERR_SHAPE, 'w2 must have shape [C, hidden]');
+  if (w1 >= <u32>m.nTensors || w2 >= <u32>m.nTensors) return opFail(ERR_RANGE, 'no such tensor');
+  if (!shapeIs(m, w1, 2, hidden, c, 1, 1)) return opFail(ERR_SHAPE, 'w1: wrong shape');
+  if (!shapeIs(m, w2, 2, c, hidden, 1, 1)) return opFail(ERR_SHAPE, 'w2: wrong shape');
   op.weight = floatsOf(m, w1, 'w1');
   op.weight2 = floatsOf(m, w2, 'w2');
   if (op.weight == 0 || op.weight2 == 0) return false;
@@ -669,7 +669,7 @@ function parsePool(m: Model, op: OpInfo, global: bool): bool {
   const inBuf = word(0), inCh = word(1), c = word(2), outBuf = word(3), outCh = word(4);
   if (!checkRange(m, inBuf, inCh, c, 'input') || !checkRange(m, outBuf, outCh, c, 'output')) return false;
   if (inBuf == outBuf && !disjoint(<i32>inCh, <i32>(inCh + c - 1), <i32>outCh, <i32>(outCh + c - 1))) {
-    return opFail(ERR_ALIAS, 'input and output channels overlap in one buffer');
+    return opFail(ERR_ALIAS, 'input and output overlap');
   }
   const ib = bufferAt(m, <i32>inBuf), ob = bufferAt(m, <i32>outBuf);
   op.inBuf = <i32>inBuf; op.inCh = <i32>inCh; op.cin = <i32>c;
@@ -679,7 +679,7 @@ function parsePool(m: Model, op: OpInfo, global: bool): bool {
     const act = word(5), scT = word(6), shT = word(7);
     if (!checkAct(act)) return false;
     if (ob.h != 1 || ob.w != 1) return opFail(ERR_SHAPE, 'global pooling writes a 1x1 buffer');
-    if ((scT == NONE) != (shT == NONE)) return opFail(ERR_GRAPH, 'inScale and inShift come together');
+    if ((scT == NONE) != (shT == NONE)) return opFail(ERR_GRAPH, 'inScale without inShift');
     const ok = memory.data(4);
     store<bool>(ok, true);
     op.inScale = optionalFloats(m, scT, c, 'inScale', ok);
@@ -689,10 +689,10 @@ function parsePool(m: Model, op: OpInfo, global: bool): bool {
     op.outH = 1; op.outW = 1;
   } else {
     const k = word(5), s = word(6);
-    if (k < 1 || k > 16 || s < 1 || s > 16) return opFail(ERR_GRAPH, 'pool kernel and stride must be 1..16');
-    if (<u32>ib.h < k || <u32>ib.w < k) return opFail(ERR_SHAPE, 'input smaller than the pool kernel');
+    if (k < 1 || k > 16 || s < 1 || s > 16) return opFail(ERR_GRAPH, 'bad pool kernel/stride');
+    if (<u32>ib.h < k || <u32>ib.w < k) return opFail(ERR_SHAPE, 'input below kernel');
     const oh = (<u32>ib.h - k) / s + 1, ow = (<u32>ib.w - k) / s + 1;
-    if (oh != <u32>ob.h || ow != <u32>ob.w) return opFail(ERR_SHAPE, 'pooled size does not match the output buffer');
+    if (oh != <u32>ob.h || ow != <u32>ob.w) return opFail(ERR_SHAPE, 'output size mismatch');
     op.kernel = <i32>k; op.stride = <i32>s; op.outH = <i32>oh; op.outW = <i32>ow;
   }
   spans(op);
@@ -706,12 +706,12 @@ function parseFc(m: Model, op: OpInfo): bool {
   if (!checkRange(m, inBuf, inCh, cin, 'input') || !checkRange(m, outBuf, outCh, cout, 'output')) return false;
   if (!checkAct(act)) return false;
   const ib = bufferAt(m, <i32>inBuf), ob = bufferAt(m, <i32>outBuf);
-  if (ib.h != 1 || ib.w != 1 || ob.h != 1 || ob.w != 1) return opFail(ERR_SHAPE, 'fully connected layers read and write 1x1 buffers');
+  if (ib.h != 1 || ib.w != 1 || ob.h != 1 || ob.w != 1) return opFail(ERR_SHAPE, 'buffers must be 1x1');
   if (inBuf == outBuf && !disjoint(<i32>inCh, <i32>(inCh + cin - 1), <i32>outCh, <i32>(outCh + cout - 1))) {
-    return opFail(ERR_ALIAS, 'input and output channels overlap in one buffer');
+    return opFail(ERR_ALIAS, 'input and output overlap');
   }
-  if (wT >= <u32>m.nTensors) return opFail(ERR_RANGE, 'weight tensor does not exist');
-  if (!shapeIs(m, wT, 2, cout, cin, 1, 1)) return opFail(ERR_SHAPE, 'weight must have shape [cout, cin]');
+  if (wT >= <u32>m.nTensors) return opFail(ERR_RANGE, 'no such tensor');
+  if (!shapeIs(m, wT, 2, cout, cin, 1, 1)) return opFail(ERR_SHAPE, 'weight: wrong shape');
   op.weight = floatsOf(m, wT, 'weight');
   if (op.weight == 0) return false;
   const ok = memory.data(4);
@@ -729,11 +729,11 @@ function parseFc(m: Model, op: OpInfo): bool {
 function parseShuffle(m: Model, op: OpInfo): bool {
   const inBuf = word(0), inCh = word(1), c = word(2), outBuf = word(3), outCh = word(4), groups = word(5);
   if (!checkRange(m, inBuf, inCh, c, 'input') || !checkRange(m, outBuf, outCh, c, 'output')) return false;
-  if (groups == 0 || c % groups != 0) return opFail(ERR_GRAPH, 'groups must divide the channel count');
+  if (groups == 0 || c % groups != 0) return opFail(ERR_GRAPH, 'bad groups');
   const ib = bufferAt(m, <i32>inBuf), ob = bufferAt(m, <i32>outBuf);
   if (ib.h != ob.h || ib.w != ob.w) return opFail(ERR_SHAPE, 'shuffle keeps the spatial size');
   if (inBuf == outBuf && !disjoint(<i32>inCh, <i32>(inCh + c - 1), <i32>outCh, <i32>(outCh + c - 1))) {
-    return opFail(ERR_ALIAS, 'input and output channels overlap in one buffer');
+    return opFail(ERR_ALIAS, 'input and output overlap');
   }
   op.inBuf = <i32>inBuf; op.inCh = <i32>inCh; op.cin = <i32>c;
   op.outBuf = <i32>outBuf; op.outCh = <i32>outCh; op.cout = <i32>c; op.groups = <i32>groups;
@@ -749,9 +749,9 @@ function parseGraph(m: Model): bool {
   if (m.grphSize < 16) return fail(ERR_TRUNCATED, 'GRPH section too short');
   const nb = readU32(img, start), nOps = readU32(img, start + 4);
   const inputBuf = readU32(img, start + 8), outputBuf = readU32(img, start + 12);
-  if (nb == 0 || nb > 65535) return fail(ERR_GRAPH, 'buffer count ' + nb.toString() + ' outside 1..65535');
-  if (nOps == 0 || nOps > 65535) return fail(ERR_GRAPH, 'op count ' + nOps.toString() + ' outside 1..65535');
-  if (inputBuf >= nb || outputBuf >= nb || inputBuf == outputBuf) return fail(ERR_RANGE, 'input/output buffer index out of range');
+  if (nb == 0 || nb > 65535) return fail(ERR_GRAPH, 'bad buffer count');
+  if (nOps == 0 || nOps > 65535) return fail(ERR_GRAPH, 'bad op count');
+  if (inputBuf >= nb || outputBuf >= nb || inputBuf == outputBuf) return fail(ERR_RANGE, 'bad input/output buffer');
   if (!fits(start + 16, nb * 12, end)) return fail(ERR_TRUNCATED, 'GRPH buffer table is truncated');
   // Each op takes at least 4 bytes, so the op count is bounded by the section size before allocating.
   if (<u64>nOps * 4 > <u64>m.grphSize) return fail(ERR_TRUNCATED, 'GRPH op list is truncated');
@@ -760,15 +760,15 @@ function parseGraph(m: Model): bool {
   for (let i: u32 = 0; i < nb; i++) {
     const r = start + 16 + i * 12;
     const c = readU32(img, r), h = readU32(img, r + 4), w = readU32(img, r + 8);
-    if (c == 0 || h == 0 || w == 0 || c > 65535 || h > 65535 || w > 65535) return fail(ERR_SHAPE, 'buffer ' + i.toString() + ' has a dimension outside 1..65535');
-    if (<u64>c * <u64>h * <u64>w > MAX_BUFFER_ELEMENTS) return fail(ERR_OVERFLOW, 'buffer ' + i.toString() + ' is too large (its bytes overflow 32 bits)');
+    if (c == 0 || h == 0 || w == 0 || c > 65535 || h > 65535 || w > 65535) return fail(ERR_SHAPE, 'buffer ' + i.toString() + ': dimension not in 1..65535');
+    if (<u64>c * <u64>h * <u64>w > MAX_BUFFER_ELEMENTS) return fail(ERR_OVERFLOW, 'buffer ' + i.toString() + ' too large');
     const b = bufferAt(m, <i32>i);
     b.c = <i32>c; b.h = <i32>h; b.w = <i32>w; b.first = -1; b.last = -1;
   }
   const ib = bufferAt(m, <i32>inputBuf), ob = bufferAt(m, <i32>outputBuf);
-  if (ib.c != m.inC || ib.h != m.inH || ib.w != m.inW) return fail(ERR_SHAPE, 'input buffer shape differs from META input.shape');
+  if (ib.c != m.inC || ib.h != m.inH || ib.w != m.inW) return fail(ERR_SHAPE, 'input buffer is not input.shape');
   // labels are optional (labelsOff is 0 without them): then classes are named by their index.
-  if (ob.h != 1 || ob.w != 1 || (m.labelsOff != 0 && ob.c != m.labelCount)) return fail(ERR_SHAPE, 'output buffer must be 1x1 with one channel per label');
+  if (ob.h != 1 || ob.w != 1 || (m.labelsOff != 0 && ob.c != m.labelCount)) return fail(ERR_SHAPE, 'output must be 1x1, a channel per label');
   m.labelCount = ob.c;
   m.inputBuf = <i32>inputBuf; m.outputBuf = <i32>outputBuf;
 
@@ -777,12 +777,12 @@ function parseGraph(m: Model): bool {
   let p = start + 16 + nb * 12;
   for (let i: u32 = 0; i < nOps; i++) {
     opNo = <i32>i;
-    if (!fits(p, 4, end)) return fail(ERR_TRUNCATED, 'op ' + i.toString() + ' is truncated');
+    if (!fits(p, 4, end)) return fail(ERR_TRUNCATED, 'op ' + i.toString() + ' truncated');
     const code = readU16(img, p), nw = readU16(img, p + 2);
     const expected = opWordCount(code);
-    if (expected < 0) return fail(ERR_GRAPH, 'op ' + i.toString() + ' has unknown opcode ' + code.toString());
-    if (nw != <u32>expected) return fail(ERR_GRAPH, 'op ' + i.toString() + ' (' + opName(code) + ') has ' + nw.toString() + ' words, expected ' + expected.toString());
-    if (!fits(p + 4, nw * 4, end)) return fail(ERR_TRUNCATED, 'op ' + i.toString() + ' is truncated');
+    if (expected < 0) return fail(ERR_GRAPH, 'op ' + i.toString() + ': unknown opcode');
+    if (nw != <u32>expected) return fail(ERR_GRAPH, 'op ' + i.toString() + ': wrong word count');
+    if (!fits(p + 4, nw * 4, end)) return fail(ERR_TRUNCATED, 'op ' + i.toString() + ' truncated');
     opWords = img + p + 4;
     const op = opAt(m, <i32>i);
     op.code = code;
@@ -796,7 +796,7 @@ function parseGraph(m: Model): bool {
     if (!ok) return false;
     p += 4 + nw * 4;
   }
-  if (p != end) return fail(ERR_GRAPH, 'GRPH has ' + (end - p).toString() + ' bytes after its last op');
+  if (p != end) return fail(ERR_GRAPH, 'GRPH trailing bytes');
   // The host writes the input before op 0 and reads the output after the last op.
   ib.first = 0;
   if (ib.last < 0) ib.last = 0;
@@ -840,7 +840,7 @@ export function proveWrites(m: Model): bool {
     const inPx = <f64>op.h * <f64>op.w, outPx = <f64>op.outH * <f64>op.outW;
     if (!bits(inB.ptr, op.inLo, op.inHi, false)
       || (op.accumulate != 0 && !bits(outB.ptr, op.outLo, op.outHi, false))) {
-      return fail(ERR_UNWRITTEN, 'op ' + i.toString() + ' reads channels no earlier op writes');
+      return fail(ERR_UNWRITTEN, 'op ' + i.toString() + ' reads unwritten channels');
     }
     if (op.outIndex != 0 && op.accumulate == 0) {
       for (let o = 0; o < op.cout; o++) {
@@ -859,7 +859,7 @@ export function proveWrites(m: Model): bool {
     else if (code == OP_FC) macs += <f64>op.cin * <f64>op.cout;
   }
   const ob = bufferAt(m, m.outputBuf);
-  if (!bits(ob.ptr, 0, ob.c - 1, false)) return fail(ERR_UNWRITTEN, 'the output is not written by every run');
+  if (!bits(ob.ptr, 0, ob.c - 1, false)) return fail(ERR_UNWRITTEN, 'output not written');
   memory.fill(m.arena, 0, m.arenaBytes + 64);
   m.macs = macs;
   return true;

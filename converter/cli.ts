@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 
 import { CONFIGS, configNames } from '../arch/configs.js';
 import { UsageError } from '../cli/errors.js';
+import { printable } from '../cli/text.js';
 import { condense, type WeightsDtype } from './condense.js';
 import { analyze, formatCount, type Analysis } from './flops.js';
 import { readModel, writeModel, getMeta, type Model } from './format.js';
@@ -24,7 +25,7 @@ function parseSeed(v: string): number {
 
 function summary(file: string, model: Model, bytes: Uint8Array): string {
   const a = analyze(model, bytes.length);
-  return `wrote ${file}: ${getMeta(model, 'name') as string}, ${formatCount(a.totals.flops)} FLOPs, `
+  return `wrote ${file}: ${printable(getMeta(model, 'name') as string)}, ${formatCount(a.totals.flops)} FLOPs, `
     + `${formatCount(a.totals.params)} params, ${bytes.length} bytes`;
 }
 
@@ -35,9 +36,9 @@ const RUNTIME_FORMAT_CODES = new Set(['bad-magic', 'version', 'size', 'checksum'
  * The activation arena the wasm runtime plans for the model (runtime/index.ts). Undefined, with the reason, when
  * the runtime or its wasm build is not available; a model the runtime rejects is an error.
  */
-async function arenaBytesOf(bytes: Uint8Array): Promise<{ arenaBytes?: number; note?: string }> {
+async function arenaBytesOf(bytes: Uint8Array): Promise<{ arenaBytes?: number; macs?: number; note?: string }> {
   const spec = '../runtime/index.js'; // not a static import: these commands work without the wasm runtime
-  type Loaded = { arenaBytes: number; dispose?: () => void };
+  type Loaded = { arenaBytes: number; macs?: number; dispose?: () => void };
   let mod: { loadModel?: (b: Uint8Array) => Promise<Loaded> };
   try {
     mod = await import(spec);
@@ -56,9 +57,15 @@ async function arenaBytesOf(bytes: Uint8Array): Promise<{ arenaBytes?: number; n
     if (code && RUNTIME_FORMAT_CODES.has(code)) throw new Error(`the wasm runtime rejected the model (${code}): ${(err as Error).message}`);
     return { note: `runtime failed: ${(err as Error).message}` };
   }
-  const arenaBytes = loaded.arenaBytes;
+  const { arenaBytes, macs } = loaded;
   loaded.dispose?.();
-  return { arenaBytes };
+  return { arenaBytes, macs };
+}
+
+function parseMaxMacs(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--max-macs needs a positive integer, got '${value}'`);
+  return n;
 }
 
 function shape(s: [number, number, number]): string {
@@ -98,15 +105,20 @@ export function register(program: Command): void {
     .command('info')
     .description('validate a model and print its layers, FLOPs, parameters and sizes')
     .argument('<model>', 'model file (.cnv2)')
-    .option('--json', 'print JSON: flops, params, bytes, arenaBytes, layers')
-    .action(async (file: string, opts: { json?: boolean }) => {
+    .option('--json', 'print JSON: flops, params, bytes, arenaBytes, budgetMacs, layers')
+    .option('--max-macs <n>', 'fail (exit 1) when a run needs more multiply-adds than this (the runtime\'s count)', parseMaxMacs)
+    .action(async (file: string, opts: { json?: boolean; maxMacs?: number }) => {
       const bytes = await readModelFile(file);
       const model = readModel(bytes);
       const a = analyze(model, bytes.length);
-      const { arenaBytes, note } = await arenaBytesOf(bytes);
+      const { arenaBytes, macs: budget, note } = await arenaBytesOf(bytes);
+      if (opts.maxMacs !== undefined && budget !== undefined && budget > opts.maxMacs) {
+        throw new Error(`${file}: a run needs ${budget} multiply-adds, above --max-macs ${opts.maxMacs}`);
+      }
       if (opts.json) {
         const out: Record<string, unknown> = { flops: a.totals.flops, macs: a.totals.macs, params: a.totals.params, bytes: bytes.length };
         if (arenaBytes !== undefined) out.arenaBytes = arenaBytes;
+        if (budget !== undefined) out.budgetMacs = budget;
         else process.stderr.write(`cdnv2: arenaBytes left out: ${note}\n`);
         out.layers = a.layers;
         process.stdout.write(`${JSON.stringify(out)}\n`);
@@ -114,17 +126,19 @@ export function register(program: Command): void {
       }
       const inShape = Array.from(getMeta(model, 'input.shape') as Uint32Array).join('x');
       const lines = [
-        `model    ${getMeta(model, 'name') as string}${getMeta(model, 'arch') ? ` (${getMeta(model, 'arch') as string})` : ''}`,
+        `model    ${printable(getMeta(model, 'name') as string)}${getMeta(model, 'arch') ? ` (${printable(getMeta(model, 'arch') as string)})` : ''}`,
         `input    ${inShape}, ${(getMeta(model, 'input.resize') as string | undefined) ?? 'bilinear'} resize`,
         `classes  ${model.buffers[model.outputBuffer]!.channels}${getMeta(model, 'labels') ? '' : ' (unnamed)'}`,
         `buffers  ${model.buffers.length}, ops ${model.ops.length}, tensors ${model.tensors.length}`,
       ];
       const prov = getMeta(model, 'provenance');
-      if (typeof prov === 'string') lines.push(`source   ${prov}`);
+      if (typeof prov === 'string') lines.push(`source   ${printable(prov)}`);
       lines.push('', table(a), '');
       lines.push(`total    ${a.totals.flops} FLOPs (${formatCount(a.totals.flops)}), ${a.totals.macs} MACs, `
         + `${a.totals.params} params (${formatCount(a.totals.params)}), ${bytes.length} bytes`);
       lines.push(arenaBytes !== undefined ? `arena    ${arenaBytes} bytes` : `arena    (${note})`);
+      // The runtime's count: multiply-adds plus one per element pooled, shuffled or gathered (--max-macs).
+      if (budget !== undefined) lines.push(`budget   ${budget} multiply-adds a run in the runtime (pooling and copies included)`);
       process.stdout.write(`${lines.join('\n')}\n`);
     });
 

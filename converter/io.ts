@@ -1,9 +1,30 @@
 // File helpers shared by the commands.
-import { promises as fs, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { promises as fs, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+
+/**
+ * Removes the temporary files earlier writes of `file` left when their process was killed (`.<name>.<pid>.*.tmp`
+ * whose pid is gone), so an interrupted write leaves nothing behind once the next one runs.
+ */
+function removeStaleTemps(file: string): void {
+  const dir = path.dirname(file), base = path.basename(file);
+  let names: string[];
+  try { names = readdirSync(dir); } catch { return; }
+  for (const name of names) {
+    if (!name.startsWith(`.${base}.`) || !name.endsWith('.tmp')) continue;
+    const pid = Number(name.slice(base.length + 2).split('.')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0); // still running: its write is in progress
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(path.join(dir, name), { force: true });
+    }
+  }
+}
 
 /** Writes via a temporary file in the same directory and a rename, so readers never see a partial file. */
 export async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<void> {
+  removeStaleTemps(file);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
   try {
     await fs.writeFile(tmp, bytes);
@@ -16,6 +37,7 @@ export async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<
 
 /** writeFileAtomic for synchronous callers (logs and reports written between training steps). */
 export function writeFileAtomicSync(file: string, data: string | Uint8Array): void {
+  removeStaleTemps(file);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
     writeFileSync(tmp, data);

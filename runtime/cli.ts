@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../cli/errors.js';
+import { printable } from '../cli/text.js';
 import { Cdnv2Error, loadModelFile, wasmPath, type Isa, type Prediction } from './index.js';
 import { readImageFile } from './image.js';
 import type { Cdnv2Model } from './engine.js';
@@ -76,9 +77,10 @@ async function classifyInWasmtime(model: Cdnv2Model, modelFile: string, file: st
     { encoding: 'utf8' });
     const ms = performance.now() - t0;
     if (r.status !== 0) throw new Cdnv2Error('wasmtime', `wasmtime failed (${r.status}): ${r.stderr.trim()}`);
+    // Labels come from the model's metadata, not from the printed (escaped) text.
     const top = r.stdout.trim().split('\n').map((line) => {
-      const [score, index, ...label] = line.split(' ');
-      return { index: Number(index), label: label.join(' '), score: Number(score) };
+      const [score, index] = line.split(' ');
+      return { index: Number(index), label: model.meta.labels[Number(index)] ?? String(index), score: Number(score) };
     });
     return { file, ms, top };
   } finally {
@@ -95,11 +97,12 @@ export function register(program: Command): void {
     .option('--top <k>', 'how many classes to print per image', positiveInt, 5)
     .addOption(new Option('--engine <engine>', 'which build runs the model').choices(['node', 'relaxed', 'scalar', 'wasmtime']).default('node'))
     .option('--json', 'print JSON: [{"file", "top": [{"index", "label", "score"}]}]')
+    .option('--max-macs <n>', 'refuse models whose run needs more multiply-adds than this (exit 1, code compute)', positiveInt)
     .option('--warmup <ms>', 'run the network this long before timing, so V8 has optimised the wasm (0: time cold runs)', nonNegativeInt, 300)
-    .action(async (modelFile: string, images: string[], opts: { top: number; engine: string; json?: boolean; warmup: number }) => {
+    .action(async (modelFile: string, images: string[], opts: { top: number; engine: string; json?: boolean; warmup: number; maxMacs?: number }) => {
       if (opts.engine === 'wasmtime' && !which('wasmtime')) throw new Cdnv2Error('wasmtime', 'wasmtime is not on PATH');
       const isa: Isa = opts.engine === 'relaxed' ? 'relaxed' : opts.engine === 'scalar' ? 'scalar' : 'simd';
-      const model = await loadModelFile(modelFile, { isa });
+      const model = await loadModelFile(modelFile, { isa, maxMacs: opts.maxMacs });
       if (opts.engine !== 'wasmtime') warmUp(model, opts.warmup);
       const results: ClassifyResult[] = [];
       let failed = 0;
@@ -111,7 +114,7 @@ export function register(program: Command): void {
           results.push(r);
           if (!opts.json) {
             process.stdout.write(`${file}  (${r.ms.toFixed(2)} ms, ${opts.engine})\n`);
-            for (const p of r.top) process.stdout.write(`  ${p.score.toFixed(6)}  ${String(p.index).padStart(3)}  ${p.label}\n`);
+            for (const p of r.top) process.stdout.write(`  ${p.score.toFixed(6)}  ${String(p.index).padStart(3)}  ${printable(p.label)}\n`);
           }
         } catch (err) {
           if (!(err instanceof Cdnv2Error)) throw err;

@@ -6,7 +6,7 @@
 const emitWarning = process.emitWarning;
 process.emitWarning = (w, ...rest) => (String(w).includes('WASI') ? undefined : emitWarning.call(process, w, ...rest));
 const { WASI } = await import('node:wasi');
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
 
@@ -25,7 +25,34 @@ if (!file) {
 if (file.includes('relaxed')) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 const wasi = new WASI({ version: 'preview1', args: [path.basename(file), ...args], env: {}, preopens, returnOnExit: true });
 const module = await WebAssembly.compile(readFileSync(file));
-const instance = await WebAssembly.instantiate(module, wasi.getImportObject());
+
+// node:wasi follows symlinks (of files and of directories) out of a preopened directory; wasmtime does not. Paths
+// under a preopen are resolved on the host first and refused (ENOTCAPABLE) unless they stay inside its real path.
+// node:wasi numbers the preopens from fd 3 in the order given.
+const ENOTCAPABLE = 76;
+const roots = new Map(Object.values(preopens).map((host, i) => [3 + i, realpathSync(host)]));
+const imports = wasi.getImportObject();
+const real = imports.wasi_snapshot_preview1;
+let memory = null;
+function escapes(dirFd, ptr, len) {
+  const root = roots.get(dirFd);
+  if (root === undefined || !memory) return false; // not a preopen: node:wasi's own checks apply
+  const rel = new TextDecoder().decode(new Uint8Array(memory.buffer, ptr >>> 0, len >>> 0));
+  let resolved;
+  try {
+    resolved = realpathSync(path.resolve(root, rel));
+  } catch {
+    return false; // missing: node:wasi reports it
+  }
+  return resolved !== root && !resolved.startsWith(root + path.sep);
+}
+const guarded = {
+  ...real,
+  path_open: (fd, dirflags, ptr, len, ...rest) => (escapes(fd, ptr, len) ? ENOTCAPABLE : real.path_open(fd, dirflags, ptr, len, ...rest)),
+  path_filestat_get: (fd, flags, ptr, len, buf) => (escapes(fd, ptr, len) ? ENOTCAPABLE : real.path_filestat_get(fd, flags, ptr, len, buf)),
+};
+const instance = await WebAssembly.instantiate(module, { ...imports, wasi_snapshot_preview1: guarded });
+memory = instance.exports.memory;
 let code;
 try {
   code = wasi.start(instance);

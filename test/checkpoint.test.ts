@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CheckpointError, listCheckpointDirs, loadCheckpoint, saveCheckpoint, type Manifest } from '../trainer/checkpoint.js';
+import { CheckpointError, listCheckpointDirs, loadCheckpoint, manifestDigest, saveCheckpoint, type Manifest } from '../trainer/checkpoint.js';
 import { checkpointContent } from './helpers/checkpoint-content.js';
 import { root } from './helpers/cli.js';
 
@@ -23,7 +23,11 @@ function run(...epochs: number[]): string {
 }
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const readManifest = (dir: string): Manifest => JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
-const writeManifest = (dir: string, m: Manifest): void => writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m));
+/** Writes an edited manifest re-sealed with its own checksum, so that only the edit breaks a rule. */
+const writeManifest = (dir: string, m: Manifest): void => {
+  m.manifestSha256 = manifestDigest(m);
+  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m));
+};
 /** Rewrites a file of a checkpoint and records its true size and sha256 in the manifest (so only `edit` is wrong). */
 function rewriteFile(dir: string, name: string, edit: (b: Buffer) => Buffer): void {
   const b = edit(readFileSync(path.join(dir, name)));
@@ -50,7 +54,7 @@ t.test('a saved checkpoint loads back bit for bit', async (t) => {
   const c = await loadCheckpoint(dir);
   t.equal(path.basename(c.dir), 'epoch-0002');
   t.equal(c.manifest.format, 'cdnv2-checkpoint');
-  t.equal(c.manifest.version, 1);
+  t.equal(c.manifest.version, 2);
   for (const [group, a, b] of [['model', content.model, c.model], ['momentum', content.momentum, c.momentum], ['mask', content.masks, c.masks]] as const) {
     t.equal(b.size, a.size, `${group}: ${a.size} tensors`);
     let same = true;
@@ -62,7 +66,7 @@ t.test('a saved checkpoint loads back bit for bit', async (t) => {
 
 t.test('manifest format and version', async (t) => {
   t.match(await rejection((d) => { const m = readManifest(d); m.format = 'other'; writeManifest(d, m); }), /manifest\.json: format is "other", expected cdnv2-checkpoint/);
-  t.match(await rejection((d) => { const m = readManifest(d); m.version = 2; writeManifest(d, m); }), /manifest\.json: unsupported checkpoint version 2/);
+  t.match(await rejection((d) => { const m = readManifest(d); m.version = 3; writeManifest(d, m); }), /manifest\.json: unsupported checkpoint version 3/);
   t.match(await rejection((d) => writeFileSync(path.join(d, 'manifest.json'), '{"format": "cdnv2-checkpoint", ')), /manifest\.json: not valid JSON/);
   t.match(await rejection((d) => rmSync(path.join(d, 'manifest.json'))), /no checkpoints \(expected .*manifest\.json\)/, 'without a manifest the directory is no checkpoint');
   t.match(await rejection((d) => { const m = readManifest(d); delete (m.files as Record<string, unknown>)['state.json']; writeManifest(d, m); }), /must list tensors\.bin and state\.json/);

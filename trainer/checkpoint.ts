@@ -10,7 +10,8 @@ import { lgcKeptAt, lgcKeptPerGroup, lgcMaskIsGroupwise, sfrKeptAt, sfrKeptPerGr
 import { BN_EPS, headSeHidden, layerSpecs, maskInventory, tensorInventory } from './model.js';
 
 export const CHECKPOINT_FORMAT = 'cdnv2-checkpoint';
-export const CHECKPOINT_VERSION = 1;
+/** 2: the manifest carries the SHA-256 of its own other fields (`manifestSha256`). Version 1 is still read. */
+export const CHECKPOINT_VERSION = 2;
 const KEEP = 3; // checkpoints kept per run, so a corrupt newest one can fall back to the previous
 
 export type TensorGroup = 'model' | 'mask' | 'momentum' | 'ema';
@@ -23,6 +24,14 @@ export interface Manifest {
   epoch: number;
   files: Record<string, { sha256: string; bytes: number }>;
   tensors: ManifestTensor[];
+  /** SHA-256 of JSON.stringify of the manifest without this field (version 2): offsets and shapes are covered too. */
+  manifestSha256?: string;
+}
+
+/** The manifest's own checksum (manifestSha256): tests re-seal a manifest they edit with it. */
+export function manifestDigest(m: Manifest): string {
+  const { manifestSha256: _ignored, ...rest } = m;
+  return sha256(Buffer.from(JSON.stringify(rest)));
 }
 
 export interface EpochMetrics {
@@ -96,6 +105,16 @@ function sha256(buf: Uint8Array): string {
 }
 
 function writeFileSynced(file: string, data: Uint8Array | string): void {
+  try {
+    writeFileSyncedRaw(file, data);
+  } catch (err) {
+    // ENOSPC and friends name the file: the bare system error names only the call.
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CheckpointError(`cannot write '${file}': ${code ?? (err as Error).message}${code === 'ENOSPC' ? ' (disk full)' : ''}`);
+  }
+}
+
+function writeFileSyncedRaw(file: string, data: Uint8Array | string): void {
   const fd = openSync(file, 'w');
   try {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
@@ -168,6 +187,7 @@ export function saveCheckpoint(runDir: string, content: CheckpointContent): stri
     },
     tensors,
   };
+  manifest.manifestSha256 = manifestDigest(manifest);
   writeFileSynced(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 1));
   fsyncDir(tmp);
   rmSync(final, { recursive: true, force: true });
@@ -193,7 +213,11 @@ function readOne(dir: string): LoadedCheckpoint {
     throw new CheckpointError(`${mpath}: not valid JSON (${(e as Error).message})`);
   }
   if (manifest.format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${mpath}: format is ${JSON.stringify(manifest.format)}, expected ${CHECKPOINT_FORMAT}`);
-  if (manifest.version !== CHECKPOINT_VERSION) throw new CheckpointError(`${mpath}: unsupported checkpoint version ${manifest.version}`);
+  if (manifest.version !== CHECKPOINT_VERSION && manifest.version !== 1) throw new CheckpointError(`${mpath}: unsupported checkpoint version ${manifest.version}`);
+  // The files' checksums say nothing of the offsets and shapes that cut tensors.bin: the manifest checks itself.
+  if (manifest.version >= 2 && manifestDigest(manifest) !== manifest.manifestSha256) {
+    throw new CheckpointError(`${mpath}: manifest checksum mismatch (manifest corrupt)`);
+  }
   const files = new Map<string, Buffer>();
   for (const [name, info] of Object.entries(manifest.files ?? {})) {
     const p = path.join(dir, name);

@@ -13,6 +13,7 @@ import {
 } from './checkpoint.js';
 import { renderTrainingCurves } from './chart.js';
 import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from './data/index.js';
+import { DataError } from './data/source.js';
 import { evaluateSource } from './evaluate.js';
 import { CdnModel, initialValues, ownedVariable, tensorInventory } from './model.js';
 import { Rng } from './rng.js';
@@ -127,6 +128,9 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
 
   const trainSrc = limitSource(run.sources?.train ?? openDataset(opts.dataset as DatasetName, 'train', cfg, run.dataDir), opts.limitTrain);
   const testSrc = limitSource(run.sources?.test ?? openDataset(opts.dataset as DatasetName, 'test', cfg, run.dataDir), opts.limitTest);
+  // An empty split would train NaN iterations or report accuracy on nothing.
+  if (trainSrc.count === 0) throw new DataError(`${trainSrc.name}: 0 training images`);
+  if (testSrc.count === 0) throw new DataError(`${testSrc.name}: 0 test images`);
   const B = Math.min(opts.batch, trainSrc.count);
   const itersPerEpoch = Math.max(1, Math.floor(trainSrc.count / B));
   const total = opts.epochs * itersPerEpoch;

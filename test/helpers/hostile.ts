@@ -113,3 +113,8 @@ export function accumulateIntoUnwritten(): Uint8Array {
   };
   return writeModel(model([one, { channels: 2, height: 1, width: 1 }], [op], [weight], 1), { validate: false });
 }
+
+/** An FC writes channel 0 of a two-channel output; channel 1 is never written. */
+export function outputPartlyWritten(): Uint8Array {
+  return writeModel(model([one, { channels: 2, height: 1, width: 1 }], [fc(0, 1)], [unitWeight()], 1), { validate: false });
+}

@@ -1,16 +1,26 @@
 // MNIST / Fashion-MNIST IDX files (gzip'd or plain). Images stay uint8 (60k x 784 bytes is small).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
 import { DataError, type ImageSource } from './source.js';
 
+/** Largest IDX file inflated or read: the biggest real one (MNIST-style training images) is 47 MB. */
+export const MAX_IDX_BYTES = 256 << 20;
+
 function readMaybeGz(file: string): Buffer {
+  const st = statSync(file);
+  if (!st.isFile()) throw new DataError(`${file}: not a regular file`);
+  if (st.size > MAX_IDX_BYTES) throw new DataError(`${file}: ${st.size} bytes, above the ${MAX_IDX_BYTES}-byte limit`);
   const raw = readFileSync(file);
   if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
     try {
-      return gunzipSync(raw);
+      // Inflating stops at the cap: a small gzip bomb cannot grow past it.
+      return gunzipSync(raw, { maxOutputLength: MAX_IDX_BYTES });
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new DataError(`${file}: inflates to more than ${MAX_IDX_BYTES} bytes (not an IDX file)`);
+      }
       throw new DataError(`${file}: corrupt gzip data (${(e as Error).message})`);
     }
   }
