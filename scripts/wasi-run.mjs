@@ -23,7 +23,10 @@ if (!file) {
   process.exit(2);
 }
 if (file.includes('relaxed')) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-const wasi = new WASI({ version: 'preview1', args: [path.basename(file), ...args], env: {}, preopens, returnOnExit: true });
+// returnOnExit: false: proc_exit ends the process with the module's code at once. Unwinding out of wasm instead
+// (returnOnExit: true) segfaults Node 20 once the module's memory has grown past about 32 MB (exit 139 after
+// correct output, e.g. `cdnv2 arch cdnv2-c` models or a 31 MB input; nodejs/node#53087).
+const wasi = new WASI({ version: 'preview1', args: [path.basename(file), ...args], env: {}, preopens, returnOnExit: false });
 const module = await WebAssembly.compile(readFileSync(file));
 
 // node:wasi follows symlinks (of files and of directories) out of a preopened directory; wasmtime does not. Paths
