@@ -38,11 +38,11 @@ async function main(): Promise<void> {
   });
   const program = buildProgram();
   const registrations = [
-    import('../runtime/cli.js'),
-    import('../trainer/cli.js'),
-    import('../converter/cli.js'),
-    import('../converter/onnx-cli.js'),
-    import('../bench/cli.js'),
+    import('./runtime-cli.js'),
+    import('./trainer-cli.js'),
+    import('./converter-cli.js'),
+    import('./onnx-cli.js'),
+    import('./bench-cli.js'),
   ];
   for (const mod of await Promise.all(registrations)) mod.register(program);
   try {

@@ -2,7 +2,7 @@
 //   node --import tsx test/helpers/train-child.ts <outDir> [--resume]
 // Tiny configuration, synthetic data, fixed seed; prints progress lines to stderr.
 import { selectBackend } from '../../trainer/backend.js';
-import { openSynthetic } from '../../trainer/data/synthetic.js';
+import { openSynthetic } from '../../base/data/synthetic.js';
 import { train } from '../../trainer/train.js';
 import { tinyConfig } from '../../trainer/tiny.js';
 
