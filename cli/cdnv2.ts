@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     import('../trainer/cli.js'),
     import('../converter/cli.js'),
     import('../converter/onnx-cli.js'),
+    import('../converter/pytorch/cli.js'),
     import('../bench/cli.js'),
   ];
   for (const mod of await Promise.all(registrations)) mod.register(program);
