@@ -143,7 +143,6 @@ export class CdnModel {
     const events: StageEvent[] = [];
     const lgcTarget = condenseStage(p, this.cfg.condenseFactor);
     const sfrTarget = condenseStage(p, this.cfg.sfrFactor);
-    const G = this.cfg.groups;
     if (lgcTarget > this.stage.lgc || (this.sfr && sfrTarget > this.stage.sfr)) {
       for (const m of this.maskList) {
         const from = m.kind === 'lgc' ? this.stage.lgc : this.stage.sfr;
@@ -152,8 +151,8 @@ export class CdnModel {
         const w = this.vars.get(m.weight)!.dataSync() as Float32Array;
         const mask = this.masks.get(m.name)!;
         for (let s = from; s < to; s++) {
-          if (m.kind === 'lgc') lgcDrop(w, mask, m.inCh, m.outCh, G, m.factor);
-          else sfrDrop(w, mask, m.inCh, m.outCh, G, m.factor);
+          if (m.kind === 'lgc') lgcDrop(w, mask, m.inCh, m.outCh, this.cfg.group1x1, m.factor);
+          else sfrDrop(w, mask, m.inCh, m.outCh, this.cfg.groupTrans, m.factor);
         }
       }
       if (lgcTarget > this.stage.lgc) events.push({ kind: 'lgc', from: this.stage.lgc, to: lgcTarget, progress: p });
@@ -168,7 +167,6 @@ export class CdnModel {
   /** Group-lasso penalty of CondenseNet V1 on the masked 1x1 weights, until the final stage is reached. */
   lassoLoss(): tf.Scalar {
     return tf.tidy(() => {
-      const G = this.cfg.groups;
       let total: tf.Tensor = tf.scalar(0);
       for (const m of this.maskList) {
         const final = (m.kind === 'lgc' ? this.stage.lgc : this.stage.sfr) >= m.factor - 1;
@@ -176,6 +174,7 @@ export class CdnModel {
         const w = tf.mul(this.get(m.weight), this.maskTensors.get(m.name)!);
         const sq = tf.square(w);
         let norms: tf.Tensor;
+        const G = m.kind === 'lgc' ? this.cfg.group1x1 : this.cfg.groupTrans;
         if (m.kind === 'lgc') {
           // [in, out] -> [in, out/G, G]: sum over the group's outputs for each (input, group).
           norms = tf.sqrt(tf.add(tf.sum(tf.reshape(sq, [m.inCh, m.outCh / G, G]), 1), 1e-12));
@@ -196,7 +195,7 @@ export class CdnModel {
   forward(x: tf.Tensor4D, training: boolean, stats?: BnBatchStat[], lookup?: TensorLookup): tf.Tensor2D {
     const get = lookup ?? ((n: string) => this.get(n));
     const cfg = this.cfg;
-    const G = cfg.groups;
+    const G = cfg.group3x3;
     const n = x.shape[0];
 
     const bnAct = (h2d: tf.Tensor2D, name: string, act: Activation): tf.Tensor2D => {

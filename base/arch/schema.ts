@@ -19,13 +19,13 @@ export interface LayerSpec {
 
 /** Structure of the network, validated against the divisibility rules of LGC, group conv and SFR. */
 export function layerSpecs(cfg: ArchConfig, sfr: boolean): LayerSpec[][] {
-  const G = cfg.groups;
   const blocks = blockChannels(cfg);
   return blocks.map((b, bi) => {
     const k = cfg.growth[bi]!;
     const mid = cfg.bottleneck * k;
-    if (mid % G !== 0 || k % G !== 0) {
-      throw new Error(`${cfg.name}: growth ${k} and bottleneck width ${mid} must be divisible by groups ${G}`);
+    if (mid % cfg.group1x1 !== 0 || mid % cfg.group3x3 !== 0 || k % cfg.group3x3 !== 0 || k % cfg.groupTrans !== 0) {
+      throw new Error(`${cfg.name}: growth ${k} and bottleneck width ${mid} must be divisible by group_1x1 ${cfg.group1x1}, ` +
+        `group_3x3 ${cfg.group3x3} and group_trans ${cfg.groupTrans}`);
     }
     const out: LayerSpec[] = [];
     for (let l = 0; l < cfg.layers[bi]!; l++) {
@@ -70,7 +70,7 @@ export function tensorInventory(cfg: ArchConfig, sfr: boolean): TensorInfo[] {
     list.push({ name: `${name}.mean`, shape: [c], kind: 'stat', decay: false });
     list.push({ name: `${name}.variance`, shape: [c], kind: 'stat', decay: false });
   };
-  const G = cfg.groups;
+  const G = cfg.group3x3;
   p('stem.weight', [3, 3, cfg.input.channels, cfg.stemChannels], true);
   for (const block of layerSpecs(cfg, sfr)) {
     for (const s of block) {

@@ -1,6 +1,6 @@
 // `cdnv2 convert`, `info` and `classify` start without TensorFlow.js (seconds of start-up, and a dependency a
-// board-side user should not need): the real CLI runs with a module recorder and no loaded module may come from a
-// @tensorflow package. The recorder itself is checked on a process that does load TensorFlow.js.
+// board-side user should not need): the real CLI runs with the module recorder (test/helpers/record-imports.mjs) and
+// no module it resolves may come from a @tensorflow package. The recorder is checked on a process that loads TensorFlow.js.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,13 +14,13 @@ import { root } from '../helpers/cli.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-no-tfjs-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const recorder = path.join(root, 'test/helpers/record-modules.mjs');
+const recorder = path.join(root, 'test/helpers/record-imports.mjs');
 
 /** Runs node with the module recorder; returns the exit code, stderr and the modules it loaded. */
 function recorded(name: string, args: string[]): { code: number | null; stderr: string; modules: string[] } {
   const log = path.join(dir, `${name}.modules`);
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', recorder, ...args], {
-    cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, CDNV2_MODULE_LOG: log },
+    cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, CDNV2_IMPORT_LOG: log },
   });
   return { code: r.status, stderr: r.stderr, modules: readFileSync(log, 'utf8').split('\n').filter(Boolean) };
 }
