@@ -41,6 +41,7 @@ export async function buildFullProgram(): Promise<Command> {
     import('../trainer/cli.js'),
     import('../converter/cli.js'),
     import('../converter/onnx-cli.js'),
+    import('../converter/pytorch/cli.js'),
     import('../bench/cli.js'),
   ];
   for (const mod of await Promise.all(registrations)) mod.register(program);
