@@ -118,6 +118,18 @@ const FMNIST: ArchConfig = {
   },
 };
 
+// A few-thousand-parameter network the official PyTorch code can build too (its CIFAR branch: stem stride 1, 8x8
+// final pool), with a different group count in each of the three places: the PyTorch bridge's fixtures use it.
+const TINY: ArchConfig = {
+  name: 'cdnv2-tiny',
+  description: 'Tiny CondenseNetV2, 32x32 RGB, for tests and the PyTorch bridge fixtures',
+  input: { channels: 3, height: 32, width: 32 }, classes: 10,
+  layers: [1, 2, 1], growth: [4, 8, 8], group1x1: 4, group3x3: 2, groupTrans: 4, condenseFactor: 4, sfrFactor: 4,
+  bottleneck: 4, stemChannels: 8, stemStride: 1,
+  hsStartBlock: 1, seStartBlock: 2, seReduction: 1, headSeReduction: 4, fcChannels: 16,
+  mean: IMAGENET_MEAN, std: IMAGENET_STD, labels: [], train: CIFAR_TRAIN,
+};
+
 export const CONFIGS: Record<string, ArchConfig> = {
   'cdnv2-a': imagenet('cdnv2-a', 'CondenseNetV2-A, ImageNet 224x224 (paper Table 2)', [1, 1, 4, 6, 8], [8, 8, 16, 32, 64], 8, 828),
   'cdnv2-b': imagenet('cdnv2-b', 'CondenseNetV2-B, ImageNet 224x224 (paper Table 2)', [2, 4, 6, 8, 6], [6, 12, 24, 48, 96], 6, 1024),
@@ -133,6 +145,7 @@ export const CONFIGS: Record<string, ArchConfig> = {
     description: 'CondenseNetV2 for 28x28 grayscale Fashion-MNIST, 1.5x wider in blocks 2-3 (growth 8-24-48)',
     growth: [8, 24, 48], train: { ...FMNIST.train, epochs: 32 },
   },
+  'cdnv2-tiny': TINY,
 };
 
 export function configNames(): string[] {
