@@ -151,6 +151,15 @@ function preopenFor(path: string): i32 {
   return best;
 }
 
+/** A plain reason for a failed path_open (WASI errno values), instead of the bare number. */
+function openFailure(e: u16): string {
+  if (e == 44) return 'no such file';
+  if (e == 54) return 'a part of the path is not a directory';
+  if (e == 31) return 'is a directory';
+  if (e == 2 || e == 63 || e == 76) return 'permission denied';
+  return 'cannot open (WASI errno ' + e.toString() + ')';
+}
+
 /**
  * Reads a whole regular file into a heap block (caller frees). Returns 0 and sets fileError on failure. The type
  * is checked before opening (opening a FIFO for reading blocks; devices report size 0), and reads go in chunks.
@@ -165,7 +174,7 @@ function readFile(path: string): usize {
   const fdOut = memory.data(8);
   const e2 = e != 0 ? e : path_open(<u32>dir, lookupflags.SYMLINK_FOLLOW, changetype<usize>(rel), <usize>rel.byteLength, 0,
     rights.FD_READ | rights.FD_FILESTAT_GET, 0, 0, fdOut);
-  if (e2 != 0) { fileError = path + ': cannot open (WASI errno ' + e2.toString() + ')'; return 0; }
+  if (e2 != 0) { fileError = path + ': ' + openFailure(e2); return 0; }
   const fd = load<u32>(fdOut);
   // The type again on the open file, in case the path changed in between.
   if (fd_filestat_get(fd, st) != 0 || st.filetype != filetype.REGULAR_FILE) { fd_close(fd); fileError = path + ': not a regular file'; return 0; }

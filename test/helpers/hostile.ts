@@ -1,8 +1,8 @@
 // Hostile .cnv2 files that are well formed in every field and pass every checksum (issue 22): each is built with
 // the project's own writer (validation off where the file is meant to be refused) or by editing a valid file's
 // table and re-assembling it with correct CRCs. Sizes are parameters, so cost tests can compare two of them.
-import { writeModel, readModel } from '../../converter/format.js';
-import type { BufferShape, MetaEntry, Model, Op, Tensor } from '../../converter/model.js';
+import { writeModel, readModel } from '../../base/cnv2/format.js';
+import type { BufferShape, MetaEntry, Model, Op, Tensor } from '../../base/cnv2/model.js';
 import { assemble, setU32, splitSections, u32 } from './cnv2-bytes.js';
 
 function meta(input: BufferShape, name = 'hostile'): MetaEntry[] {
