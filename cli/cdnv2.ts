@@ -30,12 +30,11 @@ export function buildProgram(): Command {
   return program;
 }
 
-async function main(): Promise<void> {
-  // `cdnv2 ... | head` closes stdout early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(EXIT_OK);
-    throw err;
-  });
+/**
+ * The program with every subcommand. Registration modules import only what defining the options needs; each
+ * action imports its heavy libraries (TensorFlow.js, vega, resvg, onnx) itself.
+ */
+export async function buildFullProgram(): Promise<Command> {
   const program = buildProgram();
   const registrations = [
     import('./runtime-cli.js'),
@@ -46,6 +45,16 @@ async function main(): Promise<void> {
     import('./bench-cli.js'),
   ];
   for (const mod of await Promise.all(registrations)) mod.register(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  // `cdnv2 ... | head` closes stdout early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT_OK);
+    throw err;
+  });
+  const program = await buildFullProgram();
   try {
     await program.parseAsync(process.argv);
   } catch (err) {

@@ -153,7 +153,8 @@ model.dispose();
 `);
     files.push('ts/browser.ts');
   } else {
-    t.todo('cdnv2/browser: dist/runtime/browser.d.ts is not in the tarball yet (runtime/browser.ts), so its consumer is not checked');
+    // TODO(cdnv2/browser): until runtime/browser.ts is on this branch, the browser consumer above is not checked.
+    t.todo('cdnv2/browser: dist/runtime/browser.d.ts is not in the tarball yet (runtime/browser.ts), so its consumer is not checked', () => {});
   }
   writeFileSync(path.join(project, 'tsconfig.json'), JSON.stringify({
     compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true,

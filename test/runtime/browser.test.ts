@@ -4,6 +4,7 @@
 // ImageData, ImageBitmap, canvases, <img> and Blobs, models from bytes or a URL, compiles the wasm even when the
 // server mislabels it, and fails with the same Cdnv2Error codes as Node. In CI (CI set) a missing Chromium fails.
 // CDNV2_SCREENSHOT=docs/demo.png also saves the demo with a sample classified (the README's screenshot).
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -41,12 +42,40 @@ t.test('dist/runtime/browser.js and everything it imports load in a browser: onl
   t.ok(seen.size >= 2 && [...seen].some((f) => f.endsWith('engine.js')), `the graph (${seen.size} files) includes the shared engine`);
 });
 
+t.test('the demo server: 127.0.0.1 only, the MIME types browsers need, nothing outside demo/ dist/ build/ models/', async (t) => {
+  const demo = await serveDemo(root);
+  t.teardown(demo.stop);
+  const origin = new URL(demo.url).origin;
+  t.match(origin, /^http:\/\/127\.0\.0\.1:\d+$/, 'listens on the loopback address');
+  const types: Record<string, RegExp> = {
+    '/demo/': /^text\/html/, '/demo/demo.js': /^text\/javascript/, '/demo/demo.css': /^text\/css/,
+    '/dist/runtime/browser.js': /^text\/javascript/, '/build/cdnv2-lib-relaxed.wasm': /^application\/wasm$/,
+    '/models/samples/00-ankle-boot.png': /^image\/png$/, '/models/cdnv2-fmnist.cnv2': /^application\/octet-stream$/,
+  };
+  for (const [p, type] of Object.entries(types)) {
+    const r = await fetch(origin + p);
+    t.equal(r.status, 200, `${p}: 200`);
+    t.match(r.headers.get('content-type'), type, `${p}: ${type.source}`);
+  }
+  t.equal((await fetch(origin + '/build/cdnv2-lib.wasm').then((r) => r.arrayBuffer())).byteLength,
+    readFileSync(path.join(root, 'build/cdnv2-lib.wasm')).length, 'serves the whole file');
+  for (const p of ['/package.json', '/runtime/browser.ts', '/node_modules/tap/package.json', '/demo/%2e%2e/package.json', '/models/..%2f..%2fetc/passwd', '/demo/%00']) {
+    t.equal((await fetch(origin + p)).status, 404, `${p}: not served`);
+  }
+  const root302 = await fetch(origin + '/', { redirect: 'manual' });
+  t.equal(root302.headers.get('location'), '/demo/', '/ redirects to the demo');
+  t.equal((await fetch(origin + '/demo/', { method: 'POST' })).status, 405, 'only GET and HEAD');
+  const bad = spawnSync(process.execPath, [path.join(root, 'scripts/serve-demo.mjs'), '--port', 'abc'], { encoding: 'utf8' });
+  t.equal(bad.status, 2, '--port abc: usage error, exit 2');
+  t.match(bad.stderr, /--port must be an integer/);
+});
+
 if (!chromiumPresent()) {
   const why = `${CHROMIUM} is missing (Debian package chromium)`;
   if (process.env.CI) t.fail(`browser test cannot run in CI: ${why}`);
   else t.skip(`browser test skipped: ${why}`);
 } else {
-  await main();
+  chromiumTests();
 }
 
 interface Row { index: number; label: string; score: number }
@@ -105,15 +134,23 @@ function writePng(file: string, width: number, height: number, colorType: 0 | 2,
   writeFileSync(file, PNG.sync.write(png, { colorType, inputColorType: 6, inputHasAlpha: true }));
 }
 
-async function main(): Promise<void> {
-  const demo = await serveDemo(root);
-  t.teardown(demo.stop);
-  const browser = await launchChromium();
-  t.teardown(browser.close);
-  t.teardown(() => { for (const m of nodeModels.values()) m.dispose(); });
-  const page = browser.context.pages()[0] ?? await browser.context.newPage();
+/** Declared synchronously (tap ends a file whose subtests all ran); the server and browser start in t.before. */
+function chromiumTests(): void {
+  let demo!: Awaited<ReturnType<typeof serveDemo>>;
+  let browser!: Awaited<ReturnType<typeof launchChromium>>;
+  let page!: Page;
   const pageErrors: string[] = [];
-  page.on('pageerror', (err) => pageErrors.push(err.message));
+  t.before(async () => {
+    demo = await serveDemo(root);
+    browser = await launchChromium();
+    page = browser.context.pages()[0] ?? await browser.context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+  t.teardown(async () => {
+    for (const m of nodeModels.values()) m.dispose();
+    await browser?.close();
+    demo?.stop();
+  });
 
   t.test('the demo page classifies the eight shipped samples as Node does, with the best build Chromium has', async (t) => {
     const isa = await openDemo(page, demo.url);
@@ -340,6 +377,8 @@ async function main(): Promise<void> {
       const out: Record<string, unknown> = {};
       for (const [name, bytes] of Object.entries(models)) out[name] = await outcome(api.loadModel(bytes));
       out['missing URL'] = await outcome(api.loadModelUrl('/models/nope.cnv2'));
+      out['bad URL'] = await outcome(api.loadModelUrl('http://[::1'));
+      out['aborted'] = await outcome(api.loadModelUrl('/models/cdnv2-fmnist.cnv2', { signal: AbortSignal.abort() }));
       out['unknown build'] = await outcome(api.loadModel(new Uint8Array(8), { isa: 'avx' as 'simd' }));
       out['missing wasm'] = await outcome(api.loadModelUrl('/models/cdnv2-fmnist.cnv2', { wasmBaseUrl: '/nowhere/' }));
       const model = await api.loadModelUrl('/models/cdnv2-fmnist.cnv2');
@@ -358,6 +397,8 @@ async function main(): Promise<void> {
     }
     const expected: Record<string, object> = {
       'missing URL': { code: 'io', message: /nope\.cnv2.*HTTP 404/ },
+      'bad URL': { code: 'input', message: /model URL: not a URL/ },
+      'aborted': { code: 'io', message: /cannot fetch/ },
       'unknown build': { code: 'setup', message: /unknown build 'avx'/ },
       'missing wasm': { code: 'io', message: /nowhere\/cdnv2-lib-relaxed\.wasm.*HTTP 404/ },
       'not an image': { code: 'input', message: /not a decodable image/ },
