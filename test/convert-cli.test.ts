@@ -9,9 +9,9 @@ import path from 'node:path';
 import type { Conv2dOp } from '../converter/format.js';
 import { readModel } from '../converter/format.js';
 import { randomNetworkParams, Rng } from '../converter/random.js';
-import { lgcGroups } from '../converter/condense.js';
-import { checkpointToNetworkParams, loadCheckpoint, saveCheckpoint, type CheckpointState } from '../trainer/checkpoint.js';
-import { initialValues, maskInventory, tensorInventory } from '../trainer/model.js';
+import { saveCheckpoint, type CheckpointState } from '../trainer/checkpoint.js';
+import type { BatchNormParams } from '../arch/params.js';
+import { maskInventory, tensorInventory } from '../trainer/model.js';
 import { tinyConfig } from '../trainer/tiny.js';
 import { interpretLogits } from './reference/interpreter.js';
 import { referenceForward } from './reference/network.js';
@@ -23,14 +23,53 @@ const cfg = tinyConfig();
 // Final masks from the converter's own generator, transposed into the trainer's [in, out] layout.
 const reference = randomNetworkParams(cfg, 5);
 
-function makeCheckpoint(runDir: string, stageLgc: number): string {
-  const model = initialValues(cfg, true, 3);
-  const rng = new Rng(17);
-  for (const [name, v] of model) {
-    if (name.endsWith('.mean')) for (let i = 0; i < v.length; i++) v[i] = 0.1 * rng.normal();
-    if (name.endsWith('.variance')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(0.5, 1.5);
-    if (name.endsWith('.gamma')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(0.5, 1.5);
+/** [rows, cols] row-major -> [cols, rows] (written here, not taken from the trainer). */
+function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c]!;
+  return out;
+}
+/** PyTorch OIHW [o, i, kh, kw] -> TF.js HWIO [kh, kw, i, o]. */
+function hwio(a: Float32Array, o: number, i: number, k: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let co = 0; co < o; co++) for (let ci = 0; ci < i; ci++) for (let y = 0; y < k; y++) for (let x = 0; x < k; x++) {
+    out[((y * k + x) * i + ci) * o + co] = a[((co * i + ci) * k + y) * k + x]!;
   }
+  return out;
+}
+
+/** The reference network's weights in the trainer's TF.js layouts (docs/checkpoint.md, "Tensor names"). */
+function trainingFormWeights(): Map<string, Float32Array> {
+  const model = new Map<string, Float32Array>();
+  const bn = (p: string, b: BatchNormParams): void => {
+    model.set(`${p}.gamma`, b.gamma); model.set(`${p}.beta`, b.beta); model.set(`${p}.mean`, b.mean); model.set(`${p}.variance`, b.variance);
+  };
+  model.set('stem.weight', hwio(reference.stem.weight, cfg.stemChannels, cfg.input.channels, 3));
+  reference.blocks.forEach((block, i) => block.forEach((l, j) => {
+    const p = `b${i}.l${j}`, mid = cfg.bottleneck * l.growth;
+    bn(`${p}.lgc.bn`, l.lgc.bn);
+    model.set(`${p}.lgc.weight`, transposed(l.lgc.weight, mid, l.inChannels));
+    bn(`${p}.conv.bn`, l.conv.bn);
+    model.set(`${p}.conv.weight`, hwio(l.conv.weight, l.growth, mid / cfg.groups, 3));
+    if (l.se) { model.set(`${p}.se.w1`, transposed(l.se.w1, l.se.hidden, l.growth)); model.set(`${p}.se.w2`, transposed(l.se.w2, l.growth, l.se.hidden)); }
+    if (l.sfr) { bn(`${p}.sfr.bn`, l.sfr.bn); model.set(`${p}.sfr.weight`, transposed(l.sfr.weight, l.inChannels, l.growth)); }
+  }));
+  const h = reference.head;
+  bn('head.bn', h.bn);
+  const C = h.bn.gamma.length;
+  if (h.se) { model.set('head.se.w1', transposed(h.se.w1, h.se.hidden, C)); model.set('head.se.w2', transposed(h.se.w2, C, h.se.hidden)); }
+  if (h.fc) { model.set('head.fc.weight', transposed(h.fc.weight, cfg.fcChannels, C)); model.set('head.fc.bias', h.fc.bias); }
+  model.set('head.classifier.weight', transposed(h.classifier.weight, cfg.classes, cfg.fcChannels > 0 ? cfg.fcChannels : C));
+  model.set('head.classifier.bias', h.classifier.bias);
+  for (const info of tensorInventory(cfg, true)) {
+    const v = model.get(info.name);
+    if (!v || v.length !== info.shape.reduce((x, y) => x * y, 1)) throw new Error(`test setup: tensor ${info.name} missing or mis-sized`);
+  }
+  return model;
+}
+
+function makeCheckpoint(runDir: string, stageLgc: number): string {
+  const model = trainingFormWeights();
   const ours: Uint8Array[] = [];
   const dims: [number, number][] = [];
   for (const layer of reference.blocks.flat()) {
@@ -68,19 +107,27 @@ t.test('convert a checkpoint with final masks', async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^wrote .*tiny\.cnv2: tiny, /, 'summary');
   const model = readModel(readFileSync(out));
-  // The kept LGC inputs are the ones the masks chose (checks the [in, out] -> [out, in] layout contract).
+  // The kept LGC inputs are the ones the masks chose (checks the [in, out] -> [out, in] layout contract): group g
+  // holds outputs o = g mod G, and keeps, in ascending order, the inputs its mask rows have set.
   const lgc = model.ops[1] as Conv2dOp;
   const l0 = reference.blocks[0]![0]!;
-  const sets = lgcGroups(l0.lgc.mask, cfg.bottleneck * l0.growth, l0.inChannels, cfg.groups, l0.inChannels / cfg.condenseFactor, 'test');
-  t.same(Array.from(model.tensors[lgc.inIndex!]!.data), sets.flat(), 'first LGC keeps the masked-in channels');
-  const params = checkpointToNetworkParams(await loadCheckpoint(ckptDir, () => {}));
+  const mid = cfg.bottleneck * l0.growth;
+  const kept: number[] = [];
+  for (let g = 0; g < cfg.groups; g++) {
+    for (let i = 0; i < l0.inChannels; i++) if (l0.lgc.mask[g * l0.inChannels + i]) kept.push(i);
+  }
+  t.equal(kept.length, (l0.inChannels / cfg.condenseFactor) * cfg.groups, 'test setup: in/C inputs per group');
+  t.same(Array.from(model.tensors[lgc.inIndex!]!.data), kept, 'first LGC keeps the masked-in channels');
+  t.ok(mid > cfg.groups, 'several outputs per group');
+  // Expected logits: the float64 reference network (test/reference) run on the parameters the checkpoint was made from.
   const rng = new Rng(2);
   const x = Float64Array.from({ length: cfg.input.channels * cfg.input.height * cfg.input.width }, () => rng.normal());
-  const want = referenceForward(params, x);
+  const want = referenceForward(reference, x);
   const got = interpretLogits(model, x);
+  t.equal(got.length, want.length, `${want.length} logits`);
   let err = 0, scale = 1;
   want.forEach((v, i) => { err = Math.max(err, Math.abs(v - got[i]!)); scale = Math.max(scale, Math.abs(v)); });
-  t.ok(err / scale < 1e-5, `converted model equals the checkpoint's network (relative error ${(err / scale).toExponential(2)})`);
+  t.ok(err / scale < 1e-5, `converted model equals the reference network (relative error ${(err / scale).toExponential(2)})`);
   const prov = JSON.parse(model.meta.find((e) => e.key === 'provenance')!.value as string);
   t.match(prov, { checkpoint: ckptDir, epochsDone: 4, weights: 'f32', masksFinal: true }, 'provenance from the checkpoint');
 });
