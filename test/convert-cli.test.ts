@@ -50,7 +50,7 @@ function trainingFormWeights(): Map<string, Float32Array> {
     bn(`${p}.lgc.bn`, l.lgc.bn);
     model.set(`${p}.lgc.weight`, transposed(l.lgc.weight, mid, l.inChannels));
     bn(`${p}.conv.bn`, l.conv.bn);
-    model.set(`${p}.conv.weight`, hwio(l.conv.weight, l.growth, mid / cfg.groups, 3));
+    model.set(`${p}.conv.weight`, hwio(l.conv.weight, l.growth, mid / cfg.group3x3, 3));
     if (l.se) { model.set(`${p}.se.w1`, transposed(l.se.w1, l.se.hidden, l.growth)); model.set(`${p}.se.w2`, transposed(l.se.w2, l.growth, l.se.hidden)); }
     if (l.sfr) { bn(`${p}.sfr.bn`, l.sfr.bn); model.set(`${p}.sfr.weight`, transposed(l.sfr.weight, l.inChannels, l.growth)); }
   }));
@@ -108,17 +108,17 @@ t.test('convert a checkpoint with final masks', async (t) => {
   t.match(r.stdout, /^wrote .*tiny\.cnv2: tiny, /, 'summary');
   const model = readModel(readFileSync(out));
   // The kept LGC inputs are the ones the masks chose (checks the [in, out] -> [out, in] layout contract): group g
-  // holds outputs o = g mod G, and keeps, in ascending order, the inputs its mask rows have set.
+  // holds outputs o = g mod G (G = group1x1), and keeps, in ascending order, the inputs its mask rows have set.
   const lgc = model.ops[1] as Conv2dOp;
   const l0 = reference.blocks[0]![0]!;
   const mid = cfg.bottleneck * l0.growth;
   const kept: number[] = [];
-  for (let g = 0; g < cfg.groups; g++) {
+  for (let g = 0; g < cfg.group1x1; g++) {
     for (let i = 0; i < l0.inChannels; i++) if (l0.lgc.mask[g * l0.inChannels + i]) kept.push(i);
   }
-  t.equal(kept.length, (l0.inChannels / cfg.condenseFactor) * cfg.groups, 'test setup: in/C inputs per group');
+  t.equal(kept.length, (l0.inChannels / cfg.condenseFactor) * cfg.group1x1, 'test setup: in/C inputs per group');
   t.same(Array.from(model.tensors[lgc.inIndex!]!.data), kept, 'first LGC keeps the masked-in channels');
-  t.ok(mid > cfg.groups, 'several outputs per group');
+  t.ok(mid > cfg.group1x1, 'several outputs per group');
   // Expected logits: the float64 reference network (test/reference) run on the parameters the checkpoint was made from.
   const rng = new Rng(2);
   const x = Float64Array.from({ length: cfg.input.channels * cfg.input.height * cfg.input.width }, () => rng.normal());
