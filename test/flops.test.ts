@@ -112,7 +112,8 @@ t.test('files are compact: at most 4 (f32) or 2 (f16) bytes a parameter + 64 KiB
     // Index lists are stored rice-coded (sorted runs, docs/format.md), not as u8/u16/u32 arrays.
     t.ok(f32.tensors.every((x) => x.dtype !== 'u8' && x.dtype !== 'u16' && x.dtype !== 'u32'), `${name}: every index tensor is rice-coded`);
   }
-  // ImageNet configs ship no class names: no placeholder labels in the file.
-  t.notOk(get('cdnv2-a').f32.meta.some((e) => e.key === 'labels'), 'cdnv2-a carries no labels');
+  // A configuration without class names gets no placeholder labels in the file; ImageNet ones carry the 1000.
+  t.notOk(get('cdnv2-tiny').f32.meta.some((e) => e.key === 'labels'), 'cdnv2-tiny carries no labels');
+  t.equal((get('cdnv2-a').f32.meta.find((e) => e.key === 'labels')?.value as string[] | undefined)?.length, 1000, 'cdnv2-a carries the 1000 ImageNet names');
   t.ok(get('cdnv2-fmnist').f32.meta.some((e) => e.key === 'labels'), 'cdnv2-fmnist keeps its class names');
 });
