@@ -5,8 +5,8 @@
 //   npx tsx bench/train-speed.ts [--arch cdnv2-fmnist] [--batch 64] [--steps 5] [--cpu-steps 2] [--warmup 1]
 //                                [--backends cpu,wasm-2,wasm-1,wasm-dp] [--out bench/results]
 // Each backend runs in its own child process (registerWasmTrainBackend is per process, and so are the memory and
-// the JIT state), from the same initial weights (seed 1) and the same batch. Warm-up steps are not timed. Writes
-// train-speed.json, .md, .svg and .png to --out.
+// the JIT state), from the same initial weights (seed 1) and the same batch. Warm-up steps are not timed. Prints the
+// Markdown table; with --out, also writes train-speed.json, .md, .svg and .png there (bench/results/ is tracked).
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { fork } from 'node:child_process';
@@ -16,10 +16,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as vl from 'vega-lite';
 
-import { renderChart } from '../cli/chart.js';
-import { writeFileAtomicSync } from '../converter/io.js';
+import { renderChart } from '../base/chart.js';
+import { writeFileAtomicSync } from '../base/io.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const BACKENDS = ['cpu', 'wasm-2', 'wasm-1', 'wasm-dp'] as const;
 type BackendName = (typeof BACKENDS)[number];
 
@@ -62,9 +61,9 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
   const tf = await import('@tensorflow/tfjs');
   const { selectBackend } = await import('../trainer/backend.js');
   const { registerWasmTrainBackend, WASM_BACKEND } = await import('../trainer/wasm/backend.js');
-  const { getConfig } = await import('../arch/configs.js');
+  const { getConfig } = await import('../base/arch/configs.js');
   const { CdnModel, initialValues } = await import('../trainer/model.js');
-  const { Rng } = await import('../trainer/rng.js');
+  const { Rng } = await import('../base/rng.js');
   const { applyStep, disposeSlice, sliceGradients } = await import('../trainer/step.js');
   const { DataParallel } = await import('../trainer/data-parallel.js');
 
@@ -177,7 +176,7 @@ export function markdown(r: TrainSpeedReport): string {
     + 'largest relative difference of the per-step losses from the CPU backend\'s over the steps both ran: every backend starts '
     + 'from the same weights and batch and applies the same updates, so this checks that the fast backend computes the same training. '
     + 'The data-parallel run (`cdnv2 train --workers 2`) normalises each half of the batch with its own batch-norm statistics, a '
-    + 'different loss, so it has no loss difference; test/trainer-data-parallel.test.ts checks its gradients against the two halves '
+    + 'different loss, so it has no loss difference; test/trainer/data-parallel.test.ts checks its gradients against the two halves '
     + 'computed in one thread.');
   for (const f of r.failed) lines.push('', `Not measured: ${LABEL[f.backend]}: ${f.reason}`);
   return `${lines.join('\n')}\n`;
@@ -220,17 +219,17 @@ async function writeReport(report: TrainSpeedReport, dir: string, json: boolean)
 async function main(): Promise<void> {
   const program = new Command('train-speed')
     .description('training throughput of the TF.js CPU backend and the cdnv2-wasm backend')
-    .option('--arch <name>', 'configuration (arch/configs.ts)', 'cdnv2-fmnist')
+    .option('--arch <name>', 'configuration (base/arch/configs.ts)', 'cdnv2-fmnist')
     .option('--batch <n>', 'batch size', intOption('batch', 1, 4096), 64)
     .option('--steps <n>', 'timed steps per wasm backend', intOption('steps', 1, 100000), 5)
     .option('--cpu-steps <n>', 'timed steps on the CPU backend (at most --steps; ~60 s each at batch 64)', intOption('cpu-steps', 1, 100000), 2)
     .option('--warmup <n>', 'untimed steps before the timed ones', intOption('warmup', 0, 1000), 1)
     .option('--backends <list>', `comma-separated subset of ${BACKENDS.join(',')}`, BACKENDS.join(','))
-    .option('--out <dir>', 'directory for train-speed.json/.md/.svg/.png', path.join(here, 'results'))
+    .option('--out <dir>', 'also write train-speed.json/.md/.svg/.png into this directory (e.g. bench/results)')
     .option('--from-json <file>', 'measure nothing: rewrite the .md/.svg/.png of an existing train-speed.json into --out')
     .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2));
   program.parse();
-  const o = program.opts<{ arch: string; batch: number; steps: number; cpuSteps: number; warmup: number; backends: string; out: string; fromJson?: string }>();
+  const o = program.opts<{ arch: string; batch: number; steps: number; cpuSteps: number; warmup: number; backends: string; out?: string; fromJson?: string }>();
   if (o.fromJson) {
     let report: TrainSpeedReport;
     try {
@@ -240,10 +239,11 @@ async function main(): Promise<void> {
       console.error(`error: --from-json ${o.fromJson}: ${(e as Error).message}`);
       process.exit(2);
     }
+    if (!o.out) { console.error('error: --from-json rewrites files: it needs --out'); process.exit(2); }
     await writeReport(report, o.out, false);
     return;
   }
-  const { CONFIGS } = await import('../arch/configs.js');
+  const { CONFIGS } = await import('../base/arch/configs.js');
   if (!CONFIGS[o.arch]) { console.error(`error: --arch '${o.arch}' is not a configuration (${Object.keys(CONFIGS).join(', ')})`); process.exit(2); }
   const backends = o.backends.split(',').map((s) => s.trim()).filter(Boolean);
   const bad = backends.filter((b) => !(BACKENDS as readonly string[]).includes(b));
@@ -303,7 +303,8 @@ async function main(): Promise<void> {
     options: { arch: o.arch, batch: o.batch, steps: o.steps, cpuSteps, warmup: o.warmup, backends: backends as BackendName[] },
     results, failed,
   };
-  await writeReport(report, o.out, true);
+  if (o.out) await writeReport(report, o.out, true);
+  else process.stdout.write(markdown(report));
   if (!results.length) process.exit(1);
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The one command-line entry point. Each area registers its own subcommands.
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -30,22 +30,31 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * The program with every subcommand. Registration modules import only what defining the options needs; each
+ * action imports its heavy libraries (TensorFlow.js, vega, resvg, onnx) itself.
+ */
+export async function buildFullProgram(): Promise<Command> {
+  const program = buildProgram();
+  const registrations = [
+    import('./runtime-cli.js'),
+    import('./trainer-cli.js'),
+    import('./converter-cli.js'),
+    import('./onnx-cli.js'),
+    import('./pytorch-cli.js'),
+    import('./bench-cli.js'),
+  ];
+  for (const mod of await Promise.all(registrations)) mod.register(program);
+  return program;
+}
+
 async function main(): Promise<void> {
   // `cdnv2 ... | head` closes stdout early: that is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(EXIT_OK);
     throw err;
   });
-  const program = buildProgram();
-  const registrations = [
-    import('../runtime/cli.js'),
-    import('../trainer/cli.js'),
-    import('../converter/cli.js'),
-    import('../converter/onnx-cli.js'),
-    import('../converter/pytorch/cli.js'),
-    import('../bench/cli.js'),
-  ];
-  for (const mod of await Promise.all(registrations)) mod.register(program);
+  const program = await buildFullProgram();
   try {
     await program.parseAsync(process.argv);
   } catch (err) {
@@ -63,6 +72,20 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+/**
+ * Whether this module is the program node was started with. npm runs an installed command through a symlink
+ * (node_modules/.bin/cdnv2, a global bin), so both paths are resolved to the real file before comparing.
+ */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
   await main();
 }
