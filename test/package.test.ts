@@ -3,7 +3,7 @@
 // entry points. One pack and one install (deps from npm's cache where it has them); nothing is cached in the repo.
 import t from 'tap';
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -87,6 +87,13 @@ t.test('the installed CLI runs through npx and the bin symlink', async (t) => {
   const bad = run(path.join(project, 'node_modules/.bin/cdnv2'), ['bench', '--models', 'nope'], { cwd: project });
   t.equal(bad.code, 2, 'bench --models nope exits 2');
   t.match(bad.stderr, /unknown model 'nope'/);
+  // bench writes its report (vega + resvg chart) where asked: the issue's `npx cdnv2 bench --out dir` wrote nothing.
+  const bench = run('npx', ['--no-install', 'cdnv2', 'bench', '--models', 'cdnv2-fmnist', '--engines', 'cdnv2', '--runs', '2',
+    '--warmup', '1', '--no-progress', '--out', 'report'], { cwd: project });
+  t.equal(bench.code, 0, bench.stderr);
+  t.same(existsSync(path.join(project, 'report')) ? readdirSync(path.join(project, 'report')).sort() : [],
+    ['latest.json', 'latest.md', 'latest.png', 'latest.svg'], 'bench --out writes the report');
+  t.match(bench.stdout, /cdnv2-fmnist/);
   const info = run(path.join(project, 'node_modules/.bin/cdnv2'), ['info', 'node_modules/cdnv2/models/cdnv2-fmnist.cnv2', '--json'], { cwd: project });
   t.equal(info.code, 0, info.stderr);
   t.equal((JSON.parse(info.stdout) as { classes: number }).classes, 10, 'info --json through the bin');
