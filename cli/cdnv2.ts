@@ -37,12 +37,12 @@ export function buildProgram(): Command {
 export async function buildFullProgram(): Promise<Command> {
   const program = buildProgram();
   const registrations = [
-    import('../runtime/cli.js'),
-    import('../trainer/cli.js'),
-    import('../converter/cli.js'),
-    import('../converter/onnx-cli.js'),
-    import('../converter/pytorch/cli.js'),
-    import('../bench/cli.js'),
+    import('./runtime-cli.js'),
+    import('./trainer-cli.js'),
+    import('./converter-cli.js'),
+    import('./onnx-cli.js'),
+    import('./pytorch-cli.js'),
+    import('./bench-cli.js'),
   ];
   for (const mod of await Promise.all(registrations)) mod.register(program);
   return program;

@@ -1,11 +1,11 @@
 // Condensation: training-form parameters (masked dense 1x1 convs + BN, PyTorch layouts) -> the condensed op graph
 // of docs/format.md. The mapping here is the contract with the runtime; docs/format.md describes the ops.
-import { activationOfBlock, blockChannels, type ArchConfig } from '../arch/configs.js';
-import type { BatchNormParams, DenseLayerParams, NetworkParams } from '../arch/params.js';
-import { floatsToHalves } from './f16.js';
-import { riceParams } from './rice.js';
-import { ACT, type BufferShape, type MetaEntry, type Model, type Op, type Tensor } from './model.js';
-import { toolVersion } from './version.js';
+import { activationOfBlock, blockChannels, type ArchConfig } from '../base/arch/configs.js';
+import type { BatchNormParams, DenseLayerParams, NetworkParams } from '../base/arch/params.js';
+import { floatsToHalves } from '../base/cnv2/f16.js';
+import { riceParams } from '../base/cnv2/rice.js';
+import { ACT, type BufferShape, type MetaEntry, type Model, type Op, type Tensor } from '../base/cnv2/model.js';
+import { toolVersion } from '../base/version.js';
 
 export type WeightsDtype = 'f32' | 'f16';
 

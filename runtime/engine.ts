@@ -1,7 +1,7 @@
 // Platform-neutral JS API over the library build (build/cdnv2-lib*.wasm). One WebAssembly instance per loaded
 // model: no shared state, several models at once, and a model's memory is gone with it.
-import { readMetaEntries, type MetaEntry } from '../converter/format.js';
-import { ERROR_CODES } from '../converter/error-codes.js';
+import { readMetaEntries, type MetaEntry } from '../base/cnv2/format.js';
+import { ERROR_CODES } from '../base/cnv2/error-codes.js';
 
 export type Isa = 'simd' | 'relaxed' | 'scalar';
 
