@@ -46,7 +46,7 @@ t.test('npm pack ships the compiled code, declarations, runtime wasm builds and 
   const [info] = JSON.parse(r.stdout) as { filename: string; size: number; unpackedSize: number; files: { path: string }[] }[];
   const files = new Set(info!.files.map((f) => f.path));
   for (const f of ['package.json', 'README.md', 'dist/cli/cdnv2.js', 'dist/runtime/index.js', 'dist/runtime/index.d.ts',
-    'dist/runtime/engine.d.ts', 'build/cdnv2-lib.wasm', 'build/cdnv2-lib-relaxed.wasm', 'build/cdnv2-lib-scalar.wasm',
+    'dist/runtime/engine.d.ts', 'dist/runtime/browser.js', 'dist/runtime/browser.d.ts', 'build/cdnv2-lib.wasm', 'build/cdnv2-lib-relaxed.wasm', 'build/cdnv2-lib-scalar.wasm',
     'build/cdnv2.wasm', 'build/cdnv2-train.wasm', 'models/cdnv2-fmnist.cnv2', 'models/samples/00-ankle-boot.png']) {
     t.ok(files.has(f), `ships ${f}`);
   }
@@ -145,9 +145,9 @@ console.log(wrong);
 model.dispose();
 `);
   const files = ['ts/node.ts'];
-  // cdnv2/browser: built from runtime/browser.ts (the browser API of issue 21); checked once the tarball carries it.
-  if (existsSync(path.join(installed, 'dist/runtime/browser.d.ts'))) {
-    writeFileSync(path.join(consumer, 'browser.ts'), `import { detectIsa, loadModel, loadModelUrl, type BrowserModel, type Isa, type Prediction } from 'cdnv2/browser';
+  // cdnv2/browser: dist/runtime/browser.js from runtime/browser.ts, with its declarations.
+  t.ok(existsSync(path.join(installed, 'dist/runtime/browser.d.ts')), 'the package ships the browser entry\'s declarations');
+  writeFileSync(path.join(consumer, 'browser.ts'), `import { detectIsa, loadModel, loadModelUrl, type BrowserModel, type Isa, type Prediction } from 'cdnv2/browser';
 
 const isa: Isa = detectIsa();
 const model: BrowserModel = await loadModelUrl('/models/cdnv2-fmnist.cnv2', { isa });
@@ -160,11 +160,7 @@ const wrong: Isa = 'avx';
 console.log(wrong);
 model.dispose();
 `);
-    files.push('ts/browser.ts');
-  } else {
-    // TODO(cdnv2/browser): until runtime/browser.ts is on this branch, the browser consumer above is not checked.
-    t.todo('cdnv2/browser: dist/runtime/browser.d.ts is not in the tarball yet (runtime/browser.ts), so its consumer is not checked', () => {});
-  }
+  files.push('ts/browser.ts');
   writeFileSync(path.join(project, 'tsconfig.json'), JSON.stringify({
     compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true,
       skipLibCheck: true, lib: ['ES2022', 'DOM'], types: ['node'], typeRoots: [path.join(root, 'node_modules/@types')] },
@@ -172,5 +168,4 @@ model.dispose();
   }));
   const r = run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: project });
   t.equal(r.code, 0, `tsc: ${r.stdout}${r.stderr}`);
-
 });
