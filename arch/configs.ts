@@ -25,8 +25,12 @@ export interface ArchConfig {
   layers: number[];
   /** Growth rate per dense block (k_i). */
   growth: number[];
-  /** G: groups of the LGC 1x1, the 3x3 group conv and the SFR. */
-  groups: number;
+  /** Groups of the LGC 1x1 (output o in group o mod G; official `group_1x1`). */
+  group1x1: number;
+  /** Groups of the 3x3 convolution (contiguous channel chunks; official `group_3x3`). */
+  group3x3: number;
+  /** Groups of the SFR 1x1 (input j in group j mod G; official `group_trans`). */
+  groupTrans: number;
   /** C: LGC condense factor; each LGC group keeps in/C input channels. */
   condenseFactor: number;
   /** S: SFR sparse factor; each SFR input group keeps out/S outputs. */
@@ -76,11 +80,13 @@ const CIFAR_TRAIN: TrainDefaults = {
   momentum: 0.9, labelSmoothing: 0.1, ema: 0,
 };
 
+// Official values (model/condensenetv2.py cdnv2_a/b/c): group_1x1, group_3x3, group_trans, condense_factor and
+// trans_factor are all 8 for A and C, all 6 for B.
 function imagenet(name: string, description: string, layers: number[], growth: number[], g: number, fc: number): ArchConfig {
   return {
     name, description,
     input: { channels: 3, height: 224, width: 224 }, classes: 1000,
-    layers, growth, groups: g, condenseFactor: g, sfrFactor: g, bottleneck: 4,
+    layers, growth, group1x1: g, group3x3: g, groupTrans: g, condenseFactor: g, sfrFactor: g, bottleneck: 4,
     stemChannels: 2 * growth[0]!, stemStride: 2,
     hsStartBlock: 2, seStartBlock: 3, seReduction: 1, headSeReduction: 16, fcChannels: fc,
     mean: IMAGENET_MEAN, std: IMAGENET_STD, labels: [], train: IMAGENET_TRAIN,
@@ -91,7 +97,7 @@ function cifar(name: string, description: string, n: number): ArchConfig {
   return {
     name, description,
     input: { channels: 3, height: 32, width: 32 }, classes: 10,
-    layers: [n, n, n], growth: [8, 16, 32], groups: 4, condenseFactor: 4, sfrFactor: 4, bottleneck: 4,
+    layers: [n, n, n], growth: [8, 16, 32], group1x1: 4, group3x3: 4, groupTrans: 4, condenseFactor: 4, sfrFactor: 4, bottleneck: 4,
     stemChannels: 16, stemStride: 1,
     hsStartBlock: Infinity, seStartBlock: Infinity, seReduction: 1, headSeReduction: 0, fcChannels: 0,
     mean: CIFAR_MEAN, std: CIFAR_STD, labels: CIFAR10_LABELS, train: CIFAR_TRAIN,
@@ -102,7 +108,7 @@ const FMNIST: ArchConfig = {
   name: 'cdnv2-fmnist',
   description: 'Small CondenseNetV2 for 28x28 grayscale Fashion-MNIST',
   input: { channels: 1, height: 28, width: 28 }, classes: 10,
-  layers: [4, 6, 6], growth: [8, 16, 32], groups: 4, condenseFactor: 4, sfrFactor: 4, bottleneck: 4,
+  layers: [4, 6, 6], growth: [8, 16, 32], group1x1: 4, group3x3: 4, groupTrans: 4, condenseFactor: 4, sfrFactor: 4, bottleneck: 4,
   stemChannels: 16, stemStride: 1,
   hsStartBlock: 1, seStartBlock: 2, seReduction: 1, headSeReduction: 8, fcChannels: 0,
   mean: [0.2860], std: [0.3530], labels: FASHION_MNIST_LABELS,
@@ -110,6 +116,18 @@ const FMNIST: ArchConfig = {
     epochs: 40, batch: 64, lr: 0.1, warmupEpochs: 1, warmupLr: 0.02, weightDecay: 5e-5,
     momentum: 0.9, labelSmoothing: 0.1, ema: 0,
   },
+};
+
+// A few-thousand-parameter network the official PyTorch code can build too (its CIFAR branch: stem stride 1, 8x8
+// final pool), with a different group count in each of the three places: the PyTorch bridge's fixtures use it.
+const TINY: ArchConfig = {
+  name: 'cdnv2-tiny',
+  description: 'Tiny CondenseNetV2, 32x32 RGB, for tests and the PyTorch bridge fixtures',
+  input: { channels: 3, height: 32, width: 32 }, classes: 10,
+  layers: [1, 2, 1], growth: [4, 8, 8], group1x1: 4, group3x3: 2, groupTrans: 4, condenseFactor: 4, sfrFactor: 4,
+  bottleneck: 4, stemChannels: 8, stemStride: 1,
+  hsStartBlock: 1, seStartBlock: 2, seReduction: 1, headSeReduction: 4, fcChannels: 16,
+  mean: IMAGENET_MEAN, std: IMAGENET_STD, labels: [], train: CIFAR_TRAIN,
 };
 
 export const CONFIGS: Record<string, ArchConfig> = {
@@ -127,6 +145,7 @@ export const CONFIGS: Record<string, ArchConfig> = {
     description: 'CondenseNetV2 for 28x28 grayscale Fashion-MNIST, 1.5x wider in blocks 2-3 (growth 8-24-48)',
     growth: [8, 24, 48], train: { ...FMNIST.train, epochs: 32 },
   },
+  'cdnv2-tiny': TINY,
 };
 
 export function configNames(): string[] {
@@ -142,6 +161,13 @@ export function getConfig(name: string): ArchConfig {
 
 export function activationOfBlock(cfg: ArchConfig, block: number): Activation {
   return block >= cfg.hsStartBlock ? 'hardswish' : 'relu';
+}
+
+/** Reads a configuration saved before the three group counts were separate (one `groups` for all). */
+export function upgradeConfig(raw: ArchConfig & { groups?: number }): ArchConfig {
+  if (raw.group1x1 !== undefined || raw.groups === undefined) return raw;
+  const { groups, ...rest } = raw;
+  return { ...rest, group1x1: groups, group3x3: groups, groupTrans: groups };
 }
 
 /** Channel count entering each block and after it (dense growth). */

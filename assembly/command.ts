@@ -146,6 +146,15 @@ function preopenFor(path: string): i32 {
   return best;
 }
 
+/** A plain reason for a failed path_open (WASI errno values), instead of the bare number. */
+function openFailure(e: u16): string {
+  if (e == 44) return 'no such file';
+  if (e == 54) return 'a part of the path is not a directory';
+  if (e == 31) return 'is a directory';
+  if (e == 2 || e == 63 || e == 76) return 'permission denied';
+  return 'cannot open (WASI errno ' + e.toString() + ')';
+}
+
 /** Reads a whole regular file into a heap block (caller frees). Returns 0 and sets fileError on failure. */
 function readFile(path: string): usize {
   const dir = preopenFor(path);
@@ -154,7 +163,7 @@ function readFile(path: string): usize {
   const fdOut = memory.data(8);
   const e = path_open(<u32>dir, lookupflags.SYMLINK_FOLLOW, changetype<usize>(rel), <usize>rel.byteLength, 0,
     rights.FD_READ | rights.FD_FILESTAT_GET, 0, 0, fdOut);
-  if (e != 0) { fileError = path + ': cannot open (WASI errno ' + e.toString() + ')'; return 0; }
+  if (e != 0) { fileError = path + ': ' + openFailure(e); return 0; }
   const fd = load<u32>(fdOut);
   const st = changetype<filestat>(memory.data(64));
   if (fd_filestat_get(fd, st) != 0) { fd_close(fd); fileError = path + ': cannot stat'; return 0; }

@@ -1,15 +1,16 @@
 // `cdnv2 bench`: side-by-side batch-1, single-thread latency of our runtime and its peers on the same models.
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { UsageError } from '../cli/errors.js';
-import { writeFileAtomic } from '../converter/io.js';
+import { CONFIGS } from '../arch/configs.js';
+import { fileErrorReason, writeFileAtomic } from '../converter/io.js';
 import { INDEX_SUM_HELP, parseIndexSum } from '../converter/onnx-cli.js';
 import { DEFAULT_ENGINES, ENGINE_NAMES, type EngineName } from './engines.js';
-import { chart, markdown } from './report.js';
-import { runBench, type BenchReport } from './run.js';
+import type { BenchReport } from './run.js';
+// report.js (vega, resvg) and run.js (onnx-proto) are imported inside the action: other subcommands start without them.
 
 export const DEFAULT_MODELS = ['cdnv2-a', 'cdnv2-b', 'cdnv2-c', 'cdnv2-cifar-110', 'cdnv2-fmnist'];
 
@@ -28,6 +29,7 @@ function count(v: string, what: string, min: number): number {
 /** latest.json, latest.md, latest.svg and latest.png in `dir`. */
 async function writeReport(report: BenchReport, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
+  const { chart, markdown } = await import('./report.js');
   const { svg, png } = await chart(report);
   const enc = (t: string): Uint8Array => new TextEncoder().encode(t);
   await writeFileAtomic(path.join(dir, 'latest.json'), enc(`${JSON.stringify(report, null, 2)}\n`));
@@ -58,10 +60,12 @@ export function register(program: Command): void {
         try {
           saved = JSON.parse(readFileSync(opts.render, 'utf8')) as BenchReport;
         } catch (err) {
-          throw new Error(`cannot read report '${opts.render}': ${(err as Error).message}`);
+          const reason = (err as NodeJS.ErrnoException).code ? fileErrorReason(err, opts.render) : (err as Error).message;
+          throw new Error(`cannot read report '${opts.render}': ${reason}`);
         }
         if (!Array.isArray(saved.results) || !Array.isArray(saved.models)) throw new Error(`'${opts.render}' is not a bench report`);
         if (opts.out) await writeReport(saved, opts.out);
+        const { markdown } = await import('./report.js');
         process.stdout.write(markdown(saved));
         return;
       }
@@ -70,6 +74,12 @@ export function register(program: Command): void {
         if (!(ENGINE_NAMES as readonly string[]).includes(e)) throw new UsageError(`unknown engine '${e}' (known: ${ENGINE_NAMES.join(', ')})`);
       }
       const models = list(opts.models, 'models');
+      // A model that is neither is a mistake on the command line, like an unknown engine: both exit 2.
+      for (const m of models) {
+        if (!CONFIGS[m] && !existsSync(m)) {
+          throw new UsageError(`unknown model '${m}': neither a configuration (${Object.keys(CONFIGS).join(', ')}) nor an existing .cnv2 file`);
+        }
+      }
       const runs = count(opts.runs, 'runs', 1);
       const warmup = count(opts.warmup, 'warmup', 0);
       const seed = count(opts.seed, 'seed', 0);
@@ -81,6 +91,8 @@ export function register(program: Command): void {
         : null;
       let started = false;
       let lastLabel = '';
+      const { runBench } = await import('./run.js');
+      const { markdown } = await import('./report.js');
       const report = await runBench({
         models, engines: engines as EngineName[], runs, warmup, maxSeconds, seed, indexSum, profileRuns,
         onProgress: (done, total, label) => {

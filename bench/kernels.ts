@@ -1,10 +1,10 @@
 // Kernel micro-benchmark: the wasm multiply-add peak (peak_madd) of the SIMD, relaxed-SIMD and scalar builds, then the
 // two target kernels (and other CondenseNetV2 shapes) in multiply-adds per second and percent of that peak, measured
 // in the same run. Each run takes the fastest call of a ~80 ms burst per kernel; the table shows medians of N runs.
-//   npx tsx bench/kernels.ts [--runs N]     (default 7)
-// Writes bench/results/kernels.json. Build first: node scripts/build-wasm.mjs test/kernels
+//   npx tsx bench/kernels.ts [--runs N] [--out DIR]     (default 7 runs)
+// Prints the table; with --out, also writes DIR/kernels.json (bench/results/ holds the tracked one).
+// Build first: node scripts/build-wasm.mjs test/kernels
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
 import { Kernels, rng, randomF32, type BuildName } from '../test/helpers/kernels.js';
@@ -21,6 +21,17 @@ function parseRuns(argv: string[]): number {
     process.exit(2);
   }
   return n;
+}
+
+/** --out DIR: where kernels.json goes; none: print only (tracked results change only when asked). */
+function parseOut(argv: string[]): string | undefined {
+  const i = argv.indexOf('--out');
+  if (i < 0) return undefined;
+  if (!argv[i + 1] || argv[i + 1]!.startsWith('--')) {
+    console.error('--out needs a directory');
+    process.exit(2);
+  }
+  return argv[i + 1];
 }
 
 const median = (xs: number[]): number => {
@@ -80,6 +91,7 @@ const shapes: (ConvShape & { target: boolean })[] = [
 
 function main(): void {
   const runs = parseRuns(process.argv.slice(2));
+  const outDir = parseOut(process.argv.slice(2));
   const rows: Row[] = [];
   const peaks: Record<string, number> = {};
   for (const build of ['simd', 'relaxed', 'scalar'] as BuildName[]) {
@@ -113,9 +125,9 @@ function main(): void {
     console.log(`${pad(r.build, 8)}${pad(r.kernel, 22)}${pad(r.shape, 30)}${(r.ms ? r.ms.toFixed(3) : '').padStart(9)}` +
       `${r.gmadds.toFixed(2).padStart(10)}${r.peakPct.toFixed(1).padStart(8)}${r.bestPct.toFixed(1).padStart(8)}`);
   }
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const file = path.join(root, 'bench/results/kernels.json');
-  mkdirSync(path.dirname(file), { recursive: true });
+  if (!outDir) return;
+  const file = path.join(outDir, 'kernels.json');
+  mkdirSync(outDir, { recursive: true });
   const json = {
     date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', arch: process.arch, runs,
     unit: 'multiply-adds per second (one f32 multiply-add = 1)', peaks, rows,

@@ -1,5 +1,5 @@
 // Issue targets of the runtime itself: module sizes, load+plan time and activation arena per configuration.
-//   npx tsx bench/runtime-targets.ts [--runs N]     (writes bench/results/runtime-targets.json)
+//   npx tsx bench/runtime-targets.ts [--runs N] [--out DIR]     (with --out: writes DIR/runtime-targets.json)
 // Load time is measured two ways: the wasm loader alone (parse, validate, CRC, expand, plan, allocate) and the
 // whole JS `loadModel` (instantiate, copy bytes in, load, read metadata).
 import { statSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -11,6 +11,12 @@ import { writeModel } from '../converter/format.js';
 import { compileWasm, loadModel, wasmPath, type Isa } from '../runtime/index.js';
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 15) || 15;
+// Tracked results (bench/results/) change only when asked: without --out the figures are printed only.
+const outDir = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1] : undefined;
+if (process.argv.includes('--out') && (!outDir || outDir.startsWith('--'))) {
+  console.error('--out needs a directory');
+  process.exit(2);
+}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface LibExports {
@@ -52,8 +58,11 @@ for (const name of ['cdnv2-a', 'cdnv2-b', 'cdnv2-c']) {
 }
 
 const report = { date: new Date().toISOString(), node: process.version, runs, wasmBytes: sizes, models };
-mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/runtime-targets.json', JSON.stringify(report, null, 2) + '\n');
+if (outDir) {
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(path.join(outDir, 'runtime-targets.json'), JSON.stringify(report, null, 2) + '\n');
+  console.log(`wrote ${path.join(outDir, 'runtime-targets.json')}`);
+}
 console.log('module sizes (bytes):');
 for (const [k, v] of Object.entries(sizes)) console.log(`  ${k.padEnd(24)} ${v}${k === 'cdnv2.wasm' ? `  (target <= 65536: ${v <= 65536 ? 'met' : 'MISSED'})` : ''}`);
 console.log(`load + plan, median of ${runs}:`);

@@ -62,7 +62,7 @@ class Keeper {
 export function trainingGraph(p: NetworkParams): TfGraph {
   const k = new Keeper();
   const cfg = p.config;
-  const G = cfg.groups;
+  const G = cfg.group3x3; // the only grouped conv here: LGC and SFR run dense with their masks applied
   const bn = (b: BatchNormParams): [tf.Tensor, tf.Tensor] => {
     const a = bnAffine(b);
     return [k.f(a.scale, [a.scale.length]), k.f(a.shift, [a.shift.length])];

@@ -5,8 +5,8 @@
 //   npx tsx bench/train-speed.ts [--arch cdnv2-fmnist] [--batch 64] [--steps 5] [--cpu-steps 2] [--warmup 1]
 //                                [--backends cpu,wasm-2,wasm-1,wasm-dp] [--out bench/results]
 // Each backend runs in its own child process (registerWasmTrainBackend is per process, and so are the memory and
-// the JIT state), from the same initial weights (seed 1) and the same batch. Warm-up steps are not timed. Writes
-// train-speed.json, .md, .svg and .png to --out.
+// the JIT state), from the same initial weights (seed 1) and the same batch. Warm-up steps are not timed. Prints the
+// Markdown table; with --out, also writes train-speed.json, .md, .svg and .png there (bench/results/ is tracked).
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { fork } from 'node:child_process';
@@ -19,7 +19,6 @@ import type * as vl from 'vega-lite';
 import { renderChart } from '../cli/chart.js';
 import { writeFileAtomicSync } from '../converter/io.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const BACKENDS = ['cpu', 'wasm-2', 'wasm-1', 'wasm-dp'] as const;
 type BackendName = (typeof BACKENDS)[number];
 
@@ -226,11 +225,11 @@ async function main(): Promise<void> {
     .option('--cpu-steps <n>', 'timed steps on the CPU backend (at most --steps; ~60 s each at batch 64)', intOption('cpu-steps', 1, 100000), 2)
     .option('--warmup <n>', 'untimed steps before the timed ones', intOption('warmup', 0, 1000), 1)
     .option('--backends <list>', `comma-separated subset of ${BACKENDS.join(',')}`, BACKENDS.join(','))
-    .option('--out <dir>', 'directory for train-speed.json/.md/.svg/.png', path.join(here, 'results'))
+    .option('--out <dir>', 'also write train-speed.json/.md/.svg/.png into this directory (e.g. bench/results)')
     .option('--from-json <file>', 'measure nothing: rewrite the .md/.svg/.png of an existing train-speed.json into --out')
     .exitOverride((e) => process.exit(e.exitCode === 0 ? 0 : 2));
   program.parse();
-  const o = program.opts<{ arch: string; batch: number; steps: number; cpuSteps: number; warmup: number; backends: string; out: string; fromJson?: string }>();
+  const o = program.opts<{ arch: string; batch: number; steps: number; cpuSteps: number; warmup: number; backends: string; out?: string; fromJson?: string }>();
   if (o.fromJson) {
     let report: TrainSpeedReport;
     try {
@@ -240,6 +239,7 @@ async function main(): Promise<void> {
       console.error(`error: --from-json ${o.fromJson}: ${(e as Error).message}`);
       process.exit(2);
     }
+    if (!o.out) { console.error('error: --from-json rewrites files: it needs --out'); process.exit(2); }
     await writeReport(report, o.out, false);
     return;
   }
@@ -303,7 +303,8 @@ async function main(): Promise<void> {
     options: { arch: o.arch, batch: o.batch, steps: o.steps, cpuSteps, warmup: o.warmup, backends: backends as BackendName[] },
     results, failed,
   };
-  await writeReport(report, o.out, true);
+  if (o.out) await writeReport(report, o.out, true);
+  else process.stdout.write(markdown(report));
   if (!results.length) process.exit(1);
 }
 

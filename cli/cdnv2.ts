@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The one command-line entry point. Each area registers its own subcommands.
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     import('../trainer/cli.js'),
     import('../converter/cli.js'),
     import('../converter/onnx-cli.js'),
+    import('../converter/pytorch/cli.js'),
     import('../bench/cli.js'),
   ];
   for (const mod of await Promise.all(registrations)) mod.register(program);
@@ -62,6 +63,20 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+/**
+ * Whether this module is the program node was started with. npm runs an installed command through a symlink
+ * (node_modules/.bin/cdnv2, a global bin), so both paths are resolved to the real file before comparing.
+ */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
   await main();
 }

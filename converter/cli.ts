@@ -9,7 +9,7 @@ import { readModel, writeModel, getMeta, type Model } from './format.js';
 import { readModelFile, writeFileAtomic } from './io.js';
 import { randomNetworkParams } from './random.js';
 import { INDEX_SUM_HELP, parseIndexSum, writeOnnx } from './onnx-cli.js';
-import { DEFAULT_INDEX_SUM } from './onnx.js';
+import { DEFAULT_INDEX_SUM } from './onnx-variants.js';
 
 function parseWeights(v: string): WeightsDtype {
   if (v !== 'f32' && v !== 'f16') throw new UsageError(`--weights must be f32 or f16, not '${v}'`);
@@ -61,6 +61,15 @@ async function arenaBytesOf(bytes: Uint8Array): Promise<{ arenaBytes?: number; n
   return { arenaBytes };
 }
 
+/** The shortest decimal that reads back as the same float32 (0.286, not 0.28600001335144043). */
+function float32Decimal(x: number): number {
+  for (let digits = 1; digits < 17; digits++) {
+    const d = Number(x.toPrecision(digits));
+    if (Math.fround(d) === x) return d;
+  }
+  return x;
+}
+
 function shape(s: [number, number, number]): string {
   return `${s[0]}x${s[1]}x${s[2]}`;
 }
@@ -98,14 +107,28 @@ export function register(program: Command): void {
     .command('info')
     .description('validate a model and print its layers, FLOPs, parameters and sizes')
     .argument('<model>', 'model file (.cnv2)')
-    .option('--json', 'print JSON: flops, params, bytes, arenaBytes, layers')
+    .option('--json', 'print JSON: name, arch, inputShape, classes, labels, preprocessing (mean, std, resize), flops, macs, params, bytes, arenaBytes, layers')
     .action(async (file: string, opts: { json?: boolean }) => {
       const bytes = await readModelFile(file);
       const model = readModel(bytes);
       const a = analyze(model, bytes.length);
       const { arenaBytes, note } = await arenaBytesOf(bytes);
       if (opts.json) {
-        const out: Record<string, unknown> = { flops: a.totals.flops, macs: a.totals.macs, params: a.totals.params, bytes: bytes.length };
+        const out: Record<string, unknown> = {
+          name: getMeta(model, 'name'), arch: getMeta(model, 'arch'),
+          inputShape: Array.from(getMeta(model, 'input.shape') as Uint32Array), // channels, height, width
+          classes: model.buffers[model.outputBuffer]!.channels,
+          labels: (getMeta(model, 'labels') as string[] | undefined) ?? [],
+          // As every host does it (docs/format.md): samples scaled to [0, 1], the shorter side resized to the input
+          // size, the centre cropped, then (x - mean) / std per channel.
+          preprocessing: {
+            fit: 'shorter-side-then-center-crop',
+            mean: Array.from(getMeta(model, 'input.mean') as Float32Array, float32Decimal),
+            std: Array.from(getMeta(model, 'input.std') as Float32Array, float32Decimal),
+            resize: (getMeta(model, 'input.resize') as string | undefined) ?? 'bilinear',
+          },
+          flops: a.totals.flops, macs: a.totals.macs, params: a.totals.params, bytes: bytes.length,
+        };
         if (arenaBytes !== undefined) out.arenaBytes = arenaBytes;
         else process.stderr.write(`cdnv2: arenaBytes left out: ${note}\n`);
         out.layers = a.layers;

@@ -122,14 +122,16 @@ interface Ctx {
 
 function condenseLayer(ctx: Ctx, layer: DenseLayerParams, blockBuf: number, tempBuf: number, where: string): void {
   const { cfg, t, ops } = ctx;
-  const G = cfg.groups;
+  const G = cfg.group1x1;
   const inC = layer.inChannels;
   const k = layer.growth;
   const bk = cfg.bottleneck * k;
   const a = actCode(layer.activation);
   const keepIn = divides(`${where} in/C`, inC, cfg.condenseFactor);
-  const opg = divides(`${where} bottleneck*growth/G`, bk, G);
-  divides(`${where} growth/G`, k, G);
+  const opg = divides(`${where} bottleneck*growth/group_1x1`, bk, G);
+  const G3 = cfg.group3x3;
+  const cpg3 = divides(`${where} bottleneck*growth/group_3x3`, bk, G3);
+  divides(`${where} growth/group_3x3`, k, G3);
 
   // a) LGC: gathered, pre-activated 1x1 group conv; the 3x3 conv's BN (its only reader) is folded in.
   const lgc = layer.lgc;
@@ -163,11 +165,11 @@ function condenseLayer(ctx: Ctx, layer: DenseLayerParams, blockBuf: number, temp
   });
 
   // b) 3x3 group conv appends the k new features to the block buffer.
-  expectLength(`${where} 3x3 weight`, layer.conv.weight, k * opg * 9);
+  expectLength(`${where} 3x3 weight`, layer.conv.weight, k * cpg3 * 9);
   ops.push({
     kind: 'conv2d', inBuffer: tempBuf, inChannel: 0, cin: bk, outBuffer: blockBuf, outChannel: inC, cout: k,
-    kernel: 3, stride: 1, pad: 1, groups: G, inAct: ACT.none, outAct: ACT.none, accumulate: 0,
-    weight: t.float([k, opg, 3, 3], layer.conv.weight), bias: null, inIndex: null, inScale: null, inShift: null, outIndex: null,
+    kernel: 3, stride: 1, pad: 1, groups: G3, inAct: ACT.none, outAct: ACT.none, accumulate: 0,
+    weight: t.float([k, cpg3, 3, 3], layer.conv.weight), bias: null, inIndex: null, inScale: null, inShift: null, outIndex: null,
   });
 
   // c) SE on the new features, in place.
@@ -184,8 +186,9 @@ function condenseLayer(ctx: Ctx, layer: DenseLayerParams, blockBuf: number, temp
   // d) SFR: group conv over the regrouped new features, scatter-added into the kept old channels.
   if (layer.sfr) {
     const sfr = layer.sfr;
+    const G = cfg.groupTrans;
     const keepOut = divides(`${where} in/S`, inC, cfg.sfrFactor);
-    const ipg = k / G;
+    const ipg = divides(`${where} growth/group_trans`, k, G);
     checkBn(`${where} SFR`, sfr.bn, k);
     expectLength(`${where} SFR weight`, sfr.weight, inC * k);
     expectLength(`${where} SFR mask`, sfr.mask, inC * k);

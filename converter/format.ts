@@ -1,14 +1,17 @@
 // Reader and writer of the `.cnv2` binary model format, version 1.1 (docs/format.md).
 // The reader trusts nothing: every count, offset, size, shape and index is checked before use, and every
-// failure is a ModelFormatError with a stable `code`. The writer is deterministic and validates its output.
+// failure is a ModelFormatError with a stable `code`, the same the wasm loader reports (converter/error-codes.ts).
+// The writer is deterministic and validates its output.
 import { crc32 } from './crc32.js';
 import {
   type BufferShape, type DType, type MetaEntry, type Model, type Op, type OpKind, type Tensor, type TensorData,
   OP_LAYOUT, TENSOR_FIELDS, dtypeSize, isIndexDtype,
 } from './model.js';
 import { riceDecode, riceEncode, riceFits, riceParams } from './rice.js';
+import type { FormatErrorCode } from './error-codes.js';
 
 export * from './model.js';
+export { ERROR_CODES, type ErrorCode, type FormatErrorCode } from './error-codes.js';
 
 export const MAGIC = [0x43, 0x4e, 0x56, 0x32]; // "CNV2"
 export const MAJOR_VERSION = 1;
@@ -19,11 +22,6 @@ export const DIR_ENTRY_SIZE = 16;
 export const SECTION_TAGS = ['META', 'GRPH', 'TENS', 'DATA'] as const;
 const U32_MAX = 0xffffffff;
 const MAX_STRING = 65536;
-
-export type FormatErrorCode =
-  | 'truncated' | 'bad-magic' | 'version' | 'file-size' | 'section-count' | 'header' | 'checksum' | 'section'
-  | 'meta' | 'trailing' | 'opcode' | 'word-count' | 'index' | 'range' | 'shape' | 'dtype' | 'value'
-  | 'duplicate-index' | 'overlap' | 'overflow';
 
 export class ModelFormatError extends Error {
   override name = 'ModelFormatError';
@@ -208,6 +206,9 @@ export function writeModel(model: Model, opts: WriteOptions = {}): Uint8Array {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Reader
+//
+// The rules and their order mirror the wasm loader (assembly/model.ts) check for check, and each rule reports the
+// same code (converter/error-codes.ts): sections, then META, TENS, and GRPH op by op. Keep the two in step.
 
 /** Bounds-checked little-endian cursor over one section; running past the end is a 'truncated' error. */
 class Cursor {
@@ -224,9 +225,6 @@ class Cursor {
   u16(what: string): number { this.need(2, what); const v = this.view.getUint16(this.pos, true); this.pos += 2; return v; }
   u32(what: string): number { this.need(4, what); const v = this.view.getUint32(this.pos, true); this.pos += 4; return v; }
   take(n: number, what: string): Uint8Array { this.need(n, what); const b = this.bytes.subarray(this.pos, this.pos + n); this.pos += n; return b; }
-  end(): void {
-    if (this.remaining !== 0) fail('trailing', `${this.what}: ${this.remaining} bytes after its last entry`);
-  }
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -246,6 +244,26 @@ function copyTyped<T extends TensorData>(b: Uint8Array, make: (buf: ArrayBuffer)
   return make(buf);
 }
 
+/** Types the known keys must have (unknown keys may have any type). */
+const META_KEY_TYPES: Record<string, MetaEntry['type']> = {
+  name: 'string', 'input.shape': 'u32[]', 'input.mean': 'f32[]', 'input.std': 'f32[]', labels: 'string[]',
+  'input.resize': 'string', arch: 'string', provenance: 'string',
+};
+
+/** One META entry's known-key rules, checked as soon as it is read (as the wasm loader does). */
+function checkMetaEntry(e: MetaEntry): void {
+  const type = META_KEY_TYPES[e.key];
+  if (type && e.type !== type) fail('meta', `'${e.key}' has type ${e.type}, expected ${type}`);
+  if (e.key === 'input.shape') {
+    const v = e.value as Uint32Array;
+    if (v.length !== 3) fail('meta', `'input.shape' has ${v.length} elements, expected 3`);
+    if (v.some((d) => d === 0 || d > 65535)) fail('meta', `'input.shape' [${Array.from(v)}] has a dimension outside 1..65535`);
+  }
+  if (e.key === 'input.resize' && e.value !== 'bilinear' && e.value !== 'nearest') {
+    fail('meta', `'input.resize' is '${e.value as string}', expected bilinear or nearest`);
+  }
+}
+
 function parseMeta(bytes: Uint8Array): MetaEntry[] {
   const c = new Cursor(bytes, 'META');
   const count = c.u32('entry count');
@@ -256,49 +274,68 @@ function parseMeta(bytes: Uint8Array): MetaEntry[] {
   for (let i = 0; i < count; i++) {
     const keyLength = c.u16('key length');
     if (keyLength < 1 || keyLength > 255) fail('meta', `entry ${i}: key length ${keyLength} outside 1..255`);
+    c.need(keyLength + 5, `entry ${i}`);
     const key = utf8(c.take(keyLength, 'key'), `entry ${i} key`);
     if (seen.has(key)) fail('meta', `duplicate key '${key}'`);
     seen.add(key);
     const type = c.u8(`'${key}' type`);
     const n = c.u32(`'${key}' count`);
+    let entry: MetaEntry;
     switch (type) {
       case 1:
       case 2: {
         if (n > c.remaining / 4) fail('truncated', `META '${key}': ${n} values do not fit`);
         const raw = c.take(n * 4, `'${key}' values`);
-        entries.push(type === 1
+        entry = type === 1
           ? { key, type: 'u32[]', value: copyTyped(raw, (b) => new Uint32Array(b)) }
-          : { key, type: 'f32[]', value: copyTyped(raw, (b) => new Float32Array(b)) });
+          : { key, type: 'f32[]', value: copyTyped(raw, (b) => new Float32Array(b)) };
         break;
       }
       case 3:
         if (n > MAX_STRING) fail('meta', `'${key}': string of ${n} bytes (limit ${MAX_STRING})`);
-        entries.push({ key, type: 'string', value: utf8(c.take(n, `'${key}' string`), `'${key}'`) });
+        entry = { key, type: 'string', value: utf8(c.take(n, `'${key}' string`), `'${key}'`) };
         break;
       case 4: {
-        if (n > c.remaining / 4) fail('truncated', `META '${key}': ${n} strings do not fit`);
+        // Each string takes at least its 4-byte length, so the loop ends with the section.
         const list: string[] = [];
         for (let j = 0; j < n; j++) {
           const len = c.u32(`'${key}'[${j}] length`);
           if (len > MAX_STRING) fail('meta', `'${key}'[${j}]: string of ${len} bytes (limit ${MAX_STRING})`);
           list.push(utf8(c.take(len, `'${key}'[${j}]`), `'${key}'[${j}]`));
         }
-        entries.push({ key, type: 'string[]', value: list });
+        entry = { key, type: 'string[]', value: list };
         break;
       }
       default:
-        fail('meta', `'${key}': unknown type ${type}`);
+        return fail('meta', `'${key}': unknown type ${type}`);
     }
+    checkMetaEntry(entry);
+    entries.push(entry);
   }
-  c.end();
+  if (c.remaining !== 0) fail('meta', `META: ${c.remaining} bytes after its last entry`);
+  const get = (key: string): MetaEntry['value'] | undefined => entries.find((e) => e.key === key)?.value;
+  for (const key of ['name', 'input.shape', 'input.mean', 'input.std']) {
+    if (get(key) === undefined) fail('meta', `required key '${key}' is missing`);
+  }
+  const channels = (get('input.shape') as Uint32Array)[0]!;
+  const mean = get('input.mean') as Float32Array, std = get('input.std') as Float32Array;
+  if (mean.length !== channels || std.length !== channels) fail('meta', `'input.mean' and 'input.std' need ${channels} values, one per input channel`);
+  for (let k = 0; k < channels; k++) {
+    if (!(std[k]! > 0) || !Number.isFinite(std[k]!) || !Number.isFinite(mean[k]!)) fail('meta', `'input.std' must be positive and finite, 'input.mean' finite (channel ${k})`);
+  }
   return entries;
 }
+
+/** Largest element count of one tensor (keeps every byte size below 2^31, as in the wasm loader). */
+const MAX_TENSOR_ELEMENTS = 0x1fffffff;
+/** Largest element count of one buffer: its f32 bytes fit in 32 bits. */
+const MAX_BUFFER_ELEMENTS = 0x3fffffff;
 
 function parseTensors(table: Uint8Array, data: Uint8Array): Tensor[] {
   const c = new Cursor(table, 'TENS');
   const count = c.u32('tensor count');
-  if (count > 65535) fail('value', `TENS: ${count} tensors (limit 65535)`);
-  c.need(count * 32, `${count} table entries`);
+  if (count > 65535) fail('range', `TENS: ${count} tensors (limit 65535)`);
+  if (4 + count * 32 !== table.length) fail('truncated', `TENS: ${table.length} bytes do not hold ${count} table entries`);
   const tensors: Tensor[] = [];
   for (let i = 0; i < count; i++) {
     const code = c.u32('dtype');
@@ -307,27 +344,23 @@ function parseTensors(table: Uint8Array, data: Uint8Array): Tensor[] {
     const offset = c.u32('offset');
     const byteLength = c.u32('byteLength');
     const dtype = DTYPE_BY_CODE[code];
-    if (!dtype) fail('dtype', `tensor ${i}: unknown dtype ${code}`);
-    if (ndim < 1 || ndim > 4) fail('value', `tensor ${i}: rank ${ndim} outside 1..4`);
-    for (let d = 0; d < 4; d++) {
-      if (dims[d] === 0) fail('value', `tensor ${i}: dimension ${d} is 0`);
-      if (d >= ndim && dims[d] !== 1) fail('value', `tensor ${i}: dimension ${d} past rank ${ndim} is ${dims[d]}, not 1`);
-    }
-    let bytes = dtypeSize(dtype);
-    for (let d = 0; d < ndim; d++) {
-      bytes *= dims[d]!;
-      if (bytes > U32_MAX) fail('overflow', `tensor ${i}: size [${dims.slice(0, ndim)}] overflows 32 bits`);
-    }
+    if (!dtype) fail('shape', `tensor ${i}: unknown dtype ${code}`);
+    if (ndim < 1 || ndim > 4) fail('shape', `tensor ${i}: rank ${ndim} outside 1..4`);
+    if (dims.includes(0)) fail('shape', `tensor ${i}: a dimension is 0`);
+    if (dims.some((d, k) => k >= ndim && d !== 1)) fail('shape', `tensor ${i}: a dimension past rank ${ndim} is not 1`);
+    const elements = dims[0]! * dims[1]! * dims[2]! * dims[3]!; // exact below 2^53 for the products that pass
+    if (elements > MAX_TENSOR_ELEMENTS) fail('overflow', `tensor ${i}: [${dims.slice(0, ndim)}] is too large`);
+    const bytes = elements * dtypeSize(dtype);
     // A rice tensor's length is that of its encoding (checked by decoding); its offset need not be aligned.
     if (dtype !== 'rice' && byteLength !== bytes) fail('shape', `tensor ${i}: byteLength ${byteLength}, shape needs ${bytes}`);
-    if (dtype !== 'rice' && offset % 16 !== 0) fail('value', `tensor ${i}: data offset ${offset} is not a multiple of 16`);
+    if (dtype !== 'rice' && offset % 16 !== 0) fail('range', `tensor ${i}: data offset ${offset} is not a multiple of 16`);
     if (offset + byteLength > data.length) {
       fail('range', `tensor ${i}: data [${offset}, ${offset + byteLength}) outside DATA (${data.length} bytes)`);
     }
     const raw = data.subarray(offset, offset + byteLength);
     if (dtype === 'rice') {
-      const r = riceDecode(raw, bytes / 4);
-      if (typeof r === 'string') fail('value', `tensor ${i}: invalid rice encoding: ${r}`);
+      const r = riceDecode(raw, elements);
+      if (typeof r === 'string') fail('index', `tensor ${i}: invalid rice encoding: ${r}`);
       tensors.push({ dtype, shape: dims.slice(0, ndim), data: r.values, rice: r.params });
       continue;
     }
@@ -337,55 +370,7 @@ function parseTensors(table: Uint8Array, data: Uint8Array): Tensor[] {
           : copyTyped(raw, (b) => new Uint32Array(b));
     tensors.push({ dtype, shape: dims.slice(0, ndim), data: view });
   }
-  c.end();
   return tensors;
-}
-
-interface RawGraph {
-  buffers: BufferShape[];
-  inputBuffer: number;
-  outputBuffer: number;
-  ops: Op[];
-}
-
-function parseGraph(bytes: Uint8Array): RawGraph {
-  const c = new Cursor(bytes, 'GRPH');
-  const bufferCount = c.u32('buffer count');
-  const opCount = c.u32('op count');
-  const inputBuffer = c.u32('input buffer');
-  const outputBuffer = c.u32('output buffer');
-  if (bufferCount < 1 || bufferCount > 65535) fail('value', `GRPH: buffer count ${bufferCount} outside 1..65535`);
-  if (opCount < 1 || opCount > 65535) fail('value', `GRPH: op count ${opCount} outside 1..65535`);
-  if (inputBuffer >= bufferCount) fail('index', `GRPH: input buffer ${inputBuffer} >= ${bufferCount} buffers`);
-  if (outputBuffer >= bufferCount) fail('index', `GRPH: output buffer ${outputBuffer} >= ${bufferCount} buffers`);
-  if (outputBuffer === inputBuffer) fail('value', 'GRPH: output buffer is the input buffer');
-  c.need(bufferCount * 12, `${bufferCount} buffer entries`);
-  const buffers: BufferShape[] = [];
-  for (let i = 0; i < bufferCount; i++) {
-    const b = { channels: c.u32('channels'), height: c.u32('height'), width: c.u32('width') };
-    if (!b.channels || !b.height || !b.width) fail('value', `buffer ${i}: a dimension is 0`);
-    if (b.channels * b.height * b.width * 4 > U32_MAX) fail('overflow', `buffer ${i}: ${b.channels}x${b.height}x${b.width} f32 overflows 32 bits`);
-    // Same bound as the runtime's loader (assembly/model.ts), which keeps per-plane arithmetic in 32 bits.
-    if (b.channels > 65535 || b.height > 65535 || b.width > 65535) fail('value', `buffer ${i}: a dimension exceeds 65535`);
-    buffers.push(b);
-  }
-  const ops: Op[] = [];
-  for (let i = 0; i < opCount; i++) {
-    const opcode = c.u16(`op ${i} opcode`);
-    const words = c.u16(`op ${i} word count`);
-    const kind = OP_BY_CODE.get(opcode);
-    if (!kind) fail('opcode', `op ${i}: unknown opcode ${opcode}`);
-    const fields = OP_LAYOUT[kind].fields;
-    if (words !== fields.length) fail('word-count', `op ${i} (${kind}): ${words} words, expected ${fields.length}`);
-    const rec: Record<string, unknown> = { kind };
-    for (const f of fields) {
-      const v = c.u32(`op ${i} ${f}`);
-      rec[f] = TENSOR_FIELDS.has(f) && v === NONE ? null : v;
-    }
-    ops.push(rec as unknown as Op);
-  }
-  c.end();
-  return { buffers, inputBuffer, outputBuffer, ops };
 }
 
 function allFinite(t: Tensor): boolean {
@@ -397,240 +382,264 @@ function allFinite(t: Tensor): boolean {
   return true;
 }
 
-/** Semantic checks of ops against buffers and tensors (docs/format.md, "Validation"). */
-class GraphChecker {
-  constructor(private readonly g: RawGraph, private readonly tensors: Tensor[]) {}
+/** Scratch bytes of a conv's kernel (assembly/kernels/conv2d.ts conv2d_scratch_bytes; Infinity where it overflows). */
+function convKernelScratch(cin: number, h: number, w: number, kernel: number, stride: number, pad: number): number {
+  if (kernel === 1 && stride === 1 && pad === 0) return 0;
+  const bytes = cin * (h + 2 * pad) * (w + 2 * pad) * 4 + 128 + cin * kernel * kernel * 4;
+  return bytes > 0x7fffffff ? Infinity : bytes;
+}
 
-  buffer(i: number, where: string, field: string): BufferShape {
-    const b = this.g.buffers[i];
-    if (!b) fail('index', `${where}: ${field} ${i} >= ${this.g.buffers.length} buffers`);
-    return b;
+/** Per-op rules against buffers and tensors, in the wasm loader's order (assembly/model.ts parseConv and peers). */
+class OpChecker {
+  private where = '';
+  private readonly finiteChecked = new Set<number>();
+  // Per-tensor facts, computed once: many ops may share one large index tensor (hostile files included).
+  private readonly stats = new Map<Tensor, { max: number; repeats: boolean }>();
+
+  constructor(private readonly buffers: BufferShape[], private readonly tensors: Tensor[]) {}
+
+  private fail(code: FormatErrorCode, message: string): never {
+    return fail(code, `${this.where}: ${message}`);
   }
 
-  tensor(ref: number | null, where: string, field: string, kind: 'float' | 'index', shape: number[]): Tensor | null {
-    if (ref === null) return null;
-    const t = this.tensors[ref];
-    if (!t) fail('index', `${where}: ${field} tensor ${ref} >= ${this.tensors.length} tensors`);
-    const ok = kind === 'float' ? t.dtype === 'f32' || t.dtype === 'f16' : isIndexDtype(t.dtype);
-    if (!ok) fail('dtype', `${where}: ${field} tensor ${ref} is ${t.dtype}, expected ${kind === 'float' ? 'f32/f16' : 'u8/u16/u32/rice'}`);
-    if (t.shape.length !== shape.length || t.shape.some((d, k) => d !== shape[k])) {
-      fail('shape', `${where}: ${field} tensor ${ref} has shape [${t.shape}], expected [${shape}]`);
-    }
-    if (kind === 'float' && !this.finiteChecked.has(ref)) {
-      if (!allFinite(t)) fail('value', `${where}: ${field} tensor ${ref} holds NaN or infinite values`);
+  /** Buffer b exists and holds channels [ch, ch+count). */
+  private range(b: number, ch: number, count: number, what: string): BufferShape {
+    const buf = this.buffers[b];
+    if (!buf) this.fail('range', `${what} buffer ${b} does not exist`);
+    if (count === 0) this.fail('range', `${what} channel count is 0`);
+    if (ch + count > buf.channels) this.fail('range', `${what} channels [${ch}, ${ch + count}) outside a buffer of ${buf.channels}`);
+    return buf;
+  }
+
+  private act(a: number): void {
+    if (a > 2) this.fail('graph', `activation code ${a} is not 0, 1 or 2`);
+  }
+
+  private shapeIs(t: Tensor, shape: number[]): boolean {
+    return t.shape.length === shape.length && t.shape.every((d, k) => d === shape[k]);
+  }
+
+  /** A float tensor (f32/f16, finite) of the given shape; a missing reference is out of range. */
+  private floats(ref: number | null, shape: number[], what: string): void {
+    const t = ref === null ? undefined : this.tensors[ref];
+    if (!t) return this.fail('range', `${what} tensor ${ref ?? 'NONE'} does not exist`);
+    if (!this.shapeIs(t, shape)) this.fail('shape', `${what} tensor ${ref} has shape [${t.shape}], expected [${shape}]`);
+    this.floatValues(ref!, what);
+  }
+
+  private floatValues(ref: number, what: string): void {
+    const t = this.tensors[ref]!;
+    if (t.dtype !== 'f32' && t.dtype !== 'f16') this.fail('shape', `${what} tensor ${ref} is ${t.dtype}, must be f32 or f16`);
+    if (!this.finiteChecked.has(ref)) {
+      if (!allFinite(t)) this.fail('shape', `${what} tensor ${ref} holds NaN or infinite values`);
       this.finiteChecked.add(ref);
     }
-    return t;
   }
 
-  private readonly finiteChecked = new Set<number>();
-
-  required(ref: number | null, where: string, field: string, shape: number[]): Tensor {
-    if (ref === null) fail('value', `${where}: ${field} tensor is required`);
-    return this.tensor(ref, where, field, 'float', shape)!;
+  private optionalFloats(ref: number | null, n: number, what: string): void {
+    if (ref !== null) this.floats(ref, [n], what);
   }
 
-  /**
-   * Checks the channels an op touches in a buffer and returns their span [lo, hi]. Without an index these are
-   * offset .. offset+count-1; with one they are offset + index[i] (count is the index length and may exceed the
-   * buffer, e.g. when LGC groups share input channels).
-   */
-  channels(buf: BufferShape, offset: number, count: number, index: Tensor | null, where: string, what: string): [number, number] {
-    if (count < 1) fail('value', `${where}: ${what} channel count is 0`);
-    if (!index) {
-      if (offset + count > buf.channels) {
-        fail('range', `${where}: ${what} channels [${offset}, ${offset + count}) outside a buffer of ${buf.channels}`);
-      }
-      return [offset, offset + count - 1];
-    }
-    const { min, max } = this.indexStats(index);
-    if (offset + max >= buf.channels) {
-      fail('index', `${where}: ${what} index value ${max} (+ offset ${offset}) outside a buffer of ${buf.channels} channels`);
-    }
-    return [offset + min, offset + max];
-  }
-
-  // Per-tensor facts, computed once: many ops may share one large index tensor (hostile files included).
-  private readonly stats = new Map<Tensor, { min: number; max: number; repeats: number | null }>();
-
-  indexStats(index: Tensor): { min: number; max: number; repeats: number | null } {
-    let st = this.stats.get(index);
+  /** An index tensor of `count` values in [0, limit), distinct when asked; returns [min, max]. */
+  private index(ref: number | null, count: number, limit: number, distinct: boolean, what: string): [number, number] {
+    const t = ref === null ? undefined : this.tensors[ref];
+    if (!t) return this.fail('range', `${what} tensor ${ref} does not exist`);
+    if (!this.shapeIs(t, [count])) this.fail('shape', `${what} must have shape [${count}], has [${t.shape}]`);
+    if (!isIndexDtype(t.dtype)) this.fail('shape', `${what} tensor ${ref} is ${t.dtype}, must be an integer tensor`);
+    let st = this.stats.get(t);
     if (!st) {
-      let min = Infinity, max = -Infinity;
-      let repeats: number | null = null;
+      let max = -1;
       const seen = new Set<number>();
-      for (const v of index.data) {
-        if (v < min) min = v;
+      let repeats = false;
+      for (const v of t.data) {
         if (v > max) max = v;
-        if (repeats === null) { if (seen.has(v)) repeats = v; else seen.add(v); }
+        if (!repeats) { if (seen.has(v)) repeats = true; else seen.add(v); }
       }
-      st = { min, max, repeats };
-      this.stats.set(index, st);
+      st = { max, repeats };
+      this.stats.set(t, st);
     }
-    return st;
+    if (st.max >= limit) this.fail('index', `${what} value ${st.max} outside 0..${limit - 1}`);
+    if (distinct && st.repeats) this.fail('index', `${what} repeats a channel`);
+    let min = Infinity;
+    for (const v of t.data) if (v < min) min = v;
+    return [min, st.max];
   }
 
-  noOverlap(inBuf: number, inSpan: [number, number], outBuf: number, outSpan: [number, number], where: string): void {
-    if (inBuf === outBuf && inSpan[0] <= outSpan[1] && outSpan[0] <= inSpan[1]) {
-      fail('overlap', `${where}: input channels [${inSpan[0]}, ${inSpan[1]}] and output channels [${outSpan[0]}, ${outSpan[1]}] overlap in buffer ${inBuf}`);
-    }
-  }
-
-  act(v: number, where: string, field: string): void {
-    if (v > 2) fail('value', `${where}: ${field} ${v} is not an activation code (0, 1, 2)`);
-  }
-
-  pooledSize(inSize: number, kernel: number, stride: number, pad: number, outSize: number, where: string, axis: string): void {
-    const span = inSize + 2 * pad - kernel;
-    if (span < 0 || Math.floor(span / stride) + 1 !== outSize) {
-      fail('shape', `${where}: input ${axis} ${inSize} (kernel ${kernel}, stride ${stride}, pad ${pad}) does not give output ${axis} ${outSize}`);
+  private alias(inBuf: number, inLo: number, inHi: number, outBuf: number, outLo: number, outHi: number): void {
+    if (inBuf === outBuf && inLo <= outHi && outLo <= inHi) {
+      this.fail('alias', `input channels [${inLo}, ${inHi}] and output channels [${outLo}, ${outHi}] overlap in buffer ${inBuf}`);
     }
   }
 
-  conv(op: Extract<Op, { kind: 'conv2d' }>, where: string): void {
-    const inB = this.buffer(op.inBuffer, where, 'inBuffer');
-    const outB = this.buffer(op.outBuffer, where, 'outBuffer');
-    if (![1, 3, 5, 7].includes(op.kernel)) fail('value', `${where}: kernel ${op.kernel} (1, 3, 5 or 7)`);
-    if (op.stride < 1 || op.stride > 4) fail('value', `${where}: stride ${op.stride} outside 1..4`);
-    if (op.pad > (op.kernel >> 1)) fail('value', `${where}: pad ${op.pad} > kernel/2`);
-    if (op.groups < 1 || op.cin % op.groups !== 0 || op.cout % op.groups !== 0) {
-      fail('value', `${where}: groups ${op.groups} must divide cin ${op.cin} and cout ${op.cout}`);
+  check(op: Op, i: number): void {
+    this.where = `op ${i} (${op.kind})`;
+    switch (op.kind) {
+      case 'conv2d': return this.conv(op);
+      case 'se': return this.se(op);
+      case 'avgpool': return this.pool(op);
+      case 'global_avgpool': return this.pool(op);
+      case 'fc': return this.fc(op);
+      case 'channel_shuffle': return this.shuffle(op);
     }
-    this.act(op.inAct, where, 'inAct');
-    this.act(op.outAct, where, 'outAct');
-    if (op.accumulate > 1) fail('value', `${where}: accumulate ${op.accumulate} is not 0 or 1`);
-    if ((op.inScale === null) !== (op.inShift === null)) fail('value', `${where}: inScale and inShift must be given together`);
-    this.required(op.weight, where, 'weight', [op.cout, op.cin / op.groups, op.kernel, op.kernel]);
-    this.tensor(op.bias, where, 'bias', 'float', [op.cout]);
-    const inIndex = this.tensor(op.inIndex, where, 'inIndex', 'index', [op.cin]);
-    this.tensor(op.inScale, where, 'inScale', 'float', [op.cin]);
-    this.tensor(op.inShift, where, 'inShift', 'float', [op.cin]);
-    const outIndex = this.tensor(op.outIndex, where, 'outIndex', 'index', [op.cout]);
-    const inSpan = this.channels(inB, op.inChannel, op.cin, inIndex, where, 'input');
-    const outSpan = this.channels(outB, op.outChannel, op.cout, outIndex, where, 'output');
-    this.pooledSize(inB.height, op.kernel, op.stride, op.pad, outB.height, where, 'height');
-    this.pooledSize(inB.width, op.kernel, op.stride, op.pad, outB.width, where, 'width');
-    if (outIndex && op.accumulate === 0) {
-      const rep = this.indexStats(outIndex).repeats;
-      if (rep !== null) fail('duplicate-index', `${where}: outIndex repeats channel ${rep} with accumulate = 0`);
+  }
+
+  private conv(op: Extract<Op, { kind: 'conv2d' }>): void {
+    const { kernel: k, stride: s, pad, groups, cin, cout } = op;
+    if (![1, 3, 5, 7].includes(k)) this.fail('graph', `kernel ${k} is not 1, 3, 5 or 7`);
+    if (s < 1 || s > 4) this.fail('graph', `stride ${s} outside 1..4`);
+    if (pad > (k >> 1)) this.fail('graph', `padding ${pad} larger than kernel/2`);
+    if (groups === 0 || cin === 0 || cout === 0 || cin % groups !== 0 || cout % groups !== 0) {
+      this.fail('graph', `groups ${groups} must divide cin ${cin} and cout ${cout} (none 0)`);
     }
-    this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
+    if (op.accumulate > 1) this.fail('graph', `accumulate ${op.accumulate} is not 0 or 1`);
+    this.act(op.inAct);
+    this.act(op.outAct);
+    const inB = this.buffers[op.inBuffer], outB = this.buffers[op.outBuffer];
+    if (!inB || !outB) return this.fail('range', 'buffer does not exist');
+    let inLo: number, inHi: number, outLo: number, outHi: number;
+    if (op.inIndex !== null) {
+      if (op.inChannel >= inB.channels) this.fail('range', 'input channel offset outside the buffer');
+      const [lo, hi] = this.index(op.inIndex, cin, inB.channels - op.inChannel, false, 'inIndex');
+      inLo = op.inChannel + lo; inHi = op.inChannel + hi;
+    } else {
+      this.range(op.inBuffer, op.inChannel, cin, 'input');
+      inLo = op.inChannel; inHi = op.inChannel + cin - 1;
+    }
+    if (op.outIndex !== null) {
+      if (op.outChannel >= outB.channels) this.fail('range', 'output channel offset outside the buffer');
+      const [lo, hi] = this.index(op.outIndex, cout, outB.channels - op.outChannel, op.accumulate === 0, 'outIndex');
+      outLo = op.outChannel + lo; outHi = op.outChannel + hi;
+    } else {
+      this.range(op.outBuffer, op.outChannel, cout, 'output');
+      outLo = op.outChannel; outHi = op.outChannel + cout - 1;
+    }
+    this.alias(op.inBuffer, inLo, inHi, op.outBuffer, outLo, outHi);
+    if (inB.height + 2 * pad < k || inB.width + 2 * pad < k) this.fail('shape', 'input smaller than the kernel');
+    const oh = Math.floor((inB.height + 2 * pad - k) / s) + 1, ow = Math.floor((inB.width + 2 * pad - k) / s) + 1;
+    if (oh !== outB.height || ow !== outB.width) this.fail('shape', `output size ${oh}x${ow} does not match the output buffer`);
+    this.floats(op.weight, [cout, cin / groups, k, k], 'weight');
+    this.optionalFloats(op.bias, cout, 'bias');
+    if ((op.inScale === null) !== (op.inShift === null)) this.fail('graph', 'inScale and inShift come together');
+    this.optionalFloats(op.inScale, cin, 'inScale');
+    this.optionalFloats(op.inShift, cin, 'inShift');
+    // The runtime's scratch for this op (input panel + kernel scratch) must stay below 2^31 bytes.
+    const panel = op.inIndex !== null || op.inScale !== null || op.inAct !== 0 ? cin * inB.height * inB.width * 4 : 0;
+    if (align16(panel) + convKernelScratch(cin, inB.height, inB.width, k, s, pad) > 0x7fffffff) this.fail('overflow', 'scratch size overflows');
   }
 
-  se(op: Extract<Op, { kind: 'se' }>, where: string): void {
-    const b = this.buffer(op.buffer, where, 'buffer');
-    this.channels(b, op.channel, op.channels, null, where, 'SE');
-    if (op.hidden < 1 || op.hidden > 65535) fail('value', `${where}: hidden size ${op.hidden} outside 1..65535`);
-    if (op.gate !== 0) fail('value', `${where}: gate ${op.gate} (only 0, sigmoid)`);
-    this.required(op.w1, where, 'w1', [op.hidden, op.channels]);
-    this.tensor(op.b1, where, 'b1', 'float', [op.hidden]);
-    this.required(op.w2, where, 'w2', [op.channels, op.hidden]);
-    this.tensor(op.b2, where, 'b2', 'float', [op.channels]);
+  private se(op: Extract<Op, { kind: 'se' }>): void {
+    this.range(op.buffer, op.channel, op.channels, 'SE');
+    if (op.hidden === 0 || op.hidden > 65535) this.fail('graph', `hidden width ${op.hidden} outside 1..65535`);
+    if (op.gate !== 0) this.fail('graph', `unknown gate ${op.gate}`);
+    const w1 = op.w1 === null ? undefined : this.tensors[op.w1], w2 = op.w2 === null ? undefined : this.tensors[op.w2];
+    if (!w1 || !w2) return this.fail('range', 'weight tensor does not exist');
+    if (!this.shapeIs(w1, [op.hidden, op.channels])) this.fail('shape', 'w1 must have shape [hidden, C]');
+    if (!this.shapeIs(w2, [op.channels, op.hidden])) this.fail('shape', 'w2 must have shape [C, hidden]');
+    this.floatValues(op.w1!, 'w1');
+    this.floatValues(op.w2!, 'w2');
+    this.optionalFloats(op.b1, op.hidden, 'b1');
+    this.optionalFloats(op.b2, op.channels, 'b2');
   }
 
-  avgpool(op: Extract<Op, { kind: 'avgpool' }>, where: string): void {
-    const inB = this.buffer(op.inBuffer, where, 'inBuffer');
-    const outB = this.buffer(op.outBuffer, where, 'outBuffer');
-    if (op.kernel < 1 || op.kernel > 16) fail('value', `${where}: kernel ${op.kernel} outside 1..16`);
-    if (op.stride < 1 || op.stride > 16) fail('value', `${where}: stride ${op.stride} outside 1..16`);
-    const inSpan = this.channels(inB, op.inChannel, op.channels, null, where, 'input');
-    const outSpan = this.channels(outB, op.outChannel, op.channels, null, where, 'output');
-    this.pooledSize(inB.height, op.kernel, op.stride, 0, outB.height, where, 'height');
-    this.pooledSize(inB.width, op.kernel, op.stride, 0, outB.width, where, 'width');
-    this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
+  private pool(op: Extract<Op, { kind: 'avgpool' | 'global_avgpool' }>): void {
+    const inB = this.range(op.inBuffer, op.inChannel, op.channels, 'input');
+    const outB = this.range(op.outBuffer, op.outChannel, op.channels, 'output');
+    this.alias(op.inBuffer, op.inChannel, op.inChannel + op.channels - 1, op.outBuffer, op.outChannel, op.outChannel + op.channels - 1);
+    if (op.kind === 'global_avgpool') {
+      this.act(op.inAct);
+      if (outB.height !== 1 || outB.width !== 1) this.fail('shape', 'global pooling writes a 1x1 buffer');
+      if ((op.inScale === null) !== (op.inShift === null)) this.fail('graph', 'inScale and inShift come together');
+      this.optionalFloats(op.inScale, op.channels, 'inScale');
+      this.optionalFloats(op.inShift, op.channels, 'inShift');
+      return;
+    }
+    const { kernel: k, stride: s } = op;
+    if (k < 1 || k > 16 || s < 1 || s > 16) this.fail('graph', 'pool kernel and stride must be 1..16');
+    if (inB.height < k || inB.width < k) this.fail('shape', 'input smaller than the pool kernel');
+    if (Math.floor((inB.height - k) / s) + 1 !== outB.height || Math.floor((inB.width - k) / s) + 1 !== outB.width) {
+      this.fail('shape', 'pooled size does not match the output buffer');
+    }
   }
 
-  globalAvgPool(op: Extract<Op, { kind: 'global_avgpool' }>, where: string): void {
-    const inB = this.buffer(op.inBuffer, where, 'inBuffer');
-    const outB = this.buffer(op.outBuffer, where, 'outBuffer');
-    if (outB.height !== 1 || outB.width !== 1) fail('shape', `${where}: output buffer ${op.outBuffer} is not 1x1`);
-    this.act(op.inAct, where, 'inAct');
-    if ((op.inScale === null) !== (op.inShift === null)) fail('value', `${where}: inScale and inShift must be given together`);
-    this.tensor(op.inScale, where, 'inScale', 'float', [op.channels]);
-    this.tensor(op.inShift, where, 'inShift', 'float', [op.channels]);
-    const inSpan = this.channels(inB, op.inChannel, op.channels, null, where, 'input');
-    const outSpan = this.channels(outB, op.outChannel, op.channels, null, where, 'output');
-    this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
+  private fc(op: Extract<Op, { kind: 'fc' }>): void {
+    const inB = this.range(op.inBuffer, op.inChannel, op.cin, 'input');
+    const outB = this.range(op.outBuffer, op.outChannel, op.cout, 'output');
+    this.act(op.outAct);
+    if (inB.height !== 1 || inB.width !== 1 || outB.height !== 1 || outB.width !== 1) this.fail('shape', 'fully connected layers read and write 1x1 buffers');
+    this.alias(op.inBuffer, op.inChannel, op.inChannel + op.cin - 1, op.outBuffer, op.outChannel, op.outChannel + op.cout - 1);
+    this.floats(op.weight, [op.cout, op.cin], 'weight');
+    this.optionalFloats(op.bias, op.cout, 'bias');
   }
 
-  fc(op: Extract<Op, { kind: 'fc' }>, where: string): void {
-    const inB = this.buffer(op.inBuffer, where, 'inBuffer');
-    const outB = this.buffer(op.outBuffer, where, 'outBuffer');
-    if (inB.height !== 1 || inB.width !== 1) fail('shape', `${where}: input buffer ${op.inBuffer} is not 1x1`);
-    if (outB.height !== 1 || outB.width !== 1) fail('shape', `${where}: output buffer ${op.outBuffer} is not 1x1`);
-    this.act(op.outAct, where, 'outAct');
-    this.required(op.weight, where, 'weight', [op.cout, op.cin]);
-    this.tensor(op.bias, where, 'bias', 'float', [op.cout]);
-    const inSpan = this.channels(inB, op.inChannel, op.cin, null, where, 'input');
-    const outSpan = this.channels(outB, op.outChannel, op.cout, null, where, 'output');
-    this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
-  }
-
-  shuffle(op: Extract<Op, { kind: 'channel_shuffle' }>, where: string): void {
-    const inB = this.buffer(op.inBuffer, where, 'inBuffer');
-    const outB = this.buffer(op.outBuffer, where, 'outBuffer');
-    if (op.groups < 1 || op.channels % op.groups !== 0) fail('value', `${where}: groups ${op.groups} must divide ${op.channels} channels`);
-    if (inB.height !== outB.height || inB.width !== outB.width) fail('shape', `${where}: input and output sizes differ`);
-    const inSpan = this.channels(inB, op.inChannel, op.channels, null, where, 'input');
-    const outSpan = this.channels(outB, op.outChannel, op.channels, null, where, 'output');
-    this.noOverlap(op.inBuffer, inSpan, op.outBuffer, outSpan, where);
-  }
-
-  run(): void {
-    this.g.ops.forEach((op, i) => {
-      const where = `op ${i} (${op.kind})`;
-      // Zero counts first, so that they are reported as such and not as the tensor shapes they imply.
-      const counts = op as unknown as Record<string, number>;
-      for (const f of ['cin', 'cout', 'channels', 'hidden', 'groups']) {
-        if (f in counts && counts[f] === 0) fail('value', `${where}: ${f} is 0`);
-      }
-      switch (op.kind) {
-        case 'conv2d': return this.conv(op, where);
-        case 'se': return this.se(op, where);
-        case 'avgpool': return this.avgpool(op, where);
-        case 'global_avgpool': return this.globalAvgPool(op, where);
-        case 'fc': return this.fc(op, where);
-        case 'channel_shuffle': return this.shuffle(op, where);
-      }
-    });
+  private shuffle(op: Extract<Op, { kind: 'channel_shuffle' }>): void {
+    const inB = this.range(op.inBuffer, op.inChannel, op.channels, 'input');
+    const outB = this.range(op.outBuffer, op.outChannel, op.channels, 'output');
+    if (op.groups === 0 || op.channels % op.groups !== 0) this.fail('graph', `groups ${op.groups} must divide ${op.channels} channels`);
+    if (inB.height !== outB.height || inB.width !== outB.width) this.fail('shape', 'shuffle keeps the spatial size');
+    this.alias(op.inBuffer, op.inChannel, op.inChannel + op.channels - 1, op.outBuffer, op.outChannel, op.outChannel + op.channels - 1);
   }
 }
 
-function checkRequiredMeta(meta: MetaEntry[], g: RawGraph): void {
-  const get = (key: string, type: MetaEntry['type'], required: boolean): MetaEntry | undefined => {
-    const e = meta.find((x) => x.key === key);
-    if (!e) {
-      if (required) fail('meta', `required key '${key}' is missing`);
-      return undefined;
-    }
-    if (e.type !== type) fail('meta', `'${key}' has type ${e.type}, expected ${type}`);
-    return e;
-  };
-  get('name', 'string', true);
-  get('arch', 'string', false);
-  get('provenance', 'string', false);
-  const resize = get('input.resize', 'string', false);
-  if (resize && resize.value !== 'bilinear' && resize.value !== 'nearest') {
-    fail('meta', `'input.resize' is '${resize.value as string}', expected bilinear or nearest`);
+interface Graph {
+  buffers: BufferShape[];
+  inputBuffer: number;
+  outputBuffer: number;
+  ops: Op[];
+}
+
+function parseGraph(bytes: Uint8Array, meta: MetaEntry[], tensors: Tensor[]): Graph {
+  const c = new Cursor(bytes, 'GRPH');
+  if (bytes.length < 16) fail('truncated', 'GRPH section too short');
+  const bufferCount = c.u32('buffer count');
+  const opCount = c.u32('op count');
+  const inputBuffer = c.u32('input buffer');
+  const outputBuffer = c.u32('output buffer');
+  if (bufferCount < 1 || bufferCount > 65535) fail('graph', `GRPH: buffer count ${bufferCount} outside 1..65535`);
+  if (opCount < 1 || opCount > 65535) fail('graph', `GRPH: op count ${opCount} outside 1..65535`);
+  if (inputBuffer >= bufferCount || outputBuffer >= bufferCount || inputBuffer === outputBuffer) {
+    fail('range', `GRPH: input buffer ${inputBuffer} and output buffer ${outputBuffer} must be two of the ${bufferCount} buffers`);
   }
-  const shape = get('input.shape', 'u32[]', true)!.value as Uint32Array;
-  const inB = g.buffers[g.inputBuffer]!;
-  if (shape.length !== 3) fail('meta', `'input.shape' has ${shape.length} elements, expected 3`);
+  c.need(bufferCount * 12, `${bufferCount} buffer entries`);
+  // Each op takes at least 4 bytes: the op count is bounded by the section size.
+  if (opCount * 4 > bytes.length) fail('truncated', `GRPH: ${opCount} ops cannot fit in ${bytes.length} bytes`);
+  const buffers: BufferShape[] = [];
+  for (let i = 0; i < bufferCount; i++) {
+    const b = { channels: c.u32('channels'), height: c.u32('height'), width: c.u32('width') };
+    if ([b.channels, b.height, b.width].some((d) => d === 0 || d > 65535)) fail('shape', `buffer ${i}: a dimension outside 1..65535`);
+    if (b.channels * b.height * b.width > MAX_BUFFER_ELEMENTS) fail('overflow', `buffer ${i}: ${b.channels}x${b.height}x${b.width} f32 overflows 32 bits`);
+    buffers.push(b);
+  }
+  const shape = meta.find((e) => e.key === 'input.shape')!.value as Uint32Array;
+  const inB = buffers[inputBuffer]!, outB = buffers[outputBuffer]!;
   if (shape[0] !== inB.channels || shape[1] !== inB.height || shape[2] !== inB.width) {
-    fail('meta', `'input.shape' [${Array.from(shape)}] differs from the input buffer ${inB.channels}x${inB.height}x${inB.width}`);
+    fail('shape', `input buffer ${inB.channels}x${inB.height}x${inB.width} differs from 'input.shape' [${Array.from(shape)}]`);
   }
-  for (const key of ['input.mean', 'input.std']) {
-    const v = get(key, 'f32[]', true)!.value as Float32Array;
-    if (v.length !== inB.channels) fail('meta', `'${key}' has ${v.length} elements, expected ${inB.channels}`);
-    if (!v.every((x) => Number.isFinite(x) && (key === 'input.mean' || x > 0))) {
-      fail('meta', `'${key}' must be finite${key === 'input.std' ? ' and positive' : ''}`);
-    }
-  }
-  const outB = g.buffers[g.outputBuffer]!;
-  if (outB.height !== 1 || outB.width !== 1) fail('shape', `output buffer is ${outB.height}x${outB.width}, not 1x1`);
   // Optional since version 1.1: models of classes without shipped names (ImageNet configurations) omit them.
-  const labels = get('labels', 'string[]', false)?.value as string[] | undefined;
-  if (labels && labels.length !== outB.channels) fail('meta', `'labels' has ${labels.length} names, the output has ${outB.channels} channels`);
+  const labels = meta.find((e) => e.key === 'labels')?.value as string[] | undefined;
+  if (outB.height !== 1 || outB.width !== 1 || (labels && labels.length !== outB.channels)) {
+    fail('shape', `output buffer ${outB.channels}x${outB.height}x${outB.width} must be 1x1 with one channel per label`);
+  }
+  const checker = new OpChecker(buffers, tensors);
+  const ops: Op[] = [];
+  for (let i = 0; i < opCount; i++) {
+    const opcode = c.u16(`op ${i} opcode`);
+    const words = c.u16(`op ${i} word count`);
+    const kind = OP_BY_CODE.get(opcode);
+    if (!kind) fail('graph', `op ${i}: unknown opcode ${opcode}`);
+    const fields = OP_LAYOUT[kind].fields;
+    if (words !== fields.length) fail('graph', `op ${i} (${kind}): ${words} words, expected ${fields.length}`);
+    c.need(words * 4, `op ${i}`);
+    const rec: Record<string, unknown> = { kind };
+    for (const f of fields) {
+      const v = c.u32(`op ${i} ${f}`);
+      rec[f] = TENSOR_FIELDS.has(f) && v === NONE ? null : v;
+    }
+    const op = rec as unknown as Op;
+    checker.check(op, i);
+    ops.push(op);
+  }
+  if (c.remaining !== 0) fail('graph', `GRPH: ${c.remaining} bytes after its last op`);
+  return { buffers, inputBuffer, outputBuffer, ops };
 }
 
 /**
@@ -664,9 +673,10 @@ export function readModel(bytes: Uint8Array): Model {
   const major = view.getUint16(4, true);
   if (major !== MAJOR_VERSION) fail('version', `major version ${major}, this reader supports ${MAJOR_VERSION}`);
   const fileSize = view.getUint32(8, true);
-  if (fileSize !== bytes.length) fail('file-size', `header says ${fileSize} bytes, file has ${bytes.length}`);
+  if (fileSize > bytes.length) fail('truncated', `header says ${fileSize} bytes, file has ${bytes.length}`);
+  if (fileSize !== bytes.length) fail('size', `header says ${fileSize} bytes, file has ${bytes.length}`);
   const n = view.getUint32(12, true);
-  if (n < 4 || n > 16) fail('section-count', `section count ${n} outside 4..16`);
+  if (n < 4 || n > 16) fail('size', `section count ${n} outside 4..16`);
   const dirEnd = HEADER_SIZE + n * DIR_ENTRY_SIZE;
   if (bytes.length < dirEnd) fail('truncated', `file of ${bytes.length} bytes ends inside the section directory`);
   const headerCrc = crc32(bytes, HEADER_SIZE, dirEnd, crc32(bytes, 0, 28));
@@ -682,10 +692,8 @@ export function readModel(bytes: Uint8Array): Model {
     const offset = view.getUint32(d + 4, true);
     const size = view.getUint32(d + 8, true);
     const label = JSON.stringify(tag);
-    if (offset % 16 !== 0) fail('section', `section ${label} offset ${offset} is not a multiple of 16`);
-    if (offset < dirEnd || offset + size > bytes.length) {
-      fail('section', `section ${label} [${offset}, ${offset + size}) outside the file body [${dirEnd}, ${bytes.length})`);
-    }
+    if (offset + size > bytes.length) fail('truncated', `section ${label} [${offset}, ${offset + size}) runs past the end of the file (${bytes.length})`);
+    if (offset % 16 !== 0 || offset < dirEnd) fail('section', `section ${label} at ${offset} is misaligned or overlaps the header`);
     for (const [lo, hi, other] of spans) {
       if (offset < hi && lo < offset + size) fail('section', `sections ${label} and ${JSON.stringify(other)} overlap`);
     }
@@ -701,9 +709,7 @@ export function readModel(bytes: Uint8Array): Model {
 
   const meta = parseMeta(found.get('META')!);
   const tensors = parseTensors(found.get('TENS')!, found.get('DATA')!);
-  const graph = parseGraph(found.get('GRPH')!);
-  checkRequiredMeta(meta, graph);
-  new GraphChecker(graph, tensors).run();
+  const graph = parseGraph(found.get('GRPH')!, meta, tensors);
   return { meta, buffers: graph.buffers, inputBuffer: graph.inputBuffer, outputBuffer: graph.outputBuffer, ops: graph.ops, tensors };
 }
 

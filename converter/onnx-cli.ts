@@ -5,7 +5,7 @@ import { UsageError } from '../cli/errors.js';
 import { readModel } from './format.js';
 import { readModelFile, writeFileAtomic } from './io.js';
 import type { Model } from './model.js';
-import { DEFAULT_INDEX_SUM, exportOnnx, INDEX_SUM_VARIANTS, type IndexSumVariant } from './onnx.js';
+import { DEFAULT_INDEX_SUM, INDEX_SUM_VARIANTS, type IndexSumVariant } from './onnx-variants.js';
 
 export const INDEX_SUM_HELP = `how the SFR index-sum is written: ${INDEX_SUM_VARIANTS.join(', ')} (default ${DEFAULT_INDEX_SUM})`;
 
@@ -24,6 +24,7 @@ export function parseOpset(v: string): number {
 
 /** Writes the ONNX form of a model (atomically) and returns a one-line summary. */
 export async function writeOnnx(model: Model, file: string, indexSum: IndexSumVariant, opset = 16): Promise<string> {
+  const { exportOnnx } = await import('./onnx.js'); // onnx-proto loads only for the commands that write ONNX
   const bytes = exportOnnx(model, { indexSum, opset });
   await writeFileAtomic(file, bytes);
   return `wrote ${file}: ONNX opset ${opset}, index-sum '${indexSum}', ${bytes.length} bytes`;

@@ -13,29 +13,14 @@ import onnxPkg from 'onnx-proto';
 
 import { ACT, tensorFloats, getMeta, type Conv2dOp, type Model, type Op, type TensorRef } from './model.js';
 import { toolVersion } from './version.js';
+import { DEFAULT_INDEX_SUM, INDEX_SUM_VARIANTS, type IndexSumVariant } from './onnx-variants.js';
 
 const { onnx } = onnxPkg;
 type NodeProto = InstanceType<typeof onnx.NodeProto>;
 type TensorProto = InstanceType<typeof onnx.TensorProto>;
 type AttributeProto = InstanceType<typeof onnx.AttributeProto>;
 
-/**
- * How the SFR's "add each output into its target channel" is expressed (outputs of several groups may target one
- * channel and are then summed):
- *   conv     one dense 1x1 Conv from the SFR inputs to the target channels (group weights scattered into a dense,
- *            mostly-zero weight; duplicates summed), then Add. More multiply-adds, fewest ops.
- *   matmul   the official deploy graph: grouped Conv, then a dense 0/1 [targets x outputs] MatMul over channels, Add.
- *   scatter  grouped Conv, then ScatterElements(reduction add) of its outputs straight into the old features.
- *   gather   grouped Conv, then per multiplicity round a Gather of the outputs (with a zero channel for "none"),
- *            summed with Add.
- */
-export const INDEX_SUM_VARIANTS = ['conv', 'matmul', 'scatter', 'gather'] as const;
-export type IndexSumVariant = (typeof INDEX_SUM_VARIANTS)[number];
-/**
- * The most robust choice measured (bench/README.md): fastest in onnxruntime-web by 1.2-2x, and tied with 'conv'
- * (within run-to-run noise) in native onnxruntime, where both are ~2x faster than the official 'matmul' form.
- */
-export const DEFAULT_INDEX_SUM: IndexSumVariant = 'gather';
+export { DEFAULT_INDEX_SUM, INDEX_SUM_VARIANTS, type IndexSumVariant } from './onnx-variants.js';
 
 export interface OnnxExportOptions {
   indexSum?: IndexSumVariant;

@@ -70,12 +70,14 @@ function randomLinear(rng: Rng, cin: number, cout: number): LinearParams {
 }
 
 function randomLayer(rng: Rng, cfg: ArchConfig, block: number, inC: number, sfr: boolean, depth: number): DenseLayerParams {
-  const G = cfg.groups;
+  const G = cfg.group1x1;
+  const G3 = cfg.group3x3;
   const k = cfg.growth[block]!;
   const bk = cfg.bottleneck * k;
   const keepIn = inC / cfg.condenseFactor;
-  if (!Number.isInteger(keepIn) || bk % G || k % G) {
-    throw new Error(`${cfg.name} block ${block}: channel counts (${inC}, ${k}, ${bk}) do not divide by C=${cfg.condenseFactor} / G=${G}`);
+  if (!Number.isInteger(keepIn) || bk % G || bk % G3 || k % G3 || k % cfg.groupTrans) {
+    throw new Error(`${cfg.name} block ${block}: channel counts (${inC}, ${k}, ${bk}) do not divide by C=${cfg.condenseFactor} / ` +
+      `group_1x1=${G} / group_3x3=${G3} / group_trans=${cfg.groupTrans}`);
   }
   // LGC: every weight is random (masked-out ones too, so condensation must really drop them).
   const lgcMask = new Uint8Array(bk * inC);
@@ -88,16 +90,17 @@ function randomLayer(rng: Rng, cfg: ArchConfig, block: number, inC: number, sfr:
     growth: k,
     activation: activationOfBlock(cfg, block),
     lgc: { bn: randomBn(rng, inC), weight: rng.normals(bk * inC, Math.sqrt(2 / keepIn)), mask: lgcMask },
-    conv: { bn: randomBn(rng, bk), weight: rng.normals(k * (bk / G) * 9, Math.sqrt(2 / ((bk / G) * 9))) },
+    conv: { bn: randomBn(rng, bk), weight: rng.normals(k * (bk / G3) * 9, Math.sqrt(2 / ((bk / G3) * 9))) },
   };
   if (block >= cfg.seStartBlock) layer.se = randomSe(rng, k, cfg.seReduction);
   if (sfr) {
     const keepOut = inC / cfg.sfrFactor;
     if (!Number.isInteger(keepOut)) throw new Error(`${cfg.name} block ${block}: ${inC} channels do not divide by S=${cfg.sfrFactor}`);
     const mask = new Uint8Array(inC * k);
-    for (let g = 0; g < G; g++) {
+    const GT = cfg.groupTrans;
+    for (let g = 0; g < GT; g++) {
       const keep = rng.choose(inC, keepOut);
-      for (let j = g; j < k; j += G) for (const o of keep) mask[o * k + j] = 1;
+      for (let j = g; j < k; j += GT) for (const o of keep) mask[o * k + j] = 1;
     }
     // Eval-mode BN with random statistics does not renormalise, and every SFR adds to old features, so the
     // variance would grow geometrically with depth. Each kept output sums ~k/S activated inputs (E[a^2] ~ var/2);

@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../cli/errors.js';
 import { Cdnv2Error, loadModelFile, wasmPath, type Isa, type Prediction } from './index.js';
-import { readImageFile } from './image.js';
 import type { Cdnv2Model } from './engine.js';
 import { findWasmtime } from './wasmtime.js';
 
@@ -14,6 +13,12 @@ interface ClassifyResult {
   file: string;
   ms: number;
   top: Prediction[];
+}
+
+/** A file that could not be classified, as `--json` reports it (in input order, with the others). */
+interface ClassifyFailure {
+  file: string;
+  error: { code: string; message: string };
 }
 
 function positiveInt(value: string): number {
@@ -43,6 +48,7 @@ function warmUp(model: Cdnv2Model, ms: number): void {
 
 /** Logits for one file, measuring only the runtime (decode excluded). */
 async function classifyInNode(model: Cdnv2Model, file: string, k: number): Promise<ClassifyResult> {
+  const { readImageFile } = await import('./image.js'); // the decoders load only for this command
   const input = await readImageFile(file);
   const t0 = performance.now();
   let logits: Float32Array;
@@ -60,6 +66,7 @@ async function classifyInNode(model: Cdnv2Model, file: string, k: number): Promi
 
 /** Runs build/cdnv2.wasm under wasmtime on the normalised input the host prepared (as a raw tensor). */
 async function classifyInWasmtime(model: Cdnv2Model, modelFile: string, file: string, k: number): Promise<ClassifyResult> {
+  const { readImageFile } = await import('./image.js');
   const input = await readImageFile(file);
   const tensor = input.kind === 'tensor' ? input.data
     : input.kind === 'pnm' ? model.preprocessPnm(input.bytes) : model.preprocess(input.image);
@@ -92,7 +99,7 @@ export function register(program: Command): void {
     .argument('<images...>', 'image files')
     .option('--top <k>', 'how many classes to print per image', positiveInt, 5)
     .addOption(new Option('--engine <engine>', 'which build runs the model').choices(['node', 'relaxed', 'scalar', 'wasmtime']).default('node'))
-    .option('--json', 'print JSON: [{"file", "top": [{"index", "label", "score"}]}]')
+    .option('--json', 'print JSON: [{"file", "ms", "top": [{"index", "label", "score"}]} or {"file", "error": {"code", "message"}}], one per image in order')
     .option('--warmup <ms>', 'run the network this long before timing, so V8 has optimised the wasm (0: time cold runs)', nonNegativeInt, 300)
     .action(async (modelFile: string, images: string[], opts: { top: number; engine: string; json?: boolean; warmup: number }) => {
       if (opts.engine === 'wasmtime') {
@@ -102,7 +109,7 @@ export function register(program: Command): void {
       const isa: Isa = opts.engine === 'relaxed' ? 'relaxed' : opts.engine === 'scalar' ? 'scalar' : 'simd';
       const model = await loadModelFile(modelFile, { isa });
       if (opts.engine !== 'wasmtime') warmUp(model, opts.warmup);
-      const results: ClassifyResult[] = [];
+      const results: (ClassifyResult | ClassifyFailure)[] = [];
       let failed = 0;
       for (const file of images) {
         try {
@@ -118,10 +125,11 @@ export function register(program: Command): void {
           if (!(err instanceof Cdnv2Error)) throw err;
           failed++;
           process.stderr.write(`cdnv2: ${err.message}\n`);
+          results.push({ file, error: { code: err.code, message: err.message } });
         }
       }
       if (opts.json) {
-        process.stdout.write(JSON.stringify(results.map((r) => ({ file: r.file, ms: r.ms, top: r.top }))) + '\n');
+        process.stdout.write(JSON.stringify(results.map((r) => ('error' in r ? r : { file: r.file, ms: r.ms, top: r.top }))) + '\n');
       }
       model.dispose();
       if (failed > 0) process.exitCode = 1;

@@ -1,14 +1,12 @@
 // Platform-neutral JS API over the library build (build/cdnv2-lib*.wasm). One WebAssembly instance per loaded
 // model: no shared state, several models at once, and a model's memory is gone with it.
 import { readMetaEntries, type MetaEntry } from '../converter/format.js';
+import { ERROR_CODES } from '../converter/error-codes.js';
 
 export type Isa = 'simd' | 'relaxed' | 'scalar';
 
-/** Names of the runtime's numeric error codes (assembly/errors.ts). */
-export const ERROR_NAMES = [
-  'ok', 'bad-magic', 'version', 'size', 'checksum', 'truncated', 'section', 'meta', 'graph', 'range', 'shape',
-  'index', 'overflow', 'arena', 'alias', 'input', 'handle', 'header', 'numeric',
-] as const;
+/** Names of the runtime's numeric error codes (assembly/errors.ts), shared with the TypeScript reader. */
+export const ERROR_NAMES = ERROR_CODES;
 
 /** Every failure of the runtime: `code` is one of ERROR_NAMES (or 'wasm' for an engine fault). */
 export class Cdnv2Error extends Error {

@@ -2,6 +2,7 @@
 // as `cdnv2 eval <checkpointDir>` (TensorFlow.js), so the two can be compared image by image.
 import { CONFIGS, type ArchConfig } from '../arch/configs.js';
 import { reportEvaluation } from '../cli/eval-report.js';
+import { evalProgress } from '../cli/progress.js';
 import { limitSource, openDataset, type DatasetName } from '../trainer/data/index.js';
 import { loadModelFile, type Isa } from './index.js';
 import { evaluateModel } from './evaluate.js';
@@ -14,6 +15,8 @@ export interface EvalModelOptions {
   json?: boolean;
   logits?: string;
   isa?: Isa;
+  /** Progress on stderr (default true): a bar on a terminal, a line every 10 s elsewhere. */
+  progress?: boolean;
 }
 
 /** The data loaders want a configuration: the model's own, or one shaped after its metadata. */
@@ -28,7 +31,9 @@ export async function evalModelFile(file: string, o: EvalModelOptions): Promise<
   const model = await loadModelFile(file, { isa: o.isa ?? 'simd' });
   const src = limitSource(openDataset(o.dataset, 'test', configFor(model.meta, model.outputLength), o.data), o.limit);
   try {
-    const r = evaluateModel(model, src, { keepLogits: Boolean(o.logits) });
+    const bar = evalProgress(src.count, o.progress ?? true);
+    const r = evaluateModel(model, src, { keepLogits: Boolean(o.logits), onProgress: (done) => bar.update(done) });
+    bar.stop();
     await reportEvaluation(r, model.outputLength, o, `${file}, wasm ${model.isa}`);
   } finally {
     model.dispose();

@@ -10,7 +10,7 @@ export interface RuntimeEvaluation {
   logits?: Float32Array;
 }
 
-export function evaluateModel(model: Cdnv2Model, src: ImageSource, opts: { keepLogits?: boolean } = {}): RuntimeEvaluation {
+export function evaluateModel(model: Cdnv2Model, src: ImageSource, opts: { keepLogits?: boolean; onProgress?: (done: number) => void } = {}): RuntimeEvaluation {
   const classes = model.outputLength;
   if (src.classes > classes) throw new Cdnv2Error('input', `the data set has ${src.classes} classes, the model ${classes}`);
   const pixels = new Uint8Array(src.height * src.width * src.channels);
@@ -23,6 +23,7 @@ export function evaluateModel(model: Cdnv2Model, src: ImageSource, opts: { keepL
     for (let c = 1; c < classes; c++) if (y[c]! > y[best]!) best = c;
     if (best === src.label(i)) correct++;
     logits?.set(y, i * classes);
+    opts.onProgress?.(i + 1);
   }
   return { accuracy: src.count ? correct / src.count : 0, count: src.count, logits };
 }

@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { Cdnv2Error, Cdnv2Model, measurePeak, type Isa } from './engine.js';
+import { fileErrorReason } from '../converter/io.js';
+import { Cdnv2Error, Cdnv2Model, measurePeak, type Isa, type Prediction } from './engine.js';
 
 export { Cdnv2Error, Cdnv2Model, type Isa, type ImageData, type ModelMeta, type Prediction, type OpProfile, ERROR_NAMES, formatProfile, parseProfile } from './engine.js';
 
@@ -75,10 +76,27 @@ export async function loadModelFile(file: string, opts: LoadOptions = {}): Promi
   try {
     bytes = await readFile(file);
   } catch (err) {
-    throw new Cdnv2Error('io', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+    throw new Cdnv2Error('io', `${file}: ${fileErrorReason(err, file)}`);
   }
   try {
     return await loadModel(bytes, opts);
+  } catch (err) {
+    if (err instanceof Cdnv2Error) throw new Cdnv2Error(err.code, `${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * Decodes an image file (PNG, JPEG, binary PGM/PPM, or a raw normalised .f32 tensor), preprocesses it with the
+ * model's own rule (resize, centre crop, mean/std) and returns its top-k classes, as `cdnv2 classify` does.
+ */
+export async function classifyFile(model: Cdnv2Model, file: string, k = 5): Promise<Prediction[]> {
+  const { readImageFile } = await import('./image.js'); // the decoders load only when a file is classified
+  const input = await readImageFile(file);
+  try {
+    const logits = input.kind === 'tensor' ? model.run(input.data)
+      : input.kind === 'pnm' ? model.runPnm(input.bytes) : model.runImage(input.image);
+    return model.top(logits, k);
   } catch (err) {
     if (err instanceof Cdnv2Error) throw new Cdnv2Error(err.code, `${file}: ${err.message}`);
     throw err;

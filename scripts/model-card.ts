@@ -139,7 +139,7 @@ cdnv2 convert ${runName(chain.length - 1)} -o ${o.model} --weights f16
 A run that stops midway continues with \`--resume\` from its newest checkpoint, bit-identically (docs/training.md).
 ${o.note ? `\n${o.note}\n` : ''}
 Configuration \`${cfg.name}\` (arch/configs.ts): input ${cfg.input.channels}x${cfg.input.height}x${cfg.input.width}, layers
-${cfg.layers.join('-')}, growth ${cfg.growth.join('-')}, groups ${cfg.groups}, condensation factor ${cfg.condenseFactor}, SFR factor
+${cfg.layers.join('-')}, growth ${cfg.growth.join('-')}, groups ${cfg.group1x1}/${cfg.group3x3}/${cfg.groupTrans} (1x1/3x3/SFR), condensation factor ${cfg.condenseFactor}, SFR factor
 ${cfg.sfrFactor}, bottleneck ${cfg.bottleneck}, stem ${cfg.stemChannels} channels, hardswish from block ${cfg.hsStartBlock}, SE from block
 ${cfg.seStartBlock}, head SE reduction ${cfg.headSeReduction}.
 

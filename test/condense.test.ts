@@ -6,7 +6,7 @@ import { condense, CondenseError } from '../converter/condense.js';
 import { readModel, writeModel, type Conv2dOp } from '../converter/format.js';
 import { randomNetworkParams, Rng } from '../converter/random.js';
 import { CONFIGS, blockChannels } from '../arch/configs.js';
-import { TINY_A, TINY_B } from './helpers/tiny-configs.js';
+import { TINY_A, TINY_B, TINY_C } from './helpers/tiny-configs.js';
 import { interpret, interpretLogits } from './reference/interpreter.js';
 import { referenceForward } from './reference/network.js';
 
@@ -23,7 +23,7 @@ function relError(a: Float64Array, b: Float64Array): number {
 }
 
 t.test('condensed graph equals the training-form network (f32)', async (t) => {
-  for (const cfg of [TINY_A, TINY_B]) {
+  for (const cfg of [TINY_A, TINY_B, TINY_C]) {
     for (const sfr of [true, false]) {
       for (const seed of [1, 2]) {
         const params = randomNetworkParams(cfg, seed, { sfr });
@@ -97,7 +97,7 @@ t.test('masks that are not final are refused', async (t) => {
   t.throws(() => condense(p, { weights: 'f32' }), /masks not final: block 0 layer 1 LGC/, 'LGC rows of one group differ');
   layer.lgc.mask[m1] = 0;
   // A whole group keeping too many inputs (sparsification not finished).
-  for (let o = 0; o < layer.lgc.mask.length / inC; o += TINY_A.groups) layer.lgc.mask[o * inC + layer.lgc.mask.subarray(0, inC).indexOf(0)] = 1;
+  for (let o = 0; o < layer.lgc.mask.length / inC; o += TINY_A.group1x1) layer.lgc.mask[o * inC + layer.lgc.mask.subarray(0, inC).indexOf(0)] = 1;
   t.throws(() => condense(p, { weights: 'f32' }), CondenseError, 'LGC group keeps too many inputs');
   const p2 = randomNetworkParams(TINY_A, 6);
   p2.blocks[1]![0]!.sfr!.mask.fill(1);

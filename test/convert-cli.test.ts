@@ -71,7 +71,7 @@ t.test('convert a checkpoint with final masks', async (t) => {
   // The kept LGC inputs are the ones the masks chose (checks the [in, out] -> [out, in] layout contract).
   const lgc = model.ops[1] as Conv2dOp;
   const l0 = reference.blocks[0]![0]!;
-  const sets = lgcGroups(l0.lgc.mask, cfg.bottleneck * l0.growth, l0.inChannels, cfg.groups, l0.inChannels / cfg.condenseFactor, 'test');
+  const sets = lgcGroups(l0.lgc.mask, cfg.bottleneck * l0.growth, l0.inChannels, cfg.group1x1, l0.inChannels / cfg.condenseFactor, 'test');
   t.same(Array.from(model.tensors[lgc.inIndex!]!.data), sets.flat(), 'first LGC keeps the masked-in channels');
   const params = checkpointToNetworkParams(await loadCheckpoint(ckptDir, () => {}));
   const rng = new Rng(2);

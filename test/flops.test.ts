@@ -57,19 +57,19 @@ function closedForm(cfg: ArchConfig): { flops: number; params: number } {
   params += 9 * cfg.input.channels * cfg.stemChannels;
   blocks.forEach((bl, b) => {
     const hw = bl.size * bl.size;
-    const k = cfg.growth[b]!, bk = cfg.bottleneck * k, G = cfg.groups;
+    const k = cfg.growth[b]!, bk = cfg.bottleneck * k, G = cfg.group1x1, G3 = cfg.group3x3, GT = cfg.groupTrans;
     for (let l = 0; l < cfg.layers[b]!; l++) {
       const inC = bl.in + l * k;
       const cin = (G * inC) / cfg.condenseFactor;
       flops += cin * hw + (cin / G) * bk * hw + bk * hw;           // act, LGC conv, act (3x3 input)
       params += 2 * cin + (cin / G) * bk + bk;                      // gathered BN, weight, folded bias
-      flops += 9 * (bk / G) * k * hw; params += 9 * (bk / G) * k;   // 3x3 group conv
+      flops += 9 * (bk / G3) * k * hw; params += 9 * (bk / G3) * k; // 3x3 group conv
       if (b >= cfg.seStartBlock) {
         const h = Math.floor(k / cfg.seReduction);
         flops += k * hw + 2 * k * h + h + 2 * k; params += 2 * k * h;
       }
-      const cout = (G * inC) / cfg.sfrFactor;
-      flops += k * hw + (k / G) * cout * hw; params += 2 * k + (k / G) * cout; // SFR act + conv
+      const cout = (GT * inC) / cfg.sfrFactor;
+      flops += k * hw + (k / GT) * cout * hw; params += 2 * k + (k / GT) * cout; // SFR act + conv
     }
     if (b < blocks.length - 1) { const n = blocks[b + 1]!.size; flops += 4 * bl.out * n * n; }
   });

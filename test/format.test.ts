@@ -90,7 +90,7 @@ t.test('round trips are exact', async (t) => {
   t.ok(f16.tensors.some((x) => x.dtype === 'rice') && f16.tensors.every((x) => x.dtype !== 'u8' && x.dtype !== 'u16'), 'index tensors are rice-coded');
   const inf16 = readModel(writeModel(tinyF16));
   (inf16.tensors[0]!.data as Uint16Array)[0] = 0x7c00;
-  expectCode(t, writeModel(inf16, { validate: false }), 'value', 'f16 infinity in a weight tensor');
+  expectCode(t, writeModel(inf16, { validate: false }), 'shape', 'f16 infinity in a weight tensor');
   const fm = condense(randomNetworkParams(CONFIGS['cdnv2-fmnist']!, 3), { weights: 'f16' });
   const fb = writeModel(fm);
   t.same(Buffer.compare(Buffer.from(writeModel(readModel(fb))), Buffer.from(fb)), 0, 'cdnv2-fmnist f16 byte round trip');
@@ -138,12 +138,12 @@ t.test('header and directory errors', async (t) => {
   const minor = good.slice(); setU16(minor, 6, 7); fixHeaderCrc(minor);
   t.doesNotThrow(() => readModel(minor), 'any minor version of major 1 is accepted');
   const fs = good.slice(); setU32(fs, 8, good.length + 16); fixHeaderCrc(fs);
-  expectCode(t, fs, 'file-size', 'size field larger than the file');
+  expectCode(t, fs, 'truncated', 'size field larger than the file');
   const longer = new Uint8Array(good.length + 1); longer.set(good);
-  expectCode(t, longer, 'file-size', 'one extra byte');
+  expectCode(t, longer, 'size', 'one extra byte');
   for (const n of [0, 3, 17, 0xffffffff]) {
     const c = good.slice(); setU32(c, 12, n); fixHeaderCrc(c);
-    expectCode(t, c, 'section-count', `section count ${n}`);
+    expectCode(t, c, 'size', `section count ${n}`);
   }
   const hc = good.slice(); hc[20] ^= 1;
   expectCode(t, hc, 'checksum', 'header byte flipped');
@@ -165,9 +165,9 @@ t.test('truncation', async (t) => {
   expectCode(t, cut, 'truncated', 'file ends inside the directory');
   for (const d of directory(good)) {
     for (const at of [d.offset, d.offset + d.size - 1]) {
-      expectCode(t, good.slice(0, at), 'file-size', `cut at ${at} (${d.tag})`);
+      expectCode(t, good.slice(0, at), 'truncated', `cut at ${at} (${d.tag})`);
       const fixed = good.slice(0, at); setU32(fixed, 8, at); fixHeaderCrc(fixed);
-      expectCode(t, fixed, 'section', `cut at ${at} (${d.tag}), size field patched`);
+      expectCode(t, fixed, 'truncated', `cut at ${at} (${d.tag}), size field patched`);
     }
   }
   // Sections whose contents end early, with valid CRCs.
@@ -184,7 +184,7 @@ t.test('truncation', async (t) => {
   }
   expectCode(t, withSection(good, 'DATA', (b) => b.slice(0, b.length - 1)), 'range', 'DATA one byte short of the last tensor');
   for (const tag of ['META', 'GRPH', 'TENS']) {
-    expectCode(t, withSection(good, tag, (b) => { const x = new Uint8Array(b.length + 4); x.set(b); return x; }), 'trailing', `${tag} with trailing bytes`);
+    expectCode(t, withSection(good, tag, (b) => { const x = new Uint8Array(b.length + 4); x.set(b); return x; }), { META: 'meta', GRPH: 'graph', TENS: 'truncated' }[tag]!, `${tag} with trailing bytes`);
   }
 });
 
@@ -197,11 +197,11 @@ t.test('section directory errors', async (t) => {
   const hdr = good.slice(); setU32(hdr, dir[0]!.entry + 4, 0); fixAllCrcs(hdr);
   expectCode(t, hdr, 'section', 'META over the header');
   const out = good.slice(); setU32(out, dir[3]!.entry + 8, good.length); fixHeaderCrc(out);
-  expectCode(t, out, 'section', 'DATA past the end of the file');
+  expectCode(t, out, 'truncated', 'DATA past the end of the file');
   const huge = good.slice(); setU32(huge, dir[3]!.entry + 4, 0xfffffff0); fixHeaderCrc(huge);
-  expectCode(t, huge, 'section', 'offset near 2^32');
+  expectCode(t, huge, 'truncated', 'offset near 2^32');
   const parts = splitSections(good);
-  expectCode(t, assemble(parts.filter((s) => s.tag !== 'TENS')), 'section-count', 'three sections');
+  expectCode(t, assemble(parts.filter((s) => s.tag !== 'TENS')), 'size', 'three sections');
   expectCode(t, assemble([...parts.filter((s) => s.tag !== 'TENS'), { tag: 'XTRA', body: new Uint8Array(8) }]), 'section', 'TENS missing');
   expectCode(t, assemble([...parts, parts[1]!]), 'section', 'GRPH twice');
   const extra = assemble([parts[0]!, { tag: 'NOTE', body: new TextEncoder().encode('later minor') }, ...parts.slice(1)]);
@@ -253,8 +253,8 @@ t.test('META errors', async (t) => {
   t.doesNotThrow(() => readModel(withSection(good, 'META', () => encode('arch'))), 'optional arch may be absent');
   const f = (vals: number[]): Uint8Array => new Uint8Array(Float32Array.from(vals).buffer);
   expectCode(t, withSection(good, 'META', () => encode('', [], { 'input.mean': { key: 'input.mean', type: 2, n: 2, payload: f([0, 0]) } })), 'meta', 'input.mean with 2 of 3 channels');
-  expectCode(t, withSection(good, 'META', () => encode('', [], { 'input.shape': { key: 'input.shape', type: 1, n: 3, payload: new Uint8Array(Uint32Array.from([3, 11, 12]).buffer) } })), 'meta', 'input.shape differs from the input buffer');
-  expectCode(t, withSection(good, 'META', () => encode('', [], { labels: { key: 'labels', type: 4, n: 1, payload: Uint8Array.from([1, 0, 0, 0, 97]) } })), 'meta', 'one label for five classes');
+  expectCode(t, withSection(good, 'META', () => encode('', [], { 'input.shape': { key: 'input.shape', type: 1, n: 3, payload: new Uint8Array(Uint32Array.from([3, 11, 12]).buffer) } })), 'shape', 'input.shape differs from the input buffer');
+  expectCode(t, withSection(good, 'META', () => encode('', [], { labels: { key: 'labels', type: 4, n: 1, payload: Uint8Array.from([1, 0, 0, 0, 97]) } })), 'shape', 'one label for five classes');
   expectCode(t, withSection(good, 'META', () => encode('', [], { name: { key: 'name', type: 1, n: 1, payload: new Uint8Array(4) } })), 'meta', 'name of the wrong type');
   expectCode(t, withSection(good, 'META', () => encode('', [{ key: 'x', type: 9, n: 0, payload: new Uint8Array(0) }])), 'meta', 'unknown type 9');
   expectCode(t, withSection(good, 'META', () => encode('', [{ key: 'name', type: 3, n: 1, payload: Uint8Array.from([65]) }])), 'meta', 'duplicate key');
@@ -276,17 +276,17 @@ t.test('GRPH structure errors', async (t) => {
   const g = splitSections(good).find((s) => s.tag === 'GRPH')!.body;
   const B = u32(g, 0);
   const firstOp = 16 + 12 * B;
-  expectCode(t, withSection(good, 'GRPH', (b) => { setU16(b, firstOp, 99); return b; }), 'opcode', 'unknown opcode 99');
-  expectCode(t, withSection(good, 'GRPH', (b) => { setU16(b, firstOp, 0); return b; }), 'opcode', 'opcode 0');
-  expectCode(t, withSection(good, 'GRPH', (b) => { setU16(b, firstOp + 2, 18); return b; }), 'word-count', 'CONV2D with 18 words');
-  expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 0, 0); return b; }), 'value', 'zero buffers');
-  expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 4, 0); return b; }), 'value', 'zero ops');
+  expectCode(t, withSection(good, 'GRPH', (b) => { setU16(b, firstOp, 99); return b; }), 'graph', 'unknown opcode 99');
+  expectCode(t, withSection(good, 'GRPH', (b) => { setU16(b, firstOp, 0); return b; }), 'graph', 'opcode 0');
+  expectCode(t, withSection(good, 'GRPH', (b) => { setU16(b, firstOp + 2, 18); return b; }), 'graph', 'CONV2D with 18 words');
+  expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 0, 0); return b; }), 'graph', 'zero buffers');
+  expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 4, 0); return b; }), 'graph', 'zero ops');
   expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 4, u32(b, 4) + 1); return b; }), 'truncated', 'one op more than present');
   expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 0, 65535); return b; }), 'truncated', 'buffer count past the section');
-  expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 8, B); return b; }), 'index', 'input buffer out of range');
-  expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 12, u32(b, 8)); return b; }), 'value', 'output buffer is the input buffer');
-  expectCode(t, mutated((m) => { m.buffers[1]!.width = 0; }), 'value', 'zero-width buffer');
-  expectCode(t, mutated((m) => { m.buffers[1] = { channels: 65536, height: 65536, width: 1 }; }), 'overflow', 'buffer bytes overflow 32 bits');
+  expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 8, B); return b; }), 'range', 'input buffer out of range');
+  expectCode(t, withSection(good, 'GRPH', (b) => { setU32(b, 12, u32(b, 8)); return b; }), 'range', 'output buffer is the input buffer');
+  expectCode(t, mutated((m) => { m.buffers[1]!.width = 0; }), 'shape', 'zero-width buffer');
+  expectCode(t, mutated((m) => { m.buffers[1] = { channels: 65535, height: 65535, width: 1 }; }), 'overflow', 'buffer bytes overflow 32 bits');
   expectCode(t, mutated((m) => { m.buffers[m.outputBuffer]!.height = 2; }), 'shape', 'output buffer not 1x1');
 });
 
@@ -295,11 +295,11 @@ t.test('op errors', async (t) => {
   const sfr = (m: Model): Conv2dOp => findOp(m, 'conv2d', isSfr);
   const stem = (m: Model): Conv2dOp => m.ops[0] as Conv2dOp;
   const cases: [string, string, (m: Model) => void][] = [
-    ['index', 'conv inBuffer out of range', (m) => { stem(m).inBuffer = m.buffers.length; }],
-    ['index', 'conv outBuffer out of range', (m) => { stem(m).outBuffer = 99; }],
-    ['index', 'weight tensor out of range', (m) => { stem(m).weight = m.tensors.length; }],
-    ['value', 'weight NONE', (m) => { (stem(m) as { weight: number | null }).weight = null; }],
-    ['index', 'bias tensor out of range', (m) => { lgc(m).bias = 70000; }],
+    ['range', 'conv inBuffer out of range', (m) => { stem(m).inBuffer = m.buffers.length; }],
+    ['range', 'conv outBuffer out of range', (m) => { stem(m).outBuffer = 99; }],
+    ['range', 'weight tensor out of range', (m) => { stem(m).weight = m.tensors.length; }],
+    ['range', 'weight NONE', (m) => { (stem(m) as { weight: number | null }).weight = null; }],
+    ['range', 'bias tensor out of range', (m) => { lgc(m).bias = 70000; }],
     ['index', 'inIndex value outside the input buffer', (m) => { const x = m.tensors[lgc(m).inIndex!]!; x.data[0] = m.buffers[lgc(m).inBuffer]!.channels; }],
     ['index', 'outIndex value outside the output buffer', (m) => { const x = m.tensors[lgc(m).outIndex!]!; x.data[1] = 200; }],
     ['index', 'index offset pushes past the buffer', (m) => { lgc(m).inChannel = m.buffers[lgc(m).inBuffer]!.channels - 1; }],
@@ -314,25 +314,25 @@ t.test('op errors', async (t) => {
     ['shape', 'weight shape mismatch', (m) => { m.tensors[stem(m).weight]!.shape = [4, 6, 3, 3]; }],
     ['shape', 'weight rank mismatch', (m) => { const w = m.tensors[findOp(m, 'fc').weight]!; w.shape = [...w.shape, 1]; }],
     ['shape', 'inScale length mismatch', (m) => { const x = m.tensors[lgc(m).inScale!]!; x.shape = [x.shape[0]! - 1]; x.data = x.data.slice(1); }],
-    ['shape', 'gap into a 3x3 buffer', (m) => { const g = findOp(m, 'global_avgpool'); g.outBuffer = 1; }],
-    ['shape', 'fc from a spatial buffer', (m) => { const f = findOp(m, 'fc'); f.inBuffer = 1; }],
-    ['dtype', 'weight stored as u8', (m) => { const w = m.tensors[stem(m).weight]!; w.dtype = 'u8'; w.data = new Uint8Array(w.data.length); }],
-    ['dtype', 'index stored as f32', (m) => { const x = m.tensors[lgc(m).inIndex!]!; x.dtype = 'f32'; x.data = Float32Array.from(x.data); }],
-    ['value', 'kernel 2', (m) => { stem(m).kernel = 2; }],
-    ['value', 'stride 5', (m) => { stem(m).stride = 5; }],
-    ['value', 'pad 2 with kernel 3', (m) => { stem(m).pad = 2; }],
-    ['value', 'groups not dividing cin', (m) => { stem(m).groups = 2; }],
-    ['value', 'activation code 3', (m) => { lgc(m).outAct = 3; }],
-    ['value', 'accumulate 2', (m) => { sfr(m).accumulate = 2; }],
-    ['value', 'inScale without inShift', (m) => { lgc(m).inShift = null; }],
-    ['value', 'SE gate 1', (m) => { findOp(m, 'se').gate = 1; }],
-    ['value', 'avgpool kernel 0', (m) => { findOp(m, 'avgpool').kernel = 0; }],
-    ['value', 'fc with cin 0', (m) => { findOp(m, 'fc').cin = 0; }],
-    ['duplicate-index', 'LGC outIndex repeats with accumulate 0', (m) => { const x = m.tensors[lgc(m).outIndex!]!; x.data[1] = x.data[0]!; }],
-    ['overlap', 'SFR writes into its own input channels', (m) => { const s = sfr(m); m.tensors[s.outIndex!]!.data[0] = s.inChannel; }],
-    ['overlap', 'avgpool in place', (m) => { const a = findOp(m, 'avgpool'); Object.assign(a, { outBuffer: a.inBuffer, kernel: 1, stride: 1, channels: 4, outChannel: 2 }); }],
-    ['value', 'NaN in a weight tensor', (m) => { (m.tensors[stem(m).weight]!.data as Float32Array)[3] = NaN; }],
-    ['value', 'infinity in an f32 scale', (m) => { (m.tensors[lgc(m).inScale!]!.data as Float32Array)[0] = -Infinity; }],
+    ['shape', 'gap into a 3x3 buffer', (m) => { const g = findOp(m, 'global_avgpool'); Object.assign(g, { outBuffer: 1, outChannel: 0, channels: Math.min(g.channels, m.buffers[1]!.channels) }); }],
+    ['shape', 'fc from a spatial buffer', (m) => { const f = findOp(m, 'fc'); Object.assign(f, { inBuffer: 1, inChannel: 0, cin: Math.min(f.cin, m.buffers[1]!.channels) }); }],
+    ['shape', 'weight stored as u8', (m) => { const w = m.tensors[stem(m).weight]!; w.dtype = 'u8'; w.data = new Uint8Array(w.data.length); }],
+    ['shape', 'index stored as f32', (m) => { const x = m.tensors[lgc(m).inIndex!]!; x.dtype = 'f32'; x.data = Float32Array.from(x.data); }],
+    ['graph', 'kernel 2', (m) => { stem(m).kernel = 2; }],
+    ['graph', 'stride 5', (m) => { stem(m).stride = 5; }],
+    ['graph', 'pad 2 with kernel 3', (m) => { stem(m).pad = 2; }],
+    ['graph', 'groups not dividing cin', (m) => { stem(m).groups = 2; }],
+    ['graph', 'activation code 3', (m) => { lgc(m).outAct = 3; }],
+    ['graph', 'accumulate 2', (m) => { sfr(m).accumulate = 2; }],
+    ['graph', 'inScale without inShift', (m) => { lgc(m).inShift = null; }],
+    ['graph', 'SE gate 1', (m) => { findOp(m, 'se').gate = 1; }],
+    ['graph', 'avgpool kernel 0', (m) => { findOp(m, 'avgpool').kernel = 0; }],
+    ['range', 'fc with cin 0', (m) => { findOp(m, 'fc').cin = 0; }],
+    ['index', 'LGC outIndex repeats with accumulate 0', (m) => { const x = m.tensors[lgc(m).outIndex!]!; x.data[1] = x.data[0]!; }],
+    ['alias', 'SFR writes into its own input channels', (m) => { const s = sfr(m); m.tensors[s.outIndex!]!.data[0] = s.inChannel; }],
+    ['alias', 'avgpool in place', (m) => { const a = findOp(m, 'avgpool'); Object.assign(a, { outBuffer: a.inBuffer, kernel: 1, stride: 1, channels: 4, outChannel: 2 }); }],
+    ['shape', 'NaN in a weight tensor', (m) => { (m.tensors[stem(m).weight]!.data as Float32Array)[3] = NaN; }],
+    ['shape', 'infinity in an f32 scale', (m) => { (m.tensors[lgc(m).inScale!]!.data as Float32Array)[0] = -Infinity; }],
     ['overflow', 'tensor dims overflow 32 bits', (m) => { const w = m.tensors[stem(m).weight]!; w.shape = [65536, 65536, 2, 1]; }],
   ];
   for (const [code, what, edit] of cases) {
@@ -371,17 +371,17 @@ function patchTensorTable(edit: (m: Model) => void, cause: Error): Uint8Array {
 t.test('TENS errors', async (t) => {
   const entry = (i: number, field: number): number => 4 + 32 * i + 4 * field;
   const edit = (i: number, field: number, v: number): Uint8Array => withSection(good, 'TENS', (b) => { setU32(b, entry(i, field), v); return b; });
-  expectCode(t, edit(0, 0, 9), 'dtype', 'unknown dtype 9');
-  expectCode(t, edit(0, 0, 0), 'dtype', 'dtype 0');
-  expectCode(t, edit(0, 1, 0), 'value', 'rank 0');
-  expectCode(t, edit(0, 1, 5), 'value', 'rank 5');
-  expectCode(t, edit(0, 2, 0), 'value', 'zero dimension');
-  expectCode(t, edit(2, 3, 2), 'value', 'dimension past the rank is not 1 (tensor 2 is a rank-1 bias)');
-  expectCode(t, edit(0, 6, 8), 'value', 'offset not a multiple of 16');
+  expectCode(t, edit(0, 0, 9), 'shape', 'unknown dtype 9');
+  expectCode(t, edit(0, 0, 0), 'shape', 'dtype 0');
+  expectCode(t, edit(0, 1, 0), 'shape', 'rank 0');
+  expectCode(t, edit(0, 1, 5), 'shape', 'rank 5');
+  expectCode(t, edit(0, 2, 0), 'shape', 'zero dimension');
+  expectCode(t, edit(2, 3, 2), 'shape', 'dimension past the rank is not 1 (tensor 2 is a rank-1 bias)');
+  expectCode(t, edit(0, 6, 8), 'range', 'offset not a multiple of 16');
   expectCode(t, edit(0, 7, 4), 'shape', 'byteLength disagrees with the shape');
   expectCode(t, edit(2, 6, 0xfffffff0), 'range', 'data offset past DATA');
   expectCode(t, edit(0, 2, 0x40000000), 'overflow', 'byteLength overflows 32 bits');
-  expectCode(t, withSection(good, 'TENS', (b) => { setU32(b, 0, 70000); return b; }), 'value', 'more than 65535 tensors');
+  expectCode(t, withSection(good, 'TENS', (b) => { setU32(b, 0, 70000); return b; }), 'range', 'more than 65535 tensors');
 });
 
 t.test('rice index encoding: codec against the reference, parameters, and malformed files', async (t) => {
@@ -430,10 +430,10 @@ t.test('rice index encoding: codec against the reference, parameters, and malfor
   t.throws(() => riceEncode([3, 1], { runLength: 2, k: 0 }), /do not fit/, 'a run that does not ascend is refused');
   t.throws(() => riceEncode([1 << 24], { runLength: 1, k: 0 }), /do not fit/, 'values of 2^24 are refused');
 
-  // Files: condensed models hold only rice index tensors; malformed ones are rejected as 'value'.
+  // Files: condensed models hold only rice index tensors; malformed ones are rejected as 'index'.
   const cases = malformedRice(good);
   t.ok(cases.length >= 9);
-  for (const c of cases) expectCode(t, c.bytes, 'value', `rice: ${c.what}`);
+  for (const c of cases) expectCode(t, c.bytes, 'index', `rice: ${c.what}`);
   // Plain u8/u16/u32 index tensors (version 1.0 files) still read, and a model may mix them with rice.
   const plain = readModel(good);
   plain.tensors.filter((x) => x.dtype === 'rice').forEach((x, j) => {

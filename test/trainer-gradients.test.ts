@@ -40,8 +40,8 @@ function plainForward(model: CdnModel, x: tf.Tensor4D): tf.Tensor2D {
       const n = feat.shape[0];
       let h = conv1(bnAct(feat, `${s.prefix}.lgc.bn`, s.activation) as tf.Tensor4D, get(`${s.prefix}.lgc.weight`), mask(`${s.prefix}.lgc.mask`), s.inChannels, s.mid);
       h = bnAct(h, `${s.prefix}.conv.bn`, s.activation) as tf.Tensor4D;
-      const ws = tf.split(get(`${s.prefix}.conv.weight`), cfg.groups, 3);
-      let nf = tf.concat(tf.split(h, cfg.groups, 3).map((hg, g) => conv3(hg as tf.Tensor4D, ws[g]!, 1)), 3) as tf.Tensor4D;
+      const ws = tf.split(get(`${s.prefix}.conv.weight`), cfg.group3x3, 3);
+      let nf = tf.concat(tf.split(h, cfg.group3x3, 3).map((hg, g) => conv3(hg as tf.Tensor4D, ws[g]!, 1)), 3) as tf.Tensor4D;
       if (s.seHidden > 0) nf = tf.mul(nf, tf.reshape(se(tf.mean(nf, [1, 2]) as tf.Tensor2D, `${s.prefix}.se`), [n, 1, 1, s.growth]));
       const base = s.sfr
         ? tf.add(feat, conv1(bnAct(nf, `${s.prefix}.sfr.bn`, s.activation) as tf.Tensor4D, get(`${s.prefix}.sfr.weight`), mask(`${s.prefix}.sfr.mask`), s.growth, s.inChannels))

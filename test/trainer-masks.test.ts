@@ -91,9 +91,9 @@ t.test('model schedule over iterations: kept connections per group and stage', a
     for (const m of model.maskList) {
       const mask = model.masks.get(m.name)!;
       if (m.kind === 'lgc') {
-        t.same(lgcKeptPerGroup(mask, m.inCh, m.outCh, cfg.groups), Array(cfg.groups).fill(m.inCh - lgcStage * Math.floor(m.inCh / m.factor)));
+        t.same(lgcKeptPerGroup(mask, m.inCh, m.outCh, cfg.group1x1), Array(cfg.group1x1).fill(m.inCh - lgcStage * Math.floor(m.inCh / m.factor)));
       } else {
-        t.same(sfrKeptPerGroup(mask, m.inCh, m.outCh, cfg.groups), Array(cfg.groups).fill(m.outCh - sfrStage * Math.floor(m.outCh / m.factor)));
+        t.same(sfrKeptPerGroup(mask, m.inCh, m.outCh, cfg.groupTrans), Array(cfg.groupTrans).fill(m.outCh - sfrStage * Math.floor(m.outCh / m.factor)));
       }
     }
     seen.push(`${model.stage.lgc}/${model.stage.sfr}`);

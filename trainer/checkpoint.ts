@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
-import type { ArchConfig } from '../arch/configs.js';
+import { upgradeConfig, type ArchConfig } from '../arch/configs.js';
 import type { BatchNormParams, DenseLayerParams, LinearParams, NetworkParams, SeParams } from '../arch/params.js';
 import { lgcKeptAt, lgcKeptPerGroup, lgcMaskIsGroupwise, sfrKeptAt, sfrKeptPerGroup, sfrMaskIsGroupwise } from './masks.js';
 import { BN_EPS, headSeHidden, layerSpecs, maskInventory, tensorInventory } from './model.js';
@@ -88,7 +88,7 @@ function encodeConfig(cfg: ArchConfig): unknown {
   return JSON.parse(JSON.stringify(cfg, (_k, v) => (v === Infinity ? 'Infinity' : v)));
 }
 function decodeConfig(raw: unknown): ArchConfig {
-  return JSON.parse(JSON.stringify(raw), (_k, v) => (v === 'Infinity' ? Infinity : v)) as ArchConfig;
+  return upgradeConfig(JSON.parse(JSON.stringify(raw), (_k, v) => (v === 'Infinity' ? Infinity : v)) as ArchConfig);
 }
 
 function sha256(buf: Uint8Array): string {
@@ -291,7 +291,7 @@ export function checkpointToNetworkParams(ckpt: LoadedCheckpoint, opts: { ema?: 
   const src = useEma ? ckpt.ema! : ckpt.model;
   const cfg = ckpt.state.config;
   const sfr = ckpt.state.options.sfr;
-  const G = cfg.groups;
+  const G = cfg.group3x3;
   const t = (n: string): Float32Array => { const v = src.get(n); if (!v) throw new CheckpointError(`tensor ${n} missing`); return v; };
   const bn = (p: string): BatchNormParams => ({
     gamma: t(`${p}.gamma`).slice(), beta: t(`${p}.beta`).slice(), mean: t(`${p}.mean`).slice(), variance: t(`${p}.variance`).slice(), eps: BN_EPS,
@@ -352,11 +352,11 @@ export function maskReport(ckpt: Pick<LoadedCheckpoint, 'state' | 'masks'>): Mas
   return maskInventory(cfg, ckpt.state.options.sfr).map((m) => {
     const mask = ckpt.masks.get(m.name)!;
     if (m.kind === 'lgc') {
-      return { name: m.name, kind: m.kind, keptPerGroup: lgcKeptPerGroup(mask, m.inCh, m.outCh, cfg.groups),
-        expected: lgcKeptAt(m.inCh, m.factor, m.factor - 1), groupwise: lgcMaskIsGroupwise(mask, m.inCh, m.outCh, cfg.groups) };
+      return { name: m.name, kind: m.kind, keptPerGroup: lgcKeptPerGroup(mask, m.inCh, m.outCh, cfg.group1x1),
+        expected: lgcKeptAt(m.inCh, m.factor, m.factor - 1), groupwise: lgcMaskIsGroupwise(mask, m.inCh, m.outCh, cfg.group1x1) };
     }
-    return { name: m.name, kind: m.kind, keptPerGroup: sfrKeptPerGroup(mask, m.inCh, m.outCh, cfg.groups),
-      expected: sfrKeptAt(m.outCh, m.factor, m.factor - 1), groupwise: sfrMaskIsGroupwise(mask, m.inCh, m.outCh, cfg.groups) };
+    return { name: m.name, kind: m.kind, keptPerGroup: sfrKeptPerGroup(mask, m.inCh, m.outCh, cfg.groupTrans),
+      expected: sfrKeptAt(m.outCh, m.factor, m.factor - 1), groupwise: sfrMaskIsGroupwise(mask, m.inCh, m.outCh, cfg.groupTrans) };
   });
 }
 

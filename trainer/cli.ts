@@ -9,7 +9,9 @@ import path from 'node:path';
 import { configNames, getConfig } from '../arch/configs.js';
 import { UsageError } from '../cli/errors.js';
 import { reportEvaluation } from '../cli/eval-report.js';
+import { evalProgress } from '../cli/progress.js';
 import type { BackendChoice } from './backend.js';
+import type { TrainOptions } from './checkpoint.js';
 import { DATASETS, limitSource, openDataset, type DatasetName } from './data/index.js';
 
 // Spelled out here rather than imported: backend.ts loads TensorFlow.js, which other subcommands must not wait for.
@@ -33,8 +35,8 @@ function num(name: string, min: number) {
 export function register(program: Command): void {
   program.command('train')
     .description('train a CondenseNetV2 (learned LGC and SFR masks) with TensorFlow.js; checkpoints every epoch')
-    .requiredOption('--arch <name>', `configuration (${configNames().join(', ')})`)
-    .addOption(new Option('--dataset <name>', 'data set').choices([...DATASETS]).makeOptionMandatory())
+    .option('--arch <name>', `configuration (${configNames().join(', ')}); required unless --resume`)
+    .addOption(new Option('--dataset <name>', 'data set; required unless --resume').choices([...DATASETS]))
     .option('--data <dir>', 'data directory (default per data set, e.g. /usr/share/datasets/fashion-mnist)')
     .option('--epochs <n>', 'epochs (default: the configuration\'s)', int('--epochs', 1))
     .option('--batch <n>', 'batch size', int('--batch', 1))
@@ -55,7 +57,7 @@ export function register(program: Command): void {
     .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
     .option('--out <dir>', 'run directory (checkpoints, metrics.jsonl, training-curve.svg/png)')
     .option('--init-from <checkpoint>', 'start from the weights, BN statistics and masks of a checkpoint or run (e.g. fine-tune a finished run at a lower --lr); schedule, momentum and history start fresh')
-    .option('--resume', 'continue the run in --out from its last checkpoint', false)
+    .option('--resume', 'continue the run in --out from its last checkpoint, with its stored options (a larger --epochs extends it)', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend: auto = tfjs-node if installed, else wasm (our SIMD kernels)')
       .choices(BACKEND_CHOICES).default('auto'))
     .option('--threads <n>', 'threads of the wasm backend (1 or 2; default 2 on 2+ CPUs)', (v: string) => {
@@ -68,7 +70,30 @@ export function register(program: Command): void {
     })
     .option('--checkpoint-minutes <m>', 'also checkpoint inside an epoch every m minutes (0: only at epoch ends)', num('--checkpoint-minutes', 0), 10)
     .option('--no-progress', 'no progress bar')
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
+      // --resume continues with the options stored in the run's checkpoint; options given again must agree with
+      // them (train() checks), except --epochs, which may grow.
+      let stored: TrainOptions | undefined;
+      if (o.resume) {
+        if (!o.out && !(o.arch && o.dataset)) throw new UsageError('--resume needs --out DIR, the run to continue');
+        const { loadCheckpoint } = await import('./checkpoint.js');
+        const runDir = o.out ?? path.join('runs', `${o.arch}-${o.dataset}`);
+        stored = (await loadCheckpoint(runDir, (m) => process.stderr.write(`warning: ${m}\n`))).state.options;
+      } else {
+        if (!o.arch) throw new UsageError("required option '--arch <name>' not specified");
+        if (!o.dataset) throw new UsageError("required option '--dataset <name>' not specified");
+      }
+      const given = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';
+      if (stored) {
+        // Unless given on the command line, every option that shapes the numbers is the stored one.
+        const fromStore: [string, keyof TrainOptions][] = [['arch', 'arch'], ['dataset', 'dataset'], ['epochs', 'epochs'],
+          ['batch', 'batch'], ['lr', 'lr'], ['warmupEpochs', 'warmupEpochs'], ['warmupLr', 'warmupLr'],
+          ['weightDecay', 'weightDecay'], ['momentum', 'momentum'], ['labelSmoothing', 'labelSmoothing'],
+          ['groupLasso', 'groupLasso'], ['sfr', 'sfr'], ['seed', 'seed'], ['limitTrain', 'limitTrain'],
+          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom']];
+        for (const [key, storedKey] of fromStore) if (!given(key)) o[key] = stored[storedKey];
+        if (!given('ema')) o.ema = stored.ema > 0 ? String(stored.ema) : false;
+      }
       let cfg;
       try { cfg = getConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
       const { selectBackend } = await import('./backend.js');
@@ -115,13 +140,14 @@ export function register(program: Command): void {
     .option('--logits <file>', 'write {"logits":[[...], ...]} in test-file order')
     .option('--no-ema', 'use the raw weights even if EMA weights are present')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend (checkpoints)').choices(BACKEND_CHOICES).default('auto'))
+    .option('--no-progress', 'no progress on stderr (a bar on a terminal, else a line every 10 s)')
     .action(async (dir: string, o) => {
       // A model file is evaluated by the wasm runtime, with the same options and output as a checkpoint.
       let isFile = false;
       try { isFile = statSync(dir).isFile(); } catch { /* missing: loadCheckpoint says so */ }
       if (isFile) {
         const { evalModelFile } = await import('../runtime/eval-cli.js');
-        await evalModelFile(dir, { dataset: o.dataset as DatasetName, data: o.data, limit: o.limit, json: o.json, logits: o.logits });
+        await evalModelFile(dir, { dataset: o.dataset as DatasetName, data: o.data, limit: o.limit, json: o.json, logits: o.logits, progress: o.progress });
         return;
       }
       const { selectBackend } = await import('./backend.js');
@@ -134,7 +160,9 @@ export function register(program: Command): void {
       const src = limitSource(openDataset(o.dataset as DatasetName, 'test', ckpt.state.config, o.data), o.limit);
       const model = modelFromCheckpoint(ckpt, { ema: o.ema === false ? false : undefined });
       try {
-        const r = await evaluateSource(model, src, { keepLogits: Boolean(o.logits) });
+        const bar = evalProgress(src.count, o.progress);
+        const r = await evaluateSource(model, src, { keepLogits: Boolean(o.logits), onBatch: (done) => bar.update(done) });
+        bar.stop();
         await reportEvaluation(r, ckpt.state.config.classes, o, ckpt.dir);
       } finally {
         model.dispose();

@@ -26,13 +26,13 @@ export interface LayerSpec {
 
 /** Structure of the network, validated against the divisibility rules of LGC, group conv and SFR. */
 export function layerSpecs(cfg: ArchConfig, sfr: boolean): LayerSpec[][] {
-  const G = cfg.groups;
   const blocks = blockChannels(cfg);
   return blocks.map((b, bi) => {
     const k = cfg.growth[bi]!;
     const mid = cfg.bottleneck * k;
-    if (mid % G !== 0 || k % G !== 0) {
-      throw new Error(`${cfg.name}: growth ${k} and bottleneck width ${mid} must be divisible by groups ${G}`);
+    if (mid % cfg.group1x1 !== 0 || mid % cfg.group3x3 !== 0 || k % cfg.group3x3 !== 0 || k % cfg.groupTrans !== 0) {
+      throw new Error(`${cfg.name}: growth ${k} and bottleneck width ${mid} must be divisible by group_1x1 ${cfg.group1x1}, ` +
+        `group_3x3 ${cfg.group3x3} and group_trans ${cfg.groupTrans}`);
     }
     const out: LayerSpec[] = [];
     for (let l = 0; l < cfg.layers[bi]!; l++) {
@@ -77,7 +77,7 @@ export function tensorInventory(cfg: ArchConfig, sfr: boolean): TensorInfo[] {
     list.push({ name: `${name}.mean`, shape: [c], kind: 'stat', decay: false });
     list.push({ name: `${name}.variance`, shape: [c], kind: 'stat', decay: false });
   };
-  const G = cfg.groups;
+  const G = cfg.group3x3;
   p('stem.weight', [3, 3, cfg.input.channels, cfg.stemChannels], true);
   for (const block of layerSpecs(cfg, sfr)) {
     for (const s of block) {
@@ -262,7 +262,6 @@ export class CdnModel {
     const events: StageEvent[] = [];
     const lgcTarget = condenseStage(p, this.cfg.condenseFactor);
     const sfrTarget = condenseStage(p, this.cfg.sfrFactor);
-    const G = this.cfg.groups;
     if (lgcTarget > this.stage.lgc || (this.sfr && sfrTarget > this.stage.sfr)) {
       for (const m of this.maskList) {
         const from = m.kind === 'lgc' ? this.stage.lgc : this.stage.sfr;
@@ -271,8 +270,8 @@ export class CdnModel {
         const w = this.vars.get(m.weight)!.dataSync() as Float32Array;
         const mask = this.masks.get(m.name)!;
         for (let s = from; s < to; s++) {
-          if (m.kind === 'lgc') lgcDrop(w, mask, m.inCh, m.outCh, G, m.factor);
-          else sfrDrop(w, mask, m.inCh, m.outCh, G, m.factor);
+          if (m.kind === 'lgc') lgcDrop(w, mask, m.inCh, m.outCh, this.cfg.group1x1, m.factor);
+          else sfrDrop(w, mask, m.inCh, m.outCh, this.cfg.groupTrans, m.factor);
         }
       }
       if (lgcTarget > this.stage.lgc) events.push({ kind: 'lgc', from: this.stage.lgc, to: lgcTarget, progress: p });
@@ -287,7 +286,6 @@ export class CdnModel {
   /** Group-lasso penalty of CondenseNet V1 on the masked 1x1 weights, until the final stage is reached. */
   lassoLoss(): tf.Scalar {
     return tf.tidy(() => {
-      const G = this.cfg.groups;
       let total: tf.Tensor = tf.scalar(0);
       for (const m of this.maskList) {
         const final = (m.kind === 'lgc' ? this.stage.lgc : this.stage.sfr) >= m.factor - 1;
@@ -295,6 +293,7 @@ export class CdnModel {
         const w = tf.mul(this.get(m.weight), this.maskTensors.get(m.name)!);
         const sq = tf.square(w);
         let norms: tf.Tensor;
+        const G = m.kind === 'lgc' ? this.cfg.group1x1 : this.cfg.groupTrans;
         if (m.kind === 'lgc') {
           // [in, out] -> [in, out/G, G]: sum over the group's outputs for each (input, group).
           norms = tf.sqrt(tf.add(tf.sum(tf.reshape(sq, [m.inCh, m.outCh / G, G]), 1), 1e-12));
@@ -315,7 +314,7 @@ export class CdnModel {
   forward(x: tf.Tensor4D, training: boolean, stats?: BnBatchStat[], lookup?: TensorLookup): tf.Tensor2D {
     const get = lookup ?? ((n: string) => this.get(n));
     const cfg = this.cfg;
-    const G = cfg.groups;
+    const G = cfg.group3x3;
     const n = x.shape[0];
 
     const bnAct = (h2d: tf.Tensor2D, name: string, act: Activation): tf.Tensor2D => {

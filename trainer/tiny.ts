@@ -12,7 +12,7 @@ export function tinyConfig(overrides: Partial<ArchConfig> = {}): ArchConfig {
   return deriveConfig('cdnv2-fmnist', {
     name: 'tiny', description: 'tiny test network',
     input: { channels: 1, height: 8, width: 8 }, classes: 4,
-    layers: [2, 2], growth: [4, 8], groups: 2, condenseFactor: 4, sfrFactor: 2, bottleneck: 2,
+    layers: [2, 2], growth: [4, 8], group1x1: 2, group3x3: 2, groupTrans: 2, condenseFactor: 4, sfrFactor: 2, bottleneck: 2,
     stemChannels: 8, stemStride: 1, hsStartBlock: 1, seStartBlock: 1, seReduction: 1, headSeReduction: 4, fcChannels: 8,
     mean: [0.5], std: [0.25], labels: ['a', 'b', 'c', 'd'],
     ...overrides,

@@ -112,11 +112,16 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     if (existing.length === 0) throw new Error(`--resume: ${run.out} has no checkpoints`);
     resumeFrom = await loadCheckpoint(run.out, (m) => log(`warning: ${m}`));
     const saved = resumeFrom.state.options;
-    const diffs = RESUME_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(opts[k]));
+    // More epochs extend the run (the cosine schedule stretches over the new total); anything else must match.
+    const diffs = RESUME_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(opts[k]) && !(k === 'epochs' && opts.epochs > saved.epochs));
     if (diffs.length) {
-      throw new Error(`--resume: options differ from the checkpoint's (${diffs.map((k) => `${k}: ${JSON.stringify(opts[k])} vs ${JSON.stringify(saved[k])}`).join(', ')})`);
+      throw new Error(`--resume: options differ from the checkpoint's (${diffs.map((k) => `${k}: ${JSON.stringify(opts[k])} vs ${JSON.stringify(saved[k])}`).join(', ')})`
+        + (diffs.includes('epochs') ? '; --epochs may only grow' : ''));
     }
-    opts = saved;
+    if (opts.epochs > saved.epochs) {
+      log(`extending the run from ${saved.epochs} to ${opts.epochs} epochs: the learning-rate schedule now ends at epoch ${opts.epochs}`);
+    }
+    opts = { ...saved, epochs: opts.epochs };
     cfg = resumeFrom.state.config;
   } else if (existing.length > 0) {
     throw new Error(`${run.out} already holds checkpoints; pass --resume to continue that run or choose another --out`);
@@ -130,6 +135,10 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   const B = Math.min(opts.batch, trainSrc.count);
   const itersPerEpoch = Math.max(1, Math.floor(trainSrc.count / B));
   const total = opts.epochs * itersPerEpoch;
+  if (opts.warmupEpochs > 0 && Math.round(opts.warmupEpochs * itersPerEpoch) >= total) {
+    log(`note: the learning-rate warm-up (${opts.warmupEpochs} epochs) covers the whole run (${opts.epochs} epochs): `
+      + `the rate rises from ${opts.warmupLr} towards ${opts.lr} until the end and never decays`);
+  }
 
   // Weights to start from: the run's own checkpoint (resume), another run's (--init-from, e.g. to fine-tune a
   // finished run at a lower learning rate: masks and stage carry over, schedule, momentum and history start fresh),

@@ -75,7 +75,7 @@ export function referenceForward(p: NetworkParams, input: Float64Array): Float64
       const bk = cfg.bottleneck * k;
       const a = layer.activation;
       const z = conv(bnAct(x, layer.lgc.bn, a), H, W, layer.lgc.weight, bk, 1, 1, 0, 1, layer.lgc.mask).y;
-      let n = conv(bnAct(z, layer.conv.bn, a), H, W, layer.conv.weight, k, 3, 1, 1, cfg.groups).y;
+      let n = conv(bnAct(z, layer.conv.bn, a), H, W, layer.conv.weight, k, 3, 1, 1, cfg.group3x3).y;
       if (layer.se) n = se(n, layer.se);
       if (layer.sfr) {
         const r = conv(bnAct(n, layer.sfr.bn, a), H, W, layer.sfr.weight, x.length, 1, 1, 0, 1, layer.sfr.mask).y;
