@@ -20,16 +20,17 @@ const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 const MAX_FILE: u64 = 1 << 30;
 
+// Tabs align the descriptions at column 48 (terminal tab stops): spaces would cost two bytes each here.
 const USAGE = `usage: cdnv2.wasm <command> [options]
 
 commands:
-  classify <model.cnv2> <image...> [--top K]   top-K classes per image, one per line: <score> <index> <label>
-                                               images: binary PGM/PPM (8 or 16 bit), or raw float32 input
-                                               tensors (.f32/.raw/.bin, CHW, already normalised)
-                                               --logits: the logits instead, one line per image
-  info <model.cnv2>                            model name, shapes, ops and the planned arena size
-  bench <model.cnv2> [--runs N] [--warmup N]   latency of N runs on a fixed input (ms); --profile: per op
-  help                                         this text
+  classify <model.cnv2> <image...> [--top K]\ttop-K classes per image, one per line: <score> <index> <label>
+\t\t\t\t\t\timages: binary PGM/PPM (8 or 16 bit), or raw float32 input
+\t\t\t\t\t\ttensors (.f32/.raw/.bin, CHW, already normalised)
+\t\t\t\t\t\t--logits: the logits instead, one line per image
+  info <model.cnv2>\t\t\t\tmodel name, shapes, ops and the planned arena size
+  bench <model.cnv2> [--runs N] [--warmup N]\tlatency of N runs on a fixed input (ms); --profile: per op
+  help\t\t\t\t\t\tthis text
 
 options:
   --arena-limit MIB    refuse models whose activation arena exceeds MIB mebibytes (default 512)
@@ -316,9 +317,9 @@ function info(m: Model): i32 {
   return EXIT_OK;
 }
 
-/** s right-aligned (left-aligned when left) in width columns, then a space. */
-function pad(s: string, width: i32, left: bool = false): string {
-  while (s.length < width) s = left ? s + ' ' : ' ' + s;
+/** s right-aligned in width columns, then a space. */
+function pad(s: string, width: i32): string {
+  while (s.length < width) s = ' ' + s;
   return s + ' ';
 }
 
@@ -349,7 +350,8 @@ function profile(m: Model, runs: i32): void {
     const madds = opMadds(op);
     let kind = opName(op.code);
     if (op.code == OP_CONV2D) kind = 'conv' + op.kernel.toString() + 'x' + op.kernel.toString() + (op.stride > 1 ? '/s' + op.stride.toString() : '');
-    out(pad(i.toString(), 4) + pad(kind, 10, true) + pad(dims(op.cin, op.h, op.w), 11) + pad(dims(op.cout, op.outH, op.outW), 11)
+    while (kind.length < 11) kind += ' ';
+    out(pad(i.toString(), 4) + kind + pad(dims(op.cin, op.h, op.w), 11) + pad(dims(op.cout, op.outH, op.outW), 11)
       + pad((op.groups > 1 ? op.groups : 1).toString(), 6) + pad((<u64>madds).toString(), 11) + pad(fixed(ms, 4), 9)
       + pad(fixed(total > 0 ? 100 * ms / total : 0, 1) + '%', 6) + (madds > 0 && ms > 0 ? fixed(madds / ms / 1e6, 2) : '-') + '\n');
   }
