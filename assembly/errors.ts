@@ -1,6 +1,6 @@
 // Load and run errors. AssemblyScript has no exceptions, so loaders return false after calling fail(),
 // and the caller reads the code and message. Codes are stable: the JS API and the CLI map them to names.
-// The names are the one vocabulary of both readers (converter/error-codes.ts, docs/format.md), tested equal.
+// The names are the one vocabulary of both readers (base/cnv2/error-codes.ts, docs/format.md), tested equal.
 
 export const ERR_NONE: i32 = 0;
 export const ERR_BAD_MAGIC: i32 = 1;

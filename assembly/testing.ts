@@ -1,4 +1,4 @@
-// Kernel test harness: every numeric kernel plus a 16-byte aligned allocator, for test/kernels.test.ts and bench/kernels.ts.
+// Kernel test harness: every numeric kernel plus a 16-byte aligned allocator, for test/assembly/kernels.test.ts and bench/kernels.ts.
 export { ACT_NONE, ACT_RELU, ACT_HARDSWISH, activate_inplace } from './kernels/activation';
 export { prepare_channels } from './kernels/prepare';
 export { conv1x1_group } from './kernels/conv1x1';

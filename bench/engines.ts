@@ -4,9 +4,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 
-import { getConfig } from '../arch/configs.js';
+import { getConfig } from '../base/arch/configs.js';
 import { randomNetworkParams } from '../converter/random.js';
-import { readModel } from '../converter/format.js';
+import { readModel } from '../base/cnv2/format.js';
 import type { OpProfile } from '../runtime/index.js';
 
 export const ENGINE_NAMES = ['cdnv2', 'cdnv2-relaxed', 'cdnv2-scalar', 'wasmtime', 'wasmtime-relaxed', 'tfjs-wasm', 'tfjs-wasm-condensed',

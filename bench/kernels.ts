@@ -7,7 +7,7 @@
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Kernels, rng, randomF32, type BuildName } from '../test/helpers/kernels.js';
+import { Kernels, rng, randomF32, type BuildName } from '../testkit/kernels.js';
 
 /** One table row: medians over the runs, plus the best run's percentage (the least disturbed by other load). */
 interface Row { build: BuildName; kernel: string; shape: string; madds: number; ms: number; gmadds: number; peakPct: number; bestPct: number }

@@ -1,7 +1,7 @@
 // Bench report: Markdown table, target ratios, and a latency-vs-FLOPs chart (vega-lite -> SVG -> PNG via resvg).
 import type * as vl from 'vega-lite';
 
-import { renderChart } from '../cli/chart.js';
+import { renderChart } from '../base/chart.js';
 
 import type { BenchReport, BenchResult } from './run.js';
 import { formatProfile } from '../runtime/engine.js';

@@ -6,11 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { CONFIGS } from '../arch/configs.js';
+import { CONFIGS } from '../base/arch/configs.js';
 import { condense } from '../converter/condense.js';
 import { analyze } from '../converter/flops.js';
-import { readModel, writeModel } from '../converter/format.js';
-import { getMeta } from '../converter/model.js';
+import { readModel, writeModel } from '../base/cnv2/format.js';
+import { getMeta } from '../base/cnv2/model.js';
 import { DEFAULT_INDEX_SUM, exportOnnx, type IndexSumVariant } from '../converter/onnx.js';
 import { randomNetworkParams } from '../converter/random.js';
 import { ENGINE_DESCRIPTIONS, benchInput, type EngineName, type Job } from './engines.js';

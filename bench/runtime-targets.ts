@@ -4,10 +4,10 @@
 // whole JS `loadModel` (instantiate, copy bytes in, load, read metadata).
 import { statSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { getConfig } from '../arch/configs.js';
+import { getConfig } from '../base/arch/configs.js';
 import { randomNetworkParams } from '../converter/random.js';
 import { condense } from '../converter/condense.js';
-import { writeModel } from '../converter/format.js';
+import { writeModel } from '../base/cnv2/format.js';
 import { compileWasm, loadModel, wasmPath, type Isa } from '../runtime/index.js';
 
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1] || 15) || 15;

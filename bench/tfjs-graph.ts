@@ -8,9 +8,9 @@
 // Weights become tf tensors at build time; run() executes eagerly inside tf.tidy.
 import * as tf from '@tensorflow/tfjs';
 
-import type { BatchNormParams, NetworkParams, SeParams } from '../arch/params.js';
+import type { BatchNormParams, NetworkParams, SeParams } from '../base/arch/params.js';
 import { bnAffine } from '../converter/condense.js';
-import { ACT, tensorFloats, type Conv2dOp, type Model, type TensorRef } from '../converter/model.js';
+import { ACT, tensorFloats, type Conv2dOp, type Model, type TensorRef } from '../base/cnv2/model.js';
 
 export interface TfGraph {
   /** Logits of one NHWC input [1, H, W, C]. */

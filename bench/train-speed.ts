@@ -16,8 +16,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as vl from 'vega-lite';
 
-import { renderChart } from '../cli/chart.js';
-import { writeFileAtomicSync } from '../converter/io.js';
+import { renderChart } from '../base/chart.js';
+import { writeFileAtomicSync } from '../base/io.js';
 
 const BACKENDS = ['cpu', 'wasm-2', 'wasm-1', 'wasm-dp'] as const;
 type BackendName = (typeof BACKENDS)[number];
@@ -61,9 +61,9 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
   const tf = await import('@tensorflow/tfjs');
   const { selectBackend } = await import('../trainer/backend.js');
   const { registerWasmTrainBackend, WASM_BACKEND } = await import('../trainer/wasm/backend.js');
-  const { getConfig } = await import('../arch/configs.js');
+  const { getConfig } = await import('../base/arch/configs.js');
   const { CdnModel, initialValues } = await import('../trainer/model.js');
-  const { Rng } = await import('../trainer/rng.js');
+  const { Rng } = await import('../base/rng.js');
   const { applyStep, disposeSlice, sliceGradients } = await import('../trainer/step.js');
   const { DataParallel } = await import('../trainer/data-parallel.js');
 
@@ -176,7 +176,7 @@ export function markdown(r: TrainSpeedReport): string {
     + 'largest relative difference of the per-step losses from the CPU backend\'s over the steps both ran: every backend starts '
     + 'from the same weights and batch and applies the same updates, so this checks that the fast backend computes the same training. '
     + 'The data-parallel run (`cdnv2 train --workers 2`) normalises each half of the batch with its own batch-norm statistics, a '
-    + 'different loss, so it has no loss difference; test/trainer-data-parallel.test.ts checks its gradients against the two halves '
+    + 'different loss, so it has no loss difference; test/trainer/data-parallel.test.ts checks its gradients against the two halves '
     + 'computed in one thread.');
   for (const f of r.failed) lines.push('', `Not measured: ${LABEL[f.backend]}: ${f.reason}`);
   return `${lines.join('\n')}\n`;
@@ -219,7 +219,7 @@ async function writeReport(report: TrainSpeedReport, dir: string, json: boolean)
 async function main(): Promise<void> {
   const program = new Command('train-speed')
     .description('training throughput of the TF.js CPU backend and the cdnv2-wasm backend')
-    .option('--arch <name>', 'configuration (arch/configs.ts)', 'cdnv2-fmnist')
+    .option('--arch <name>', 'configuration (base/arch/configs.ts)', 'cdnv2-fmnist')
     .option('--batch <n>', 'batch size', intOption('batch', 1, 4096), 64)
     .option('--steps <n>', 'timed steps per wasm backend', intOption('steps', 1, 100000), 5)
     .option('--cpu-steps <n>', 'timed steps on the CPU backend (at most --steps; ~60 s each at batch 64)', intOption('cpu-steps', 1, 100000), 2)
@@ -243,7 +243,7 @@ async function main(): Promise<void> {
     await writeReport(report, o.out, false);
     return;
   }
-  const { CONFIGS } = await import('../arch/configs.js');
+  const { CONFIGS } = await import('../base/arch/configs.js');
   if (!CONFIGS[o.arch]) { console.error(`error: --arch '${o.arch}' is not a configuration (${Object.keys(CONFIGS).join(', ')})`); process.exit(2); }
   const backends = o.backends.split(',').map((s) => s.trim()).filter(Boolean);
   const bad = backends.filter((b) => !(BACKENDS as readonly string[]).includes(b));

@@ -30,22 +30,31 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * The program with every subcommand. Registration modules import only what defining the options needs; each
+ * action imports its heavy libraries (TensorFlow.js, vega, resvg, onnx) itself.
+ */
+export async function buildFullProgram(): Promise<Command> {
+  const program = buildProgram();
+  const registrations = [
+    import('./runtime-cli.js'),
+    import('./trainer-cli.js'),
+    import('./converter-cli.js'),
+    import('./onnx-cli.js'),
+    import('./pytorch-cli.js'),
+    import('./bench-cli.js'),
+  ];
+  for (const mod of await Promise.all(registrations)) mod.register(program);
+  return program;
+}
+
 async function main(): Promise<void> {
   // `cdnv2 ... | head` closes stdout early: that is not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(EXIT_OK);
     throw err;
   });
-  const program = buildProgram();
-  const registrations = [
-    import('../runtime/cli.js'),
-    import('../trainer/cli.js'),
-    import('../converter/cli.js'),
-    import('../converter/onnx-cli.js'),
-    import('../converter/pytorch/cli.js'),
-    import('../bench/cli.js'),
-  ];
-  for (const mod of await Promise.all(registrations)) mod.register(program);
+  const program = await buildFullProgram();
   try {
     await program.parseAsync(process.argv);
   } catch (err) {

@@ -1,6 +1,6 @@
 // Output of `cdnv2 eval`, the same for a checkpoint (TensorFlow.js) and a model file (wasm runtime), so the two
 // can be compared: `--json` prints {"accuracy", "count"}, `--logits FILE` writes {"logits": [[...], ...]}.
-import { writeFileAtomic } from '../converter/io.js';
+import { writeFileAtomic } from '../base/io.js';
 
 export interface Evaluation {
   accuracy: number;

@@ -1,8 +1,8 @@
 // FLOPs / parameter counting of a condensed model, following the official CondenseNetV2 convention
 // (utils/tools.py::measure_model; docs/flops.md): one multiply-add = one FLOP, activations 1 per element,
 // sigmoid 2 per element, pools 1 per input element (kernel*kernel per output), BN/gathers/adds free.
-import { writeModel } from './format.js';
-import { ACT, type Model, type Op, type Tensor, elementCount } from './model.js';
+import { writeModel } from '../base/cnv2/format.js';
+import { ACT, type Model, type Op, type Tensor, elementCount } from '../base/cnv2/model.js';
 
 export interface LayerRow {
   index: number;

@@ -11,8 +11,8 @@
 // a new value, and a read of several segments concatenates them (once; the result replaces them).
 import onnxPkg from 'onnx-proto';
 
-import { ACT, tensorFloats, getMeta, type Conv2dOp, type Model, type Op, type TensorRef } from './model.js';
-import { toolVersion } from './version.js';
+import { ACT, tensorFloats, getMeta, type Conv2dOp, type Model, type Op, type TensorRef } from '../base/cnv2/model.js';
+import { toolVersion } from '../base/version.js';
 import { DEFAULT_INDEX_SUM, INDEX_SUM_VARIANTS, type IndexSumVariant } from './onnx-variants.js';
 
 const { onnx } = onnxPkg;

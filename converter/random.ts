@@ -1,7 +1,7 @@
 // Deterministic random training-form parameters with final (fully sparsified) masks, for `cdnv2 arch`,
 // tests and benchmarks. Weights are scaled by the condensed fan-in so activations stay O(1) in deep nets.
-import { activationOfBlock, blockChannels, type ArchConfig } from '../arch/configs.js';
-import type { BatchNormParams, DenseLayerParams, LinearParams, NetworkParams, SeParams } from '../arch/params.js';
+import { activationOfBlock, blockChannels, type ArchConfig } from '../base/arch/configs.js';
+import type { BatchNormParams, DenseLayerParams, LinearParams, NetworkParams, SeParams } from '../base/arch/params.js';
 
 /** Small seeded PRNG (mulberry32) with Box-Muller normals. */
 export class Rng {

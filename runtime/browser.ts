@@ -45,9 +45,17 @@ export function detectIsa(): Isa {
   return supportedIsas()[0]!;
 }
 
+function parseUrl(url: string | URL, what: string): URL {
+  try {
+    return new URL(url, globalThis.location?.href);
+  } catch {
+    throw new Cdnv2Error('input', `${what}: not a URL: ${String(url)}`);
+  }
+}
+
 /** URL of the library build for `isa` under `base` (default: the package's build/ directory). */
 export function wasmUrl(isa: Isa, base: string | URL = new URL('../../build/', import.meta.url)): URL {
-  const dir = new URL(base, globalThis.location?.href);
+  const dir = parseUrl(base, 'wasmBaseUrl');
   if (!dir.pathname.endsWith('/')) dir.pathname += '/';
   return new URL(isa === 'simd' ? 'cdnv2-lib.wasm' : `cdnv2-lib-${isa}.wasm`, dir);
 }
@@ -83,7 +91,12 @@ export function compileRuntime(isa: Isa, opts: Pick<BrowserLoadOptions, 'wasmBas
   if (!supportedIsas().includes(isa)) {
     return Promise.reject(new Cdnv2Error('setup', `this browser cannot run the ${isa} build (its WebAssembly lacks ${isa === 'relaxed' ? 'relaxed SIMD' : 'SIMD128'})`));
   }
-  const url = wasmUrl(isa, opts.wasmBaseUrl);
+  let url: URL;
+  try {
+    url = wasmUrl(isa, opts.wasmBaseUrl);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   let module = modules.get(url.href);
   if (!module) {
     module = fetchOk(url, `${isa} runtime build`, opts.signal).then(compileResponse).catch((err: unknown) => {
@@ -140,12 +153,17 @@ export async function loadModel(bytes: ArrayBuffer | ArrayBufferView, opts: Brow
 
 /** Fetches a `.cnv2` model (the wasm build compiles meanwhile) and loads it. */
 export async function loadModelUrl(url: string | URL, opts: BrowserLoadOptions = {}): Promise<BrowserModel> {
-  const href = new URL(url, globalThis.location?.href);
+  const href = parseUrl(url, 'model URL');
   const isa = opts.isa ?? detectIsa();
   const module = compileRuntime(isa, opts);
   module.catch(() => {}); // awaited below; an early rejection must not count as unhandled meanwhile
   const response = await fetchOk(href, 'model', opts.signal);
-  const bytes = new Uint8Array(await response.arrayBuffer());
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await response.arrayBuffer());
+  } catch (err) {
+    throw new Cdnv2Error('io', `${href}: the model's download failed (${(err as Error).message})`);
+  }
   try {
     return new BrowserModel(await Cdnv2Model.create(await module, isa, bytes, opts.arenaLimitBytes ?? 0));
   } catch (err) {

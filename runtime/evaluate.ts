@@ -1,6 +1,6 @@
 // Accuracy of a .cnv2 model over a labelled image source, in the wasm runtime (`cdnv2 eval <model.cnv2>`).
 // Images go through the same preprocessing as `classify` (identity when the data set matches the input size).
-import type { ImageSource } from '../trainer/data/source.js';
+import type { ImageSource } from '../base/data/source.js';
 import { Cdnv2Error, type Cdnv2Model } from './engine.js';
 
 export interface RuntimeEvaluation {

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import v8 from 'node:v8';
-import { fileErrorReason } from '../converter/io.js';
+import { fileErrorReason } from '../base/io.js';
 import { Cdnv2Error, Cdnv2Model, measurePeak, type Isa, type Prediction } from './engine.js';
 
 export { Cdnv2Error, Cdnv2Model, type Isa, type ImageData, type ModelMeta, type Prediction, type OpProfile, ERROR_NAMES, formatProfile, parseProfile } from './engine.js';

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { PNG } from 'pngjs';
-import { FASHION_MNIST_LABELS } from '../arch/configs.js';
+import { FASHION_MNIST_LABELS } from '../base/arch/configs.js';
 
 const count = Number(process.argv[2] ?? 8);
 const dir = process.argv[3] ?? '/usr/share/datasets/fashion-mnist';

@@ -6,13 +6,13 @@ import { Command } from 'commander';
 import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { readModel } from '../converter/format.js';
+import { readModel } from '../base/cnv2/format.js';
 import { analyze, formatCount } from '../converter/flops.js';
-import { writeFileAtomicSync } from '../converter/io.js';
+import { writeFileAtomicSync } from '../base/io.js';
 import { loadModelFile } from '../runtime/index.js';
 import { evaluateModel } from '../runtime/evaluate.js';
 import { loadCheckpoint, masksAreFinal, type LoadedCheckpoint } from '../trainer/checkpoint.js';
-import { limitSource, openDataset, type DatasetName } from '../trainer/data/index.js';
+import { limitSource, openDataset, type DatasetName } from '../base/data/index.js';
 
 // Published Fashion-MNIST results the issue compares against (parameters where the source gives them).
 const PUBLISHED = [
@@ -138,7 +138,7 @@ cdnv2 convert ${runName(chain.length - 1)} -o ${o.model} --weights f16
 
 A run that stops midway continues with \`--resume\` from its newest checkpoint, bit-identically (docs/training.md).
 ${o.note ? `\n${o.note}\n` : ''}
-Configuration \`${cfg.name}\` (arch/configs.ts): input ${cfg.input.channels}x${cfg.input.height}x${cfg.input.width}, layers
+Configuration \`${cfg.name}\` (base/arch/configs.ts): input ${cfg.input.channels}x${cfg.input.height}x${cfg.input.width}, layers
 ${cfg.layers.join('-')}, growth ${cfg.growth.join('-')}, groups ${cfg.group1x1}/${cfg.group3x3}/${cfg.groupTrans} (1x1/3x3/SFR), condensation factor ${cfg.condenseFactor}, SFR factor
 ${cfg.sfrFactor}, bottleneck ${cfg.bottleneck}, stem ${cfg.stemChannels} channels, hardswish from block ${cfg.hsStartBlock}, SE from block
 ${cfg.seStartBlock}, head SE reduction ${cfg.headSeReduction}.

@@ -30,7 +30,7 @@ CONFIGS = {
     'a': dict(stages='1-1-4-6-8', growth='8-8-16-32-64', factor=8, groups=(8, 8, 8), fc=828, dataset='imagenet'),
     'b': dict(stages='2-4-6-8-6', growth='6-12-24-48-96', factor=6, groups=(6, 6, 6), fc=1024, dataset='imagenet'),
     'c': dict(stages='4-6-8-10-8', growth='8-16-32-64-128', factor=8, groups=(8, 8, 8), fc=1024, dataset='imagenet'),
-    # cdnv2-tiny (arch/configs.ts): the CIFAR branch (stride-1 stem, 8x8 pool), group_1x1 4, group_3x3 2,
+    # cdnv2-tiny (base/arch/configs.ts): the CIFAR branch (stride-1 stem, 8x8 pool), group_1x1 4, group_3x3 2,
     # group_trans 4, condense_factor 4, trans_factor 4 (the official deploy model needs C = group_1x1, S = group_trans).
     'tiny': dict(stages='1-2-1', growth='4-8-8', condense=4, trans=4, groups=(4, 2, 4), fc=16, dataset='cifar10',
                  classes=10, hs=1, se=2, last_se=4),
@@ -87,8 +87,8 @@ def randomise(model, gen):
                 m._mask.zero_()
                 for g in range(G):
                     keep = torch.randperm(cin, generator=gen)[: cin // C]
-                    for o in range(g, cout, G):
-                        m._mask[o, keep] = 1
+                    rows = m._mask[g::G]  # the outputs of group g (a view)
+                    rows[:, keep] = 1
                 m._stage.fill_(C - 1)
                 m._count.fill_((C - 1) * (cin // C))
                 m.conv.weight.mul_((C) ** 0.5)  # keep activations O(1) with in/C inputs per output
@@ -97,8 +97,8 @@ def randomise(model, gen):
                 m._mask.zero_()
                 for g in range(G):
                     keep = torch.randperm(cout, generator=gen)[: cout // S]
-                    for j in range(g, cin, G):
-                        m._mask[keep, j] = 1
+                    cols = m._mask[:, g::G]  # the inputs of group g (a view)
+                    cols[keep] = 1
                 m._stage.fill_(S - 1)
                 m._count.fill_((S - 1) * (cout // S))
                 m.conv.weight.mul_(0.3)  # every SFR adds into old features: keep the sum from growing with depth

@@ -1,7 +1,7 @@
 // Training-curve chart (SVG and PNG), written next to the checkpoints.
 import type * as vl from 'vega-lite';
 
-import { renderChart } from '../cli/chart.js';
+import { renderChart } from '../base/chart.js';
 
 import type { EpochMetrics } from './checkpoint.js';
 

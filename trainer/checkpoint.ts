@@ -4,10 +4,10 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
-import { upgradeConfig, type ArchConfig } from '../arch/configs.js';
-import type { BatchNormParams, DenseLayerParams, LinearParams, NetworkParams, SeParams } from '../arch/params.js';
+import { upgradeConfig, type ArchConfig } from '../base/arch/configs.js';
+import type { BatchNormParams, DenseLayerParams, LinearParams, NetworkParams, SeParams } from '../base/arch/params.js';
 import { lgcKeptAt, lgcKeptPerGroup, lgcMaskIsGroupwise, sfrKeptAt, sfrKeptPerGroup, sfrMaskIsGroupwise } from './masks.js';
-import { BN_EPS, headSeHidden, layerSpecs, maskInventory, tensorInventory } from './model.js';
+import { BN_EPS, headSeHidden, layerSpecs, maskInventory, tensorInventory } from '../base/arch/schema.js';
 
 export const CHECKPOINT_FORMAT = 'cdnv2-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -283,7 +283,7 @@ export function hwioToOihw(a: Float32Array, kh: number, kw: number, cin: number,
 }
 
 /**
- * Eval-form parameters in the layouts of arch/params.ts. opts.ema: use the EMA weights (default: when present).
+ * Eval-form parameters in the layouts of base/arch/params.ts. opts.ema: use the EMA weights (default: when present).
  */
 export function checkpointToNetworkParams(ckpt: LoadedCheckpoint, opts: { ema?: boolean } = {}): NetworkParams {
   const useEma = opts.ema ?? ckpt.ema !== undefined;

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
 
-import type { ArchConfig } from '../arch/configs.js';
+import type { ArchConfig } from '../base/arch/configs.js';
 import type { BackendChoice } from './backend.js';
 import type { BnBatchStat, CdnModel } from './model.js';
 import { disposeSlice, sliceGradients, type LossOptions, type SliceGradients } from './step.js';

@@ -1,9 +1,9 @@
 // Eval-mode forward passes (BN running statistics, EMA weights when present) on checkpoints.
 import * as tf from '@tensorflow/tfjs';
 
-import type { ArchConfig } from '../arch/configs.js';
+import type { ArchConfig } from '../base/arch/configs.js';
 import type { LoadedCheckpoint } from './checkpoint.js';
-import { assembleBatch, type ImageSource } from './data/index.js';
+import { assembleBatch, type ImageSource } from '../base/data/index.js';
 import { CdnModel } from './model.js';
 
 /** Builds the TF.js model of a checkpoint (EMA weights when opts.ema is true or, by default, when present). */

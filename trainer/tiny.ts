@@ -1,5 +1,5 @@
 // Small derived configurations for tests and quick experiments (not part of the named CONFIGS).
-import { getConfig, type ArchConfig } from '../arch/configs.js';
+import { getConfig, type ArchConfig } from '../base/arch/configs.js';
 
 /** A configuration derived from a named one with fields overridden (e.g. a tiny network on 8x8 inputs). */
 export function deriveConfig(base: string | ArchConfig, overrides: Partial<ArchConfig>): ArchConfig {

@@ -5,17 +5,17 @@ import cliProgress from 'cli-progress';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { getConfig, type ArchConfig } from '../arch/configs.js';
-import { writeFileAtomicSync } from '../converter/io.js';
+import { getConfig, type ArchConfig } from '../base/arch/configs.js';
+import { writeFileAtomicSync } from '../base/io.js';
 import {
   listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type LoadedCheckpoint, type StageRecord,
   type TrainOptions,
 } from './checkpoint.js';
 import { renderTrainingCurves } from './chart.js';
-import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from './data/index.js';
+import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from '../base/data/index.js';
 import { evaluateSource } from './evaluate.js';
 import { CdnModel, initialValues, ownedVariable, tensorInventory } from './model.js';
-import { Rng } from './rng.js';
+import { Rng } from '../base/rng.js';
 import type { BackendChoice } from './backend.js';
 import { DataParallel } from './data-parallel.js';
 import { acquireRunLock } from './run-lock.js';

@@ -14,11 +14,16 @@ const SIXTH: f32 = 1.0 / 6.0;
   return x;
 }
 
-/** Four-lane activation (SIMD builds only). */
+/**
+ * Four-lane activation (SIMD builds only), the same values as act_f32 lane by lane. Pseudo-min/max (one minps/maxps
+ * on x86, where f32x4.min/max take about eight instructions) give the same results here: x + 3 is never -0, a NaN
+ * stays a NaN, and ReLU's pmax(x, 0) turns -0 into +0 by the + 0.
+ */
 @inline export function act_v128(x: v128, act: i32): v128 {
-  if (act == ACT_RELU) return f32x4.max(x, f32x4.splat(0));
+  const zero = f32x4.splat(0);
+  if (act == ACT_RELU) return f32x4.add(f32x4.pmax(x, zero), zero);
   if (act == ACT_HARDSWISH) {
-    const r6 = f32x4.min(f32x4.max(f32x4.add(x, f32x4.splat(3)), f32x4.splat(0)), f32x4.splat(6));
+    const r6 = f32x4.pmin(f32x4.pmax(f32x4.add(x, f32x4.splat(3)), zero), f32x4.splat(6));
     return f32x4.mul(f32x4.mul(x, r6), f32x4.splat(SIXTH));
   }
   return x;
@@ -30,14 +35,21 @@ const SIXTH: f32 = 1.0 / 6.0;
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
-/** Applies `act` to n floats at ptr in place. */
+/** Applies `act` to n floats at ptr in place. One loop per activation, so no lane computes the others. */
 export function activate_inplace(ptr: usize, n: i32, act: i32): void {
   if (act == ACT_NONE || n <= 0) return;
   let i = 0;
   if (ASC_FEATURE_SIMD) {
-    for (; i + 4 <= n; i += 4) {
-      const p = ptr + (<usize>i << 2);
-      v128.store(p, act_v128(v128.load(p), act));
+    if (act == ACT_RELU) {
+      for (; i + 4 <= n; i += 4) {
+        const p = ptr + (<usize>i << 2);
+        v128.store(p, act_v128(v128.load(p), ACT_RELU));
+      }
+    } else if (act == ACT_HARDSWISH) {
+      for (; i + 4 <= n; i += 4) {
+        const p = ptr + (<usize>i << 2);
+        v128.store(p, act_v128(v128.load(p), ACT_HARDSWISH));
+      }
     }
   }
   for (; i < n; i++) {

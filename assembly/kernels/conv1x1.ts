@@ -1,8 +1,9 @@
 // Pointwise (1x1, stride 1) group convolution: the condensed LGC and the SFR.
 // SIMD path: register tile of 4 output channels x 8 pixels (8 f32x4 accumulators); every input vector is loaded once
-// and reused for the 4 outputs, every weight is splatted once and reused for the 8 pixels. Pixels are processed in
+// and reused for the 4 outputs, every weight is splatted once and reused for the 8 pixels. The 4 outputs' weights
+// are first packed side by side (pack_quad), so the inner loop has two pointers and no per-output address. Pixels are processed in
 // chunks so that one group's input slice of a chunk stays in L1 while all of the group's outputs sweep over it.
-import { act_f32, act_v128, madd_v128 } from './activation';
+import { ACT_NONE, act_f32, act_v128, activate_inplace, madd_v128 } from './activation';
 
 // Target bytes of one group's input slice per pixel chunk (half a typical 32 KiB L1D).
 const CHUNK_BYTES: i32 = 16384;
@@ -35,24 +36,33 @@ const CHUNK_BYTES: i32 = 16384;
 /**
  * out[outIndex ? outIndex[o] : o] (=|+=) outAct(bias[o] + sum_i weight[o][i] * input[g*cin/groups + i]).
  * input: cin planes of hw floats; weight f32[cout][cin/groups]; bias f32[cout] or 0; outIndex i32[cout] or 0.
- * With accumulate != 0 the activated result is added to the plane (repeated outIndex targets sum up).
+ * With accumulate != 0 the activated result is added to the plane (repeated outIndex targets sum up); without it
+ * the outIndex targets must be distinct (the model loader checks this).
  */
 export function conv1x1_group(input: usize, cin: i32, hw: i32, weight: usize, bias: usize, cout: i32, groups: i32,
                               out: usize, outIndex: usize, outAct: i32, accumulate: i32): void {
   const cinG = cin / groups, coutG = cout / groups;
   const planeBytes = <usize>hw << 2;
-  if (ASC_FEATURE_SIMD) {
+  const quadBytes = (<usize>cinG + 1) << 4;
+  if (ASC_FEATURE_SIMD && quadBytes <= <usize>PANEL_BYTES) {
     const chunk = pixel_chunk(cinG, hw);
+    const quads = (coutG + 3) >> 2;
+    // All of a group's quads packed once when they fit, else each quad again for every pixel chunk.
+    const whole = <u64>quads * <u64>quadBytes <= <u64>PANEL_BYTES;
     for (let g = 0; g < groups; g++) {
       const inG = input + <usize>(g * cinG) * planeBytes;
+      const og = g * coutG;
+      if (whole) {
+        for (let q = 0; q < quads; q++) pack_quad(weight, bias, cinG, og + 4 * q, min(4, coutG - 4 * q), panel + <usize>q * quadBytes);
+      }
       for (let p0 = 0; p0 < hw; p0 += chunk) {
         const p1 = min(p0 + chunk, hw);
-        let ol = 0;
-        for (; ol + 4 <= coutG; ol += 4) {
-          conv1x1_4oc(inG, cinG, planeBytes, weight, bias, g * coutG + ol, out, outIndex, outAct, accumulate, p0, p1);
-        }
-        for (; ol < coutG; ol++) {
-          conv1x1_1oc(inG, cinG, planeBytes, weight, bias, g * coutG + ol, out, outIndex, outAct, accumulate, p0, p1);
+        for (let q = 0; q < quads; q++) {
+          const n = min(4, coutG - 4 * q);
+          let pan = panel;
+          if (whole) pan += <usize>q * quadBytes;
+          else pack_quad(weight, bias, cinG, og + 4 * q, n, panel);
+          conv1x1_quad(inG, planeBytes, pan, pan + quadBytes, og + 4 * q, n, out, outIndex, outAct, accumulate, p0, p1);
         }
       }
     }
@@ -64,104 +74,116 @@ export function conv1x1_group(input: usize, cin: i32, hw: i32, weight: usize, bi
   }
 }
 
-// Four outputs o..o+3 over pixels [p0, p1).
-function conv1x1_4oc(inG: usize, cinG: i32, planeBytes: usize, weight: usize, bias: usize, o: i32,
-                     out: usize, outIndex: usize, act: i32, accumulate: i32, p0: i32, p1: i32): void {
+// Weights of up to four outputs, packed so the inner loops read them at constant offsets from one pointer
+// ("quad panel"): the 4 biases, then per input the 4 outputs' weights side by side; missing outputs get zeros.
+// (With four separate row pointers, Cranelift kept too few of the loop's values in registers.)
+const PANEL_BYTES: i32 = 16384;
+const panel: usize = memory.data(PANEL_BYTES, 16);
+
+function pack_quad(weight: usize, bias: usize, cinG: i32, o: i32, n: i32, dst: usize): void {
   const rowBytes = <usize>cinG << 2;
-  const w0 = weight + <usize>o * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
-  const b0: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
-  const b1: f32 = bias ? load<f32>(bias + (<usize>o << 2), 4) : 0;
-  const b2: f32 = bias ? load<f32>(bias + (<usize>o << 2), 8) : 0;
-  const b3: f32 = bias ? load<f32>(bias + (<usize>o << 2), 12) : 0;
-  const vb0 = f32x4.splat(b0), vb1 = f32x4.splat(b1), vb2 = f32x4.splat(b2), vb3 = f32x4.splat(b3);
-  const o0 = out_plane(out, outIndex, o, planeBytes), o1 = out_plane(out, outIndex, o + 1, planeBytes);
-  const o2 = out_plane(out, outIndex, o + 2, planeBytes), o3 = out_plane(out, outIndex, o + 3, planeBytes);
+  for (let j = 0; j < 4; j++) {
+    let d = dst + (<usize>j << 2);
+    if (j < n) {
+      store<f32>(d, bias ? load<f32>(bias + (<usize>(o + j) << 2)) : 0);
+      const row = weight + <usize>(o + j) * rowBytes;
+      for (let i: usize = 0; i < rowBytes; i += 4) { d += 16; store<f32>(d, load<f32>(row + i)); }
+    } else {
+      for (let i = 0; i <= cinG; i++) { store<f32>(d, 0); d += 16; }
+    }
+  }
+}
+
+/**
+ * Writes (stores or adds) one tile vector; stored tiles are activated afterwards (activate_inplace), added ones that
+ * need an activation go through add_activated, so the tile code carries no activation.
+ */
+@inline export function emit_tile(p: usize, y: v128, act: i32, accumulate: i32): void {
+  if (accumulate && act != ACT_NONE) add_activated(p, y, act);
+  else v128.store(p, accumulate ? f32x4.add(v128.load(p), y) : y);
+}
+
+/** The rare case kept out of line: accumulate an activated vector. */
+export function add_activated(p: usize, y: v128, act: i32): void {
+  emit_v128(p, y, act, 1);
+}
+
+// Outputs o..o+n-1 (n = 1..4, one quad panel pan..panEnd) over pixels [p0, p1): register tile of 4 outputs x 8 pixels.
+function conv1x1_quad(inG: usize, planeBytes: usize, pan: usize, panEnd: usize, o: i32, n: i32,
+                      out: usize, outIndex: usize, act: i32, accumulate: i32, p0: i32, p1: i32): void {
+  const o0 = out_plane(out, outIndex, o, planeBytes);
+  let o1 = o0, o2 = o0, o3 = o0;
+  if (n > 1) o1 = out_plane(out, outIndex, o + 1, planeBytes);
+  if (n > 2) o2 = out_plane(out, outIndex, o + 2, planeBytes);
+  if (n > 3) o3 = out_plane(out, outIndex, o + 3, planeBytes);
   let p = p0;
   for (; p + 8 <= p1; p += 8) {
-    let a00 = vb0, a01 = vb0, a10 = vb1, a11 = vb1, a20 = vb2, a21 = vb2, a30 = vb3, a31 = vb3;
+    let a00 = v128.load32_splat(pan), a10 = v128.load32_splat(pan, 4);
+    let a20 = v128.load32_splat(pan, 8), a30 = v128.load32_splat(pan, 12);
+    let a01 = a00, a11 = a10, a21 = a20, a31 = a30;
     let xp = inG + (<usize>p << 2);
-    for (let i: usize = 0; i < rowBytes; i += 4) {
+    for (let wp = pan + 16; wp < panEnd; wp += 16) {
       const x0 = v128.load(xp), x1 = v128.load(xp, 16);
-      let w = v128.load32_splat(w0 + i);
+      let w = v128.load32_splat(wp);
       a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
-      w = v128.load32_splat(w1 + i);
+      w = v128.load32_splat(wp, 4);
       a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
-      w = v128.load32_splat(w2 + i);
+      w = v128.load32_splat(wp, 8);
       a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
-      w = v128.load32_splat(w3 + i);
+      w = v128.load32_splat(wp, 12);
       a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
       xp += planeBytes;
     }
     const q = <usize>p << 2;
     // Sequential read-modify-write per plane, so repeated outIndex targets accumulate correctly.
-    emit_v128(o0 + q, a00, act, accumulate); emit_v128(o0 + q + 16, a01, act, accumulate);
-    emit_v128(o1 + q, a10, act, accumulate); emit_v128(o1 + q + 16, a11, act, accumulate);
-    emit_v128(o2 + q, a20, act, accumulate); emit_v128(o2 + q + 16, a21, act, accumulate);
-    emit_v128(o3 + q, a30, act, accumulate); emit_v128(o3 + q + 16, a31, act, accumulate);
+    emit_tile(o0 + q, a00, act, accumulate); emit_tile(o0 + q + 16, a01, act, accumulate);
+    if (n > 1) { emit_tile(o1 + q, a10, act, accumulate); emit_tile(o1 + q + 16, a11, act, accumulate); }
+    if (n > 2) { emit_tile(o2 + q, a20, act, accumulate); emit_tile(o2 + q + 16, a21, act, accumulate); }
+    if (n > 3) { emit_tile(o3 + q, a30, act, accumulate); emit_tile(o3 + q + 16, a31, act, accumulate); }
   }
   for (; p + 4 <= p1; p += 4) {
-    let a0 = vb0, a1 = vb1, a2 = vb2, a3 = vb3;
+    let a0 = v128.load32_splat(pan), a1 = v128.load32_splat(pan, 4);
+    let a2 = v128.load32_splat(pan, 8), a3 = v128.load32_splat(pan, 12);
     let xp = inG + (<usize>p << 2);
-    for (let i: usize = 0; i < rowBytes; i += 4) {
+    for (let wp = pan + 16; wp < panEnd; wp += 16) {
       const x = v128.load(xp);
-      a0 = madd_v128(x, v128.load32_splat(w0 + i), a0);
-      a1 = madd_v128(x, v128.load32_splat(w1 + i), a1);
-      a2 = madd_v128(x, v128.load32_splat(w2 + i), a2);
-      a3 = madd_v128(x, v128.load32_splat(w3 + i), a3);
+      a0 = madd_v128(x, v128.load32_splat(wp), a0);
+      a1 = madd_v128(x, v128.load32_splat(wp, 4), a1);
+      a2 = madd_v128(x, v128.load32_splat(wp, 8), a2);
+      a3 = madd_v128(x, v128.load32_splat(wp, 12), a3);
       xp += planeBytes;
     }
     const q = <usize>p << 2;
-    emit_v128(o0 + q, a0, act, accumulate); emit_v128(o1 + q, a1, act, accumulate);
-    emit_v128(o2 + q, a2, act, accumulate); emit_v128(o3 + q, a3, act, accumulate);
+    emit_tile(o0 + q, a0, act, accumulate);
+    if (n > 1) emit_tile(o1 + q, a1, act, accumulate);
+    if (n > 2) emit_tile(o2 + q, a2, act, accumulate);
+    if (n > 3) emit_tile(o3 + q, a3, act, accumulate);
   }
   // Last 1-3 pixels: scalar, so no vector ever reads past the end of a plane.
   for (; p < p1; p++) {
-    let s0 = b0, s1 = b1, s2 = b2, s3 = b3;
+    let s0 = load<f32>(pan), s1 = load<f32>(pan, 4), s2 = load<f32>(pan, 8), s3 = load<f32>(pan, 12);
     let xp = inG + (<usize>p << 2);
-    for (let i: usize = 0; i < rowBytes; i += 4) {
+    for (let wp = pan + 16; wp < panEnd; wp += 16) {
       const x = load<f32>(xp);
-      s0 += x * load<f32>(w0 + i); s1 += x * load<f32>(w1 + i);
-      s2 += x * load<f32>(w2 + i); s3 += x * load<f32>(w3 + i);
+      s0 += x * load<f32>(wp); s1 += x * load<f32>(wp, 4);
+      s2 += x * load<f32>(wp, 8); s3 += x * load<f32>(wp, 12);
       xp += planeBytes;
     }
     const q = <usize>p << 2;
-    emit_f32(o0 + q, s0, act, accumulate); emit_f32(o1 + q, s1, act, accumulate);
-    emit_f32(o2 + q, s2, act, accumulate); emit_f32(o3 + q, s3, act, accumulate);
+    const a = accumulate ? act : ACT_NONE;
+    emit_f32(o0 + q, s0, a, accumulate);
+    if (n > 1) emit_f32(o1 + q, s1, a, accumulate);
+    if (n > 2) emit_f32(o2 + q, s2, a, accumulate);
+    if (n > 3) emit_f32(o3 + q, s3, a, accumulate);
   }
-}
-
-// One output o over pixels [p0, p1): 16-pixel tile (4 accumulators).
-function conv1x1_1oc(inG: usize, cinG: i32, planeBytes: usize, weight: usize, bias: usize, o: i32,
-                     out: usize, outIndex: usize, act: i32, accumulate: i32, p0: i32, p1: i32): void {
-  const rowBytes = <usize>cinG << 2;
-  const w0 = weight + <usize>o * rowBytes;
-  const b0: f32 = bias ? load<f32>(bias + (<usize>o << 2)) : 0;
-  const vb0 = f32x4.splat(b0);
-  const o0 = out_plane(out, outIndex, o, planeBytes);
-  let p = p0;
-  for (; p + 16 <= p1; p += 16) {
-    let a0 = vb0, a1 = vb0, a2 = vb0, a3 = vb0;
-    let xp = inG + (<usize>p << 2);
-    for (let i: usize = 0; i < rowBytes; i += 4) {
-      const w = v128.load32_splat(w0 + i);
-      a0 = madd_v128(v128.load(xp), w, a0); a1 = madd_v128(v128.load(xp, 16), w, a1);
-      a2 = madd_v128(v128.load(xp, 32), w, a2); a3 = madd_v128(v128.load(xp, 48), w, a3);
-      xp += planeBytes;
-    }
-    const q = o0 + (<usize>p << 2);
-    emit_v128(q, a0, act, accumulate); emit_v128(q + 16, a1, act, accumulate);
-    emit_v128(q + 32, a2, act, accumulate); emit_v128(q + 48, a3, act, accumulate);
+  // Stored (not accumulated) outputs are activated in place while they are still in L1; their planes are distinct.
+  if (!accumulate && act != ACT_NONE) {
+    const q = <usize>p0 << 2;
+    activate_inplace(o0 + q, p1 - p0, act);
+    if (n > 1) activate_inplace(o1 + q, p1 - p0, act);
+    if (n > 2) activate_inplace(o2 + q, p1 - p0, act);
+    if (n > 3) activate_inplace(o3 + q, p1 - p0, act);
   }
-  for (; p + 4 <= p1; p += 4) {
-    let a0 = vb0;
-    let xp = inG + (<usize>p << 2);
-    for (let i: usize = 0; i < rowBytes; i += 4) {
-      a0 = madd_v128(v128.load(xp), v128.load32_splat(w0 + i), a0);
-      xp += planeBytes;
-    }
-    emit_v128(o0 + (<usize>p << 2), a0, act, accumulate);
-  }
-  one_output_f32(inG, planeBytes, rowBytes, w0, b0, o0, act, accumulate, p, p1);
 }
 
 // Plain f32 path for the scalar build: one output, 4-pixel register tile.

@@ -4,16 +4,19 @@
 // zeroed slack), so the inner loops need no bounds checks: every tap of every output pixel is inside the padded plane,
 // and the SIMD tail vectors, which may compute up to 3 pixels past the row end, only read inside the scratch (padded rows, the next plane or the slack).
 // Those extra lanes are never stored. After the slack the scratch holds a tap table (one i32 byte offset per
-// (input, ky, kx) of a group), which flattens the tap loops into one loop like conv1x1's loop over inputs.
+// (input, ky, kx) of a group), which flattens the tap loops into one loop like conv1x1's loop over inputs; the SIMD
+// paths store each tap's weights of the current outputs next to its offset there (a panel, pack_taps).
 // SIMD paths (stride 1 and 2) use a register tile of 4 output channels x 8 output pixels (8 f32x4 accumulators):
 // each input vector is reused for 4 outputs, each splatted weight for 8 pixels. Stride > 2 and the scalar build use
 // a plain f32 loop over the same padded image.
-import { madd_v128 } from './activation';
-import { conv1x1_group, out_plane, emit_v128, emit_f32 } from './conv1x1';
+import { ACT_NONE, activate_inplace, madd_v128 } from './activation';
+import { conv1x1_group, out_plane, emit_tile, emit_f32 } from './conv1x1';
 import { copy_f32, zero_f32 } from './memory';
 
 // Zeroed bytes after the last padded plane: the widest over-read is a stride-2 tail vector, 13 floats past a row end.
 const SLACK_BYTES: i64 = 128;
+// Bytes per tap of a quad panel: the tap's byte offset and the 4 outputs' weights.
+const TAP_BYTES: i64 = 20;
 
 /**
  * Scratch bytes conv2d_group needs for this shape (padded input, slack, tap table); 0 when none is needed (1x1, stride 1, pad 0), -1 when the size
@@ -21,7 +24,7 @@ const SLACK_BYTES: i64 = 128;
  */
 export function conv2d_scratch_bytes(cin: i32, h: i32, w: i32, kernel: i32, stride: i32, pad: i32): i32 {
   if (kernel == 1 && stride == 1 && pad == 0) return 0;
-  const bytes = <i64>cin * <i64>(h + 2 * pad) * <i64>(w + 2 * pad) * 4 + SLACK_BYTES + <i64>cin * <i64>(kernel * kernel) * 4;
+  const bytes = <i64>cin * <i64>(h + 2 * pad) * <i64>(w + 2 * pad) * 4 + SLACK_BYTES + 16 + <i64>cin * <i64>(kernel * kernel) * TAP_BYTES;
   return bytes > <i64>i32.MAX_VALUE ? -1 : <i32>bytes;
 }
 
@@ -41,15 +44,19 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
   const cinG = cin / groups, coutG = cout / groups;
   const planePad = <usize>(Hp * Wp) << 2, rowPad = <usize>Wp << 2;
   zero_f32(scratch + <usize>cin * planePad, <i32>SLACK_BYTES >> 2);
-  // Tap table after the slack: byte offset of tap (i, ky, kx) from a window's top-left in input plane i.
+  // After the slack: the panel (SIMD) or the tap table (scalar).
   const taps = cinG * kernel * kernel;
   const tab = scratch + <usize>cin * planePad + <usize>SLACK_BYTES;
-  let n = 0;
-  for (let i = 0; i < cinG; i++) {
-    for (let ky = 0; ky < kernel; ky++) {
-      for (let kx = 0; kx < kernel; kx++) {
-        store<i32>(tab + (<usize>n << 2), <i32>(<usize>i * planePad + <usize>ky * rowPad + (<usize>kx << 2)));
-        n++;
+  const simd = ASC_FEATURE_SIMD && stride <= 2;
+  if (!simd) {
+    // Tap table: byte offset of tap (i, ky, kx) from a window's top-left in input plane i.
+    let n = 0;
+    for (let i = 0; i < cinG; i++) {
+      for (let ky = 0; ky < kernel; ky++) {
+        for (let kx = 0; kx < kernel; kx++) {
+          store<i32>(tab + (<usize>n << 2), <i32>(<usize>i * planePad + <usize>ky * rowPad + (<usize>kx << 2)));
+          n++;
+        }
       }
     }
   }
@@ -61,14 +68,16 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
     // are discarded.
     pad_copy(input + <usize>(g * cinG) * inPlane, cinG, h, w, pad, inG);
     let ol = 0;
-    if (ASC_FEATURE_SIMD && stride <= 2) {
+    if (simd) {
       for (; ol + 4 <= coutG; ol += 4) {
-        if (stride == 1) conv_4oc_s1(inG, tab, taps, rowPad, outH, outW, weight, bias, g * coutG + ol, out, outIndex, outAct, accumulate);
-        else conv_4oc_s2(inG, tab, taps, rowPad, outH, outW, weight, bias, g * coutG + ol, out, outIndex, outAct, accumulate);
+        const panEnd = pack_taps(weight, bias, g * coutG + ol, 4, cinG, kernel, planePad, rowPad, tab);
+        if (stride == 1) conv_4oc_s1(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
+        else conv_4oc_s2(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
       }
       for (; ol < coutG; ol++) {
-        if (stride == 1) conv_1oc_s1(inG, tab, taps, rowPad, outH, outW, weight, bias, g * coutG + ol, out, outIndex, outAct, accumulate);
-        else conv_1oc_s2(inG, tab, taps, rowPad, outH, outW, weight, bias, g * coutG + ol, out, outIndex, outAct, accumulate);
+        const panEnd = pack_taps(weight, bias, g * coutG + ol, 1, cinG, kernel, planePad, rowPad, tab);
+        if (stride == 1) conv_1oc_s1(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
+        else conv_1oc_s2(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
       }
     } else {
       for (; ol < coutG; ol++) {
@@ -76,6 +85,29 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
       }
     }
   }
+}
+
+// Packs n (4 or 1) outputs' biases and, per tap (i, ky, kx), the tap's byte offset from a window's top-left followed
+// by the n weights, so the inner loops walk one pointer and read everything at constant offsets from it. (Cranelift
+// recomputed the separate weight, tap-table and output addresses inside the loops and ran out of registers.)
+// Returns the panel's end.
+function pack_taps(weight: usize, bias: usize, o: i32, n: i32, cinG: i32, kernel: i32, planePad: usize, rowPad: usize,
+                   dst: usize): usize {
+  const kk = kernel * kernel;
+  const rowBytes = <usize>(cinG * kk) << 2;
+  for (let j = 0; j < n; j++) store<f32>(dst + (<usize>j << 2), bias ? load<f32>(bias + (<usize>(o + j) << 2)) : 0);
+  let d = dst + 16, t: usize = 0;
+  const rec = (<usize>n + 1) << 2;
+  for (let i = 0; i < cinG; i++) {
+    for (let ky = 0; ky < kernel; ky++) {
+      for (let kx = 0; kx < kernel; kx++) {
+        store<i32>(d, <i32>(<usize>i * planePad + <usize>ky * rowPad + (<usize>kx << 2)));
+        for (let j = 0; j < n; j++) store<f32>(d + 4 + (<usize>j << 2), load<f32>(weight + <usize>(o + j) * rowBytes + t));
+        d += rec; t += 4;
+      }
+    }
+  }
+  return d;
 }
 
 // Copies cin planes of h x w into (h+2pad) x (w+2pad) zero-bordered planes at dst.
@@ -104,7 +136,7 @@ function pad_copy(src: usize, cin: i32, h: i32, w: i32, pad: i32, dst: usize): v
 }
 
 // Stores lanes [0, n) of an activated vector (n = 1..3): the partial tail of an output row.
-@inline function emit_partial(p: usize, y: v128, n: i32, act: i32, accumulate: i32): void {
+function emit_partial(p: usize, y: v128, n: i32, act: i32, accumulate: i32): void {
   emit_f32(p, f32x4.extract_lane(y, 0), act, accumulate);
   if (n > 1) emit_f32(p + 4, f32x4.extract_lane(y, 1), act, accumulate);
   if (n > 2) emit_f32(p + 8, f32x4.extract_lane(y, 2), act, accumulate);
@@ -114,133 +146,133 @@ function pad_copy(src: usize, cin: i32, h: i32, w: i32, pad: i32, dst: usize): v
   return bias ? load<f32>(bias + (<usize>o << 2)) : 0;
 }
 
-// Writes a 4-output x 4-pixel tile, of which only n pixels may be valid (row tail).
-@inline function emit4(o0: usize, o1: usize, o2: usize, o3: usize, q: usize, a0: v128, a1: v128, a2: v128, a3: v128,
-                       n: i32, act: i32, accumulate: i32): void {
-  if (n >= 4) {
-    emit_v128(o0 + q, a0, act, accumulate); emit_v128(o1 + q, a1, act, accumulate);
-    emit_v128(o2 + q, a2, act, accumulate); emit_v128(o3 + q, a3, act, accumulate);
-  } else {
-    emit_partial(o0 + q, a0, n, act, accumulate); emit_partial(o1 + q, a1, n, act, accumulate);
-    emit_partial(o2 + q, a2, n, act, accumulate); emit_partial(o3 + q, a3, n, act, accumulate);
-  }
+// Writes a 4-pixel vector of which only n pixels may be valid (row tail); the partial case out of line.
+@inline function emit_n(p: usize, y: v128, n: i32, act: i32, accumulate: i32): void {
+  if (n >= 4) emit_tile(p, y, act, accumulate);
+  else emit_partial(p, y, n, accumulate ? act : ACT_NONE, accumulate);
+}
+
+// Stored (not accumulated) outputs are activated afterwards in place, one plane at a time.
+@inline function activate_plane(p: usize, n: i32, act: i32, accumulate: i32): void {
+  if (!accumulate && act != ACT_NONE) activate_inplace(p, n, act);
 }
 
 // Stride-specialised copies: inlining the workers with a constant stride folds load_px and the pixel step.
-function conv_4oc_s1(inG: usize, tab: usize, taps: i32, rowPad: usize, outH: i32, outW: i32,
-                     weight: usize, bias: usize, o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
-  conv_simd_4oc(inG, tab, taps, 1, rowPad, outH, outW, weight, bias, o, out, outIndex, act, accumulate);
+function conv_4oc_s1(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH: i32, outW: i32,
+                     o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
+  conv_simd_4oc(inG, pan, panEnd, 1, rowPad, outH, outW, o, out, outIndex, act, accumulate);
 }
-function conv_4oc_s2(inG: usize, tab: usize, taps: i32, rowPad: usize, outH: i32, outW: i32,
-                     weight: usize, bias: usize, o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
-  conv_simd_4oc(inG, tab, taps, 2, rowPad, outH, outW, weight, bias, o, out, outIndex, act, accumulate);
+function conv_4oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH: i32, outW: i32,
+                     o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
+  conv_simd_4oc(inG, pan, panEnd, 2, rowPad, outH, outW, o, out, outIndex, act, accumulate);
 }
-function conv_1oc_s1(inG: usize, tab: usize, taps: i32, rowPad: usize, outH: i32, outW: i32,
-                     weight: usize, bias: usize, o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
-  conv_simd_1oc(inG, tab, taps, 1, rowPad, outH, outW, weight, bias, o, out, outIndex, act, accumulate);
+function conv_1oc_s1(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH: i32, outW: i32,
+                     o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
+  conv_simd_1oc(inG, pan, panEnd, 1, rowPad, outH, outW, o, out, outIndex, act, accumulate);
 }
-function conv_1oc_s2(inG: usize, tab: usize, taps: i32, rowPad: usize, outH: i32, outW: i32,
-                     weight: usize, bias: usize, o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
-  conv_simd_1oc(inG, tab, taps, 2, rowPad, outH, outW, weight, bias, o, out, outIndex, act, accumulate);
+function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH: i32, outW: i32,
+                     o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
+  conv_simd_1oc(inG, pan, panEnd, 2, rowPad, outH, outW, o, out, outIndex, act, accumulate);
 }
 
-// Any kernel size, stride 1 or 2, four outputs o..o+3. One tap per inner iteration: the tap table turns the
-// (input, ky, kx) nest into a flat loop whose tap number also indexes the weights, like conv1x1's loop over inputs.
+// Any kernel size, stride 1 or 2, four outputs o..o+3 with a quad panel (pack_taps). One tap per inner iteration.
+// Register tile 4 outputs x 8 pixels, also for a row tail of 5-7 pixels (the extra lanes read inside the padded
+// scratch and are not stored); a tail of 1-4 pixels takes a 4-pixel tile.
 // (A fully unrolled 3x3 body measured slower in V8: its larger loop body allocates registers worse.)
-@inline function conv_simd_4oc(inG: usize, tab: usize, taps: i32, stride: i32, rowPad: usize, outH: i32, outW: i32,
-                       weight: usize, bias: usize, o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
-  const tapBytes = <usize>taps << 2;
-  const w0 = weight + <usize>o * tapBytes, w1 = w0 + tapBytes, w2 = w1 + tapBytes, w3 = w2 + tapBytes;
+@inline function conv_simd_4oc(inG: usize, pan: usize, panEnd: usize, stride: i32, rowPad: usize, outH: i32, outW: i32,
+                       o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
   const planeBytes = <usize>(outH * outW) << 2;
   const o0 = out_plane(out, outIndex, o, planeBytes), o1 = out_plane(out, outIndex, o + 1, planeBytes);
   const o2 = out_plane(out, outIndex, o + 2, planeBytes), o3 = out_plane(out, outIndex, o + 3, planeBytes);
-  const vb0 = f32x4.splat(bias_at(bias, o)), vb1 = f32x4.splat(bias_at(bias, o + 1));
-  const vb2 = f32x4.splat(bias_at(bias, o + 2)), vb3 = f32x4.splat(bias_at(bias, o + 3));
   const step = <usize>stride << 4; // input bytes spanned by 4 output pixels
+  let rowIn = inG, rowOut: usize = 0;
   for (let oy = 0; oy < outH; oy++) {
-    const rowIn = inG + <usize>(oy * stride) * rowPad;
-    const rowOut = <usize>(oy * outW) << 2;
-    let ox = 0;
-    for (; ox + 8 <= outW; ox += 8) {
-      let a00 = vb0, a01 = vb0, a10 = vb1, a11 = vb1, a20 = vb2, a21 = vb2, a30 = vb3, a31 = vb3;
-      const base = rowIn + (<usize>(ox * stride) << 2);
-      for (let t: usize = 0; t < tapBytes; t += 4) {
-        const xp = base + <usize>load<i32>(tab + t);
+    let base = rowIn, q = rowOut, ox = 0;
+    for (; ox + 4 < outW; ox += 8) {
+      let a00 = v128.load32_splat(pan), a10 = v128.load32_splat(pan, 4);
+      let a20 = v128.load32_splat(pan, 8), a30 = v128.load32_splat(pan, 12);
+      let a01 = a00, a11 = a10, a21 = a20, a31 = a30;
+      for (let r = pan + 16; r < panEnd; r += 20) {
+        const xp = base + <usize>load<i32>(r);
         const x0 = load_px(xp, stride), x1 = load_px(xp + step, stride);
-        let w = v128.load32_splat(w0 + t); a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
-        w = v128.load32_splat(w1 + t); a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
-        w = v128.load32_splat(w2 + t); a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
-        w = v128.load32_splat(w3 + t); a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
+        let w = v128.load32_splat(r, 4); a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
+        w = v128.load32_splat(r, 8); a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
+        w = v128.load32_splat(r, 12); a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
+        w = v128.load32_splat(r, 16); a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
       }
-      const q = rowOut + (<usize>ox << 2);
-      emit_v128(o0 + q, a00, act, accumulate); emit_v128(o0 + q + 16, a01, act, accumulate);
-      emit_v128(o1 + q, a10, act, accumulate); emit_v128(o1 + q + 16, a11, act, accumulate);
-      emit_v128(o2 + q, a20, act, accumulate); emit_v128(o2 + q + 16, a21, act, accumulate);
-      emit_v128(o3 + q, a30, act, accumulate); emit_v128(o3 + q + 16, a31, act, accumulate);
+      const n = outW - ox - 4;
+      emit_tile(o0 + q, a00, act, accumulate); emit_n(o0 + q + 16, a01, n, act, accumulate);
+      emit_tile(o1 + q, a10, act, accumulate); emit_n(o1 + q + 16, a11, n, act, accumulate);
+      emit_tile(o2 + q, a20, act, accumulate); emit_n(o2 + q + 16, a21, n, act, accumulate);
+      emit_tile(o3 + q, a30, act, accumulate); emit_n(o3 + q + 16, a31, n, act, accumulate);
+      base += step << 1; q += 32;
     }
-    for (; ox < outW; ox += 4) {
-      let a0 = vb0, a1 = vb1, a2 = vb2, a3 = vb3;
-      const base = rowIn + (<usize>(ox * stride) << 2);
-      for (let t: usize = 0; t < tapBytes; t += 4) {
-        const x = load_px(base + <usize>load<i32>(tab + t), stride);
-        a0 = madd_v128(x, v128.load32_splat(w0 + t), a0);
-        a1 = madd_v128(x, v128.load32_splat(w1 + t), a1);
-        a2 = madd_v128(x, v128.load32_splat(w2 + t), a2);
-        a3 = madd_v128(x, v128.load32_splat(w3 + t), a3);
+    if (ox < outW) {
+      let a0 = v128.load32_splat(pan), a1 = v128.load32_splat(pan, 4);
+      let a2 = v128.load32_splat(pan, 8), a3 = v128.load32_splat(pan, 12);
+      for (let r = pan + 16; r < panEnd; r += 20) {
+        const x = load_px(base + <usize>load<i32>(r), stride);
+        a0 = madd_v128(x, v128.load32_splat(r, 4), a0);
+        a1 = madd_v128(x, v128.load32_splat(r, 8), a1);
+        a2 = madd_v128(x, v128.load32_splat(r, 12), a2);
+        a3 = madd_v128(x, v128.load32_splat(r, 16), a3);
       }
-      emit4(o0, o1, o2, o3, rowOut + (<usize>ox << 2), a0, a1, a2, a3, outW - ox, act, accumulate);
+      const n = outW - ox;
+      emit_n(o0 + q, a0, n, act, accumulate); emit_n(o1 + q, a1, n, act, accumulate);
+      emit_n(o2 + q, a2, n, act, accumulate); emit_n(o3 + q, a3, n, act, accumulate);
     }
+    rowIn += <usize>stride * rowPad; rowOut += <usize>outW << 2;
   }
+  activate_plane(o0, outH * outW, act, accumulate); activate_plane(o1, outH * outW, act, accumulate);
+  activate_plane(o2, outH * outW, act, accumulate); activate_plane(o3, outH * outW, act, accumulate);
 }
 
-// Any kernel size, stride 1 or 2, one output o (the group remainder, e.g. one output per group). 16-pixel tiles;
-// the 4-pixel row tail splits the taps over four accumulators so it is not bound by one dependency chain.
-@inline function conv_simd_1oc(inG: usize, tab: usize, taps: i32, stride: i32, rowPad: usize, outH: i32, outW: i32,
-                       weight: usize, bias: usize, o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
-  const tapBytes = <usize>taps << 2;
-  const w0 = weight + <usize>o * tapBytes;
-  const planeBytes = <usize>(outH * outW) << 2;
-  const o0 = out_plane(out, outIndex, o, planeBytes);
-  const vb0 = f32x4.splat(bias_at(bias, o)), zero = f32x4.splat(0);
+// Any kernel size, stride 1 or 2, one output o (the group remainder, e.g. one output per group), panel records of
+// 8 bytes (tap offset, weight). 16-pixel tiles; the 4-pixel row tail splits the taps over four accumulators so it is
+// not bound by one dependency chain.
+@inline function conv_simd_1oc(inG: usize, pan: usize, panEnd: usize, stride: i32, rowPad: usize, outH: i32, outW: i32,
+                       o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
+  const o0 = out_plane(out, outIndex, o, <usize>(outH * outW) << 2);
+  const vb0 = v128.load32_splat(pan), zero = f32x4.splat(0);
   const step = <usize>stride << 4;
-  const tap4 = tapBytes & ~15; // taps handled four at a time in the tail tile
+  const taps = (panEnd - pan - 16) >> 3;
+  const end4 = pan + 16 + ((taps & ~<usize>3) << 3); // taps handled four at a time in the tail tile
+  let rowIn = inG, rowOut = o0;
   for (let oy = 0; oy < outH; oy++) {
-    const rowIn = inG + <usize>(oy * stride) * rowPad;
-    const rowOut = o0 + (<usize>(oy * outW) << 2);
-    let ox = 0;
+    let base = rowIn, q = rowOut, ox = 0;
     for (; ox + 16 <= outW; ox += 16) {
       let a0 = vb0, a1 = vb0, a2 = vb0, a3 = vb0;
-      const base = rowIn + (<usize>(ox * stride) << 2);
-      for (let t: usize = 0; t < tapBytes; t += 4) {
-        const p = base + <usize>load<i32>(tab + t), w = v128.load32_splat(w0 + t);
+      for (let r = pan + 16; r < panEnd; r += 8) {
+        const p = base + <usize>load<i32>(r), w = v128.load32_splat(r, 4);
         a0 = madd_v128(load_px(p, stride), w, a0);
         a1 = madd_v128(load_px(p + step, stride), w, a1);
         a2 = madd_v128(load_px(p + 2 * step, stride), w, a2);
         a3 = madd_v128(load_px(p + 3 * step, stride), w, a3);
       }
-      const q = rowOut + (<usize>ox << 2);
-      emit_v128(q, a0, act, accumulate); emit_v128(q + 16, a1, act, accumulate);
-      emit_v128(q + 32, a2, act, accumulate); emit_v128(q + 48, a3, act, accumulate);
+      emit_tile(q, a0, act, accumulate); emit_tile(q + 16, a1, act, accumulate);
+      emit_tile(q + 32, a2, act, accumulate); emit_tile(q + 48, a3, act, accumulate);
+      base += step << 2; q += 64;
     }
     for (; ox < outW; ox += 4) {
       let a0 = vb0, a1 = zero, a2 = zero, a3 = zero;
-      const base = rowIn + (<usize>(ox * stride) << 2);
-      let t: usize = 0;
-      for (; t < tap4; t += 16) {
-        a0 = madd_v128(load_px(base + <usize>load<i32>(tab + t), stride), v128.load32_splat(w0 + t), a0);
-        a1 = madd_v128(load_px(base + <usize>load<i32>(tab + t, 4), stride), v128.load32_splat(w0 + t, 4), a1);
-        a2 = madd_v128(load_px(base + <usize>load<i32>(tab + t, 8), stride), v128.load32_splat(w0 + t, 8), a2);
-        a3 = madd_v128(load_px(base + <usize>load<i32>(tab + t, 12), stride), v128.load32_splat(w0 + t, 12), a3);
+      let r = pan + 16;
+      for (; r < end4; r += 32) {
+        a0 = madd_v128(load_px(base + <usize>load<i32>(r), stride), v128.load32_splat(r, 4), a0);
+        a1 = madd_v128(load_px(base + <usize>load<i32>(r, 8), stride), v128.load32_splat(r, 12), a1);
+        a2 = madd_v128(load_px(base + <usize>load<i32>(r, 16), stride), v128.load32_splat(r, 20), a2);
+        a3 = madd_v128(load_px(base + <usize>load<i32>(r, 24), stride), v128.load32_splat(r, 28), a3);
       }
-      for (; t < tapBytes; t += 4) {
-        a0 = madd_v128(load_px(base + <usize>load<i32>(tab + t), stride), v128.load32_splat(w0 + t), a0);
+      for (; r < panEnd; r += 8) {
+        a0 = madd_v128(load_px(base + <usize>load<i32>(r), stride), v128.load32_splat(r, 4), a0);
       }
       const y = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
-      const q = rowOut + (<usize>ox << 2);
-      if (outW - ox >= 4) emit_v128(q, y, act, accumulate);
-      else emit_partial(q, y, outW - ox, act, accumulate);
+      const n = min(4, outW - ox);
+      emit_n(q, y, n, act, accumulate);
+      base += step; q += 16;
     }
+    rowIn += <usize>stride * rowPad; rowOut += <usize>outW << 2;
   }
+  activate_plane(o0, outH * outW, act, accumulate);
 }
 
 // Plain f32 path (scalar build, and strides > 2): one output, 4 output pixels per tap-table sweep, then single pixels.

@@ -1,8 +1,8 @@
 // A torch.save file -> training-form parameters and the condensed model (the work of `cdnv2 import`).
-import type { ArchConfig } from '../../arch/configs.js';
-import type { NetworkParams } from '../../arch/params.js';
+import type { ArchConfig } from '../../base/arch/configs.js';
+import type { NetworkParams } from '../../base/arch/params.js';
 import { condense, CondenseError, type WeightsDtype } from '../condense.js';
-import type { Model } from '../model.js';
+import type { Model } from '../../base/cnv2/model.js';
 import { pickStateDict, stateDictToParams, type OfficialForm } from './state-dict.js';
 import { readTorchFile } from './torch-file.js';
 

@@ -5,8 +5,8 @@
 // ShuffleLayerTrans-regrouped inputs and a 0/1 `index` matrix [rows, out] scattering its rows into output channels.
 // Both become the same NetworkParams (the converted one expanded back to masked dense weights), so condense() and
 // everything after it is shared with our own training.
-import { activationOfBlock, blockChannels, type ArchConfig } from '../../arch/configs.js';
-import type { BatchNormParams, DenseLayerParams, LinearParams, NetworkParams, SeParams } from '../../arch/params.js';
+import { activationOfBlock, blockChannels, type ArchConfig } from '../../base/arch/configs.js';
+import type { BatchNormParams, DenseLayerParams, LinearParams, NetworkParams, SeParams } from '../../base/arch/params.js';
 import { lgcGroups, sfrGroups } from '../condense.js';
 import type { TorchTensor } from './torch-file.js';
 

@@ -1,7 +1,7 @@
 // Byte-level tools for crafting malformed .cnv2 files in tests: take a valid file apart into its sections,
 // change them, and put them back together with correct (or deliberately wrong) sizes and CRCs.
-import { crc32 } from '../../converter/crc32.js';
-import { MAJOR_VERSION, MINOR_VERSION } from '../../converter/format.js';
+import { crc32 } from '../../base/cnv2/crc32.js';
+import { MAJOR_VERSION, MINOR_VERSION } from '../../base/cnv2/format.js';
 
 export interface RawSection {
   tag: string;

@@ -1,5 +1,5 @@
 // The rice index encoding (docs/format.md, dtype 6) for tests: a plain reference codec written over bit strings
-// (independent of converter/rice.ts and the wasm loader), and malformed variants of a valid file's rice tensors
+// (independent of base/cnv2/rice.ts and the wasm loader), and malformed variants of a valid file's rice tensors
 // that both loaders must reject (both readers: 'index').
 import { assemble, setU32, splitSections, u32 } from './cnv2-bytes.js';
 

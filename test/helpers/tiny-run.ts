@@ -1,5 +1,5 @@
 // The tiny network's training runs in tests: synthetic data of its input shape and the options of a short run.
-import { openSynthetic } from '../../trainer/data/synthetic.js';
+import { openSynthetic } from '../../base/data/synthetic.js';
 import { tinyConfig } from '../../trainer/tiny.js';
 import type { TrainRun } from '../../trainer/train.js';
 

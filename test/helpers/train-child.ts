@@ -3,7 +3,7 @@
 // Tiny configuration, synthetic data, fixed seed; prints progress lines to stderr. With CDNV2_KILL_AT set, the
 // process SIGKILLs itself right after the trainer logs a line starting with it (a deterministic kill point).
 import { selectBackend } from '../../trainer/backend.js';
-import { openSynthetic } from '../../trainer/data/synthetic.js';
+import { openSynthetic } from '../../base/data/synthetic.js';
 import { train } from '../../trainer/train.js';
 import { tinyConfig } from '../../trainer/tiny.js';
 

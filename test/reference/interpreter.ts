@@ -1,6 +1,6 @@
 // Plain reference interpreter of a condensed model (docs/format.md semantics), float64 math, no optimisation.
 // Buffers other than the input start as NaN so that reading a channel no op has written poisons the output.
-import { type Model, type Tensor, tensorFloats } from '../../converter/model.js';
+import { type Model, type Tensor, tensorFloats } from '../../base/cnv2/model.js';
 
 export function applyAct(code: number, x: number): number {
   if (code === 1) return x > 0 ? x : 0;

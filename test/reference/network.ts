@@ -1,8 +1,8 @@
 // Eval-mode forward pass of the TRAINING-FORM network (dense masked convs, BN, activations, SE, SFR add,
 // concat, pools, head), float64, written as directly as possible from the paper / official code structure.
 // It shares no code with the converter: it is the ground truth condensation is checked against.
-import { blockChannels } from '../../arch/configs.js';
-import type { BatchNormParams, NetworkParams, SeParams } from '../../arch/params.js';
+import { blockChannels } from '../../base/arch/configs.js';
+import type { BatchNormParams, NetworkParams, SeParams } from '../../base/arch/params.js';
 
 type Planes = Float64Array[]; // one H*W plane per channel
 

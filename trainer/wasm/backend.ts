@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
-import { JS_KERNELS } from './js-kernels.js';
+import { JS_KERNELS, type KernelHost } from './js-kernels.js';
 import { TrainKernels, type Activation, type TrainKernelOptions } from './kernels.js';
 
 export const WASM_BACKEND = 'cdnv2-wasm';
@@ -22,7 +22,7 @@ export const AFFINE_ACT = 'Cdnv2AffineAct';
  * kernel reads them in place; tensors from CPU kernels or from the user stay JS arrays and are copied in when a
  * wasm kernel needs them. CPU kernels read resident tensors through views, as any other values.
  */
-export class WasmTrainBackend extends MathBackendCPU {
+export class WasmTrainBackend extends MathBackendCPU implements KernelHost {
   readonly kernels: TrainKernels;
   private readonly resident = new Map<tf.DataId, number>();
   constructor(opts: TrainKernelOptions) {

@@ -5,9 +5,21 @@
 // Outside float32 they defer to the CPU kernels.
 import * as tf from '@tensorflow/tfjs';
 
-import type { WasmTrainBackend } from './backend.js';
+import type { TrainKernels } from './kernels.js';
 
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: WasmTrainBackend; attrs?: tf.NamedAttrMap };
+/**
+ * What these kernels use of the backend that runs them (WasmTrainBackend in backend.ts, which imports this file:
+ * declared here so the two do not import each other).
+ */
+export interface KernelHost {
+  readonly kernels: TrainKernels;
+  f32(t: tf.TensorInfo): Float32Array;
+  output(shape: number[]): { ptr: number; values: Float32Array; info: tf.TensorInfo };
+  withPointers<T>(inputs: tf.TensorInfo[], fn: (...ptrs: number[]) => T): T;
+  ownValues(t: tf.TensorInfo): void;
+}
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: KernelHost; attrs?: tf.NamedAttrMap };
 export type Kernel = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
 function cpu(name: string, args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {

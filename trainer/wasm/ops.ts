@@ -2,7 +2,7 @@
 // its op compositions when the 'cdnv2-wasm' backend is active; the compositions stay the reference elsewhere.
 import * as tf from '@tensorflow/tfjs';
 
-import type { Activation } from '../../arch/configs.js';
+import type { Activation } from '../../base/arch/configs.js';
 import { AFFINE_ACT, BATCH_NORM_ACT, BATCH_NORM_ACT_GRAD, GROUP_CONV3X3, GROUP_CONV3X3_FILTER_GRAD, GROUP_CONV3X3_INPUT_GRAD } from './backend.js';
 
 type GradFn = Parameters<typeof tf.customGrad>[0];
