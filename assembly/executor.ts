@@ -39,8 +39,13 @@ function runConv(m: Model, op: OpInfo, scratch: usize): void {
 
 /** Runs every op in order. The caller has written the input buffer. */
 export function execute(m: Model): void {
+  executeOps(m, 0, m.nOps);
+}
+
+/** Runs ops first..end-1 (in range; the per-op profile times one op at a time, in order, on the same arena). */
+export function executeOps(m: Model, first: i32, end: i32): void {
   const scratch = arenaBase(m) + m.scratchOffset;
-  for (let i = 0; i < m.nOps; i++) {
+  for (let i = first; i < end; i++) {
     const op = opAt(m, i);
     const code = op.code;
     if (code == OP_CONV2D) {
@@ -69,3 +74,12 @@ export function inputPtr(m: Model): usize { return bufferAt(m, m.inputBuf).ptr; 
 export function inputLength(m: Model): i32 { const b = bufferAt(m, m.inputBuf); return b.c * b.h * b.w; }
 export function outputPtr(m: Model): usize { return bufferAt(m, m.outputBuf).ptr; }
 export function outputLength(m: Model): i32 { return bufferAt(m, m.outputBuf).c; }
+
+/** Multiply-adds of one op, counted as converter/flops.ts does (conv, SE and FC; pools and shuffles: 0). */
+export function opMadds(op: OpInfo): f64 {
+  const code = op.code;
+  if (code == OP_CONV2D) return <f64>op.kernel * <f64>op.kernel * <f64>(op.cin / op.groups) * <f64>op.cout * <f64>op.outH * <f64>op.outW;
+  if (code == OP_SE) return 2 * <f64>op.cin * <f64>op.hidden;
+  if (code == OP_FC) return <f64>op.cin * <f64>op.cout;
+  return 0;
+}
