@@ -1,6 +1,6 @@
 // `cdnv2 import` and `cdnv2 export-pytorch` against fixtures PyTorch wrote from the official CondenseNetV2 code
 // (scripts/pytorch-fixtures.py, cdnv2-tiny): both torch.save formats, both forms, logits from PyTorch itself.
-// No torch needed; test/pytorch-official.test.ts covers A/B/C and loading our export into PyTorch when it is there.
+// No torch needed; test/converter/pytorch-official.test.ts covers A/B/C and loading our export into PyTorch when it is there.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
