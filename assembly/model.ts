@@ -69,6 +69,9 @@ const MAX_STRING: u32 = 65536;
   meanOff: u32; stdOff: u32;                 // f32[inC]
   labelsOff: u32; labelCount: i32;           // first string of the labels array
   resizeNearest: bool;
+  resizeCubic: bool;
+  /** Official evaluation resize: shorter side to this many pixels (antialiased, as PIL), then centre crop; 0: none. */
+  resizeShorter: i32;
   // planned memory
   arena: usize; arenaBytes: usize;           // activations (+ scratch at scratchOffset)
   scratchOffset: usize; scratchBytes: usize;
@@ -298,7 +301,13 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
       bit = 32;
       if (type != META_STRING) return fail(ERR_META, "META 'input.resize' must be a string");
       if (keyEquals(img, payload, n, 'nearest')) m.resizeNearest = true;
-      else if (!keyEquals(img, payload, n, 'bilinear')) return fail(ERR_META, "META 'input.resize' must be 'bilinear' or 'nearest'");
+      else if (keyEquals(img, payload, n, 'bicubic')) m.resizeCubic = true;
+      else if (!keyEquals(img, payload, n, 'bilinear')) return fail(ERR_META, "META 'input.resize' must be 'bilinear', 'bicubic' or 'nearest'");
+    } else if (keyEquals(img, keyOff, keyLen, 'input.resize_shorter')) {
+      if (type != META_U32 || n != 1) return fail(ERR_META, "META 'input.resize_shorter' must be u32[1]");
+      const v = readU32(img, payload);
+      if (v > 16384) return fail(ERR_META, "META 'input.resize_shorter' out of range");
+      m.resizeShorter = <i32>v;
     } else if (keyEquals(img, keyOff, keyLen, 'arch') || keyEquals(img, keyOff, keyLen, 'provenance')) {
       if (type != META_STRING) return fail(ERR_META, "META 'arch' and 'provenance' must be strings");
     }
@@ -307,6 +316,9 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
   }
   if (p != end) return fail(ERR_META, 'META has ' + (end - p).toString() + ' bytes after its last entry');
   if ((found & 15) != 15) return fail(ERR_META, 'META lacks a required key (name, input.shape, input.mean, input.std)');
+  if (m.resizeShorter != 0 && (m.resizeShorter < m.inH || m.resizeShorter < m.inW || m.resizeNearest)) {
+    return fail(ERR_META, "META 'input.resize_shorter' must cover the input and goes with bilinear or bicubic");
+  }
   if (meanN != <u32>m.inC || stdN != <u32>m.inC) return fail(ERR_META, 'input.mean and input.std need one value per input channel');
   for (let c: u32 = 0; c < <u32>m.inC; c++) {
     const s = load<f32>(img + m.stdOff + c * 4);

@@ -23,7 +23,9 @@ export interface ModelMeta {
   mean: number[];
   std: number[];
   labels: string[]; // empty when the model names no classes (predictions are then labelled by index)
-  resize: 'bilinear' | 'nearest';
+  resize: 'bilinear' | 'bicubic' | 'nearest';
+  /** Official evaluation resize: shorter side to this size (antialiased, as PIL), then centre crop. */
+  resizeShorter?: number;
   provenance?: Record<string, unknown>;
 }
 
@@ -83,7 +85,8 @@ export function metaOf(entries: MetaEntry[]): ModelMeta {
     mean: Array.from(getMeta('input.mean') as Float32Array),
     std: Array.from(getMeta('input.std') as Float32Array),
     labels: ((getMeta('labels') as string[] | undefined) ?? []).slice(),
-    resize: (getMeta('input.resize') as string | undefined) === 'nearest' ? 'nearest' : 'bilinear',
+    resize: (['nearest', 'bicubic'] as const).find((r) => r === getMeta('input.resize')) ?? 'bilinear',
+    ...(getMeta('input.resize_shorter') ? { resizeShorter: (getMeta('input.resize_shorter') as Uint32Array)[0]! } : {}),
     provenance: parsed,
   };
 }

@@ -246,7 +246,7 @@ function copyTyped<T extends TensorData>(b: Uint8Array, make: (buf: ArrayBuffer)
 /** Types the known keys must have (unknown keys may have any type). */
 const META_KEY_TYPES: Record<string, MetaEntry['type']> = {
   name: 'string', 'input.shape': 'u32[]', 'input.mean': 'f32[]', 'input.std': 'f32[]', labels: 'string[]',
-  'input.resize': 'string', arch: 'string', provenance: 'string',
+  'input.resize': 'string', 'input.resize_shorter': 'u32[]', arch: 'string', provenance: 'string',
 };
 
 /** One META entry's known-key rules, checked as soon as it is read (as the wasm loader does). */
@@ -258,8 +258,13 @@ function checkMetaEntry(e: MetaEntry): void {
     if (v.length !== 3) fail('meta', `'input.shape' has ${v.length} elements, expected 3`);
     if (v.some((d) => d === 0 || d > 65535)) fail('meta', `'input.shape' [${Array.from(v)}] has a dimension outside 1..65535`);
   }
-  if (e.key === 'input.resize' && e.value !== 'bilinear' && e.value !== 'nearest') {
-    fail('meta', `'input.resize' is '${e.value as string}', expected bilinear or nearest`);
+  if (e.key === 'input.resize' && e.value !== 'bilinear' && e.value !== 'nearest' && e.value !== 'bicubic') {
+    fail('meta', `'input.resize' is '${e.value as string}', expected bilinear, bicubic or nearest`);
+  }
+  if (e.key === 'input.resize_shorter') {
+    const v = e.value as Uint32Array;
+    if (v.length !== 1) fail('meta', `'input.resize_shorter' has ${v.length} elements, expected 1`);
+    if (v[0]! > 16384) fail('meta', `'input.resize_shorter' ${v[0]} is above 16384`);
   }
 }
 
@@ -315,6 +320,13 @@ function parseMeta(bytes: Uint8Array): MetaEntry[] {
   const get = (key: string): MetaEntry['value'] | undefined => entries.find((e) => e.key === key)?.value;
   for (const key of ['name', 'input.shape', 'input.mean', 'input.std']) {
     if (get(key) === undefined) fail('meta', `required key '${key}' is missing`);
+  }
+  const shorter = get('input.resize_shorter') as Uint32Array | undefined;
+  if (shorter && shorter[0] !== 0) {
+    const shape = get('input.shape') as Uint32Array;
+    if (shorter[0]! < Math.max(shape[1]!, shape[2]!) || get('input.resize') === 'nearest') {
+      fail('meta', `'input.resize_shorter' ${shorter[0]} must cover the input (${shape[1]}x${shape[2]}) and goes with bilinear or bicubic`);
+    }
   }
   const channels = (get('input.shape') as Uint32Array)[0]!;
   const mean = get('input.mean') as Float32Array, std = get('input.std') as Float32Array;

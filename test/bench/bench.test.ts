@@ -83,6 +83,6 @@ t.test('bad arguments are usage errors', async (t) => {
   t.equal(cdnv2('bench', '--runs', '0').code, 2);
   t.equal(cdnv2('bench', '--index-sum', 'x').code, 2);
   const missing = cdnv2('bench', '--models', path.join(dir, 'none.cnv2'), '--engines', 'cdnv2');
-  t.equal(missing.code, 1);
+  t.equal(missing.code, 2, 'an unknown model is a usage error, as an unknown engine');
   t.match(missing.stderr, /neither a configuration .* nor an existing \.cnv2 file/);
 });

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { PNG } from 'pngjs';
 import type { Command } from 'commander';
 
-import { buildFullProgram } from '../cli/cdnv2.js';
-import { root } from './helpers/cli.js';
+import { buildFullProgram } from '../../cli/cdnv2.js';
+import { root } from '../helpers/cli.js';
 
 const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
 const scripts = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
