@@ -50,6 +50,7 @@ const MAX_STRING: u32 = 65536;
   inIndex: usize; inScale: usize; inShift: usize; outIndex: usize;
   h: i32; w: i32; outH: i32; outW: i32;
   scratchBytes: i32;  // transient memory this op needs in the arena's scratch region
+  impl: i32;          // the kernel its op file (ops/) chose at load
 }
 
 @unmanaged export class Model {
@@ -530,8 +531,9 @@ function disjoint(aLo: i32, aHi: i32, bLo: i32, bHi: i32): bool {
   return aHi < bLo || bHi < aLo;
 }
 
-// Scratch: the conv input panel is stored at the scratch base; kernel scratch follows it.
-import { conv2d_scratch_bytes } from './kernels/conv2d';
+// Each op's kernel choice and scratch needs are its op file's (ops/), decided once here at load.
+import { planConv2d } from './ops/conv2d';
+import { planSe } from './ops/se';
 
 function parseConv(m: Model, op: OpInfo): bool {
   const inBuf = word(0), inCh = word(1), cin = word(2), outBuf = word(3), outCh = word(4), cout = word(5);
@@ -593,10 +595,7 @@ function parseConv(m: Model, op: OpInfo): bool {
   op.kernel = <i32>k; op.stride = <i32>s; op.pad = <i32>pad; op.groups = <i32>groups;
   op.inAct = <i32>inAct; op.outAct = <i32>outAct; op.accumulate = <i32>acc;
   op.h = ib.h; op.w = ib.w; op.outH = <i32>oh; op.outW = <i32>ow;
-  // The input transform (gather, scale/shift, activation) writes a panel of cin planes into scratch.
-  const panel: u64 = (op.inIndex != 0 || op.inScale != 0 || inAct != 0) ? <u64>cin * <u64>ib.h * <u64>ib.w * 4 : 0;
-  const kernelScratch: u64 = (k == 1 && s == 1 && pad == 0) ? 0 : <u64>conv2d_scratch_bytes(<i32>cin, ib.h, ib.w, <i32>k, <i32>s, <i32>pad);
-  const total = ((panel + 15) & ~15) + kernelScratch;
+  const total = planConv2d(op);
   if (total > 0x7fffffff) return opFail(ERR_OVERFLOW, 'scratch size overflows');
   op.scratchBytes = <i32>total;
   touch(m, <i32>inBuf); touch(m, <i32>outBuf);
@@ -624,7 +623,7 @@ function parseSe(m: Model, op: OpInfo): bool {
   op.inBuf = <i32>b; op.inCh = <i32>ch; op.cin = <i32>c; op.hidden = <i32>hidden;
   op.outBuf = <i32>b; op.outCh = <i32>ch; op.cout = <i32>c;
   op.h = buf.h; op.w = buf.w; op.outH = buf.h; op.outW = buf.w;
-  op.scratchBytes = <i32>((c + hidden) * 4 + 16);
+  op.scratchBytes = <i32>planSe(op);
   touch(m, <i32>b);
   return true;
 }
