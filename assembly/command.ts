@@ -9,10 +9,10 @@ import {
 } from '@assemblyscript/wasi-shim/assembly/bindings/wasi_snapshot_preview1';
 import { ERR_INPUT, errorMessage, errorName, errorCode, fail, tryAlloc } from './errors';
 import { loadModel, runModel } from './engine';
-import { inputLength, inputPtr, outputLength, outputPtr } from './executor';
+import { executeOps, inputLength, inputPtr, opMadds, outputLength, outputPtr } from './executor';
 import { decodePnm, freePixels, preprocess } from './image';
 import { Model, freeModel, labelOf, modelName, opAt } from './model';
-import { opName } from './format';
+import { OP_CONV2D, opName } from './format';
 import { softmax, top_k } from './kernels/softmax';
 
 const EXIT_OK = 0;
@@ -21,10 +21,10 @@ const EXIT_USAGE = 2;
 const CHUNK: u32 = 1 << 24; // bytes per fd_read: hosts differ in what one call may move (wasmtime: < 128 MiB)
 
 const USAGE = `usage: cdnv2.wasm <command> <model.cnv2> [options]
-  classify <model> <image...> [--top K]  top-K per image: <score> <index> <label>
-                                         (binary PGM/PPM, or .f32/.raw/.bin CHW tensors)
-  info <model>                           name, shapes, ops, multiply-adds, arena
-  bench <model> [--runs N] [--warmup N]  latency on a fixed input (ms)
+  classify <model> <image...> [--top K] [--logits]  top-K per image: <score> <index> <label>
+	(binary PGM/PPM, or .f32/.raw/.bin CHW tensors); --logits: the logits, a line per image
+  info <model>	name, shapes, ops, multiply-adds, arena
+  bench <model> [--runs N] [--warmup N] [--profile]	latency on a fixed input (ms); --profile: per op
   help
 options: --arena-limit MIB (default 512), --max-macs N
 exit: 0 ok, 1 failure, 2 usage
@@ -264,7 +264,18 @@ function parseIntArg(s: string): f64 {
   return v;
 }
 
-function classify(m: Model, images: string[], top: i32): i32 {
+/** v with 9 significant digits, `d.dddddddde[-]x`: scaled by tens in f64, so exact to far below f32 precision. */
+function sci(v: f64): string {
+  let a = Math.abs(v), e = 0;
+  if (a != 0) {
+    while (a >= 10) { a /= 10; e++; }
+    while (a < 1) { a *= 10; e--; }
+    if (a >= 9.999999995) { a = 1; e++; }
+  }
+  return (v < 0 ? '-' : '') + fixed(a, 8) + 'e' + e.toString();
+}
+
+function classify(m: Model, images: string[], top: i32, logits: bool): i32 {
   const n = outputLength(m);
   const k = top < n ? top : n;
   const probs = heap.alloc(<usize>n * 4);
@@ -281,11 +292,17 @@ function classify(m: Model, images: string[], top: i32): i32 {
       status = EXIT_FAILURE;
       continue;
     }
-    softmax(outputPtr(m), n, probs);
-    top_k(probs, n, k, idx);
     // No __collect() here: the minimal runtime's collector does not see locals (argv, images) as roots. The few
     // label strings per image stay allocated until the command exits.
     if (images.length > 1) out('# ' + images[f] + '\n');
+    if (logits) {
+      let line = '';
+      for (let i = 0; i < n; i++) line += (i > 0 ? ' ' : '') + sci(<f64>load<f32>(outputPtr(m) + <usize>i * 4));
+      out(line + '\n');
+      continue;
+    }
+    softmax(outputPtr(m), n, probs);
+    top_k(probs, n, k, idx);
     for (let i = 0; i < k; i++) {
       const c = load<i32>(idx + <usize>i * 4);
       out(fixed(<f64>load<f32>(probs + <usize>c * 4), 6) + ' ' + c.toString() + ' ' + clean(labelOf(m, c)) + '\n');
@@ -311,19 +328,65 @@ function info(m: Model): i32 {
   return EXIT_OK;
 }
 
-function bench(m: Model, runs: i32, warmup: i32): i32 {
-  // A fixed, non-trivial input so every run does the same work.
+/** s right-aligned in width columns, then a space. */
+function pad(s: string, width: i32): string {
+  while (s.length < width) s = ' ' + s;
+  return s + ' ';
+}
+
+function dims(c: i32, h: i32, w: i32): string { return c.toString() + 'x' + h.toString() + 'x' + w.toString(); }
+
+/** Times each op alone (WASI monotonic clock around it), `runs` times, and prints one line per op. */
+function profile(m: Model, runs: i32): void {
+  const nOps = m.nOps;
+  const times = heap.alloc(<usize>nOps * <usize>runs << 3);
+  for (let r = 0; r < runs; r++) {
+    fillInput(m);
+    for (let i = 0; i < nOps; i++) {
+      const t0 = nowNs();
+      executeOps(m, i, i + 1);
+      store<f64>(times + ((<usize>i * <usize>runs + <usize>r) << 3), <f64>(nowNs() - t0) / 1e6);
+    }
+  }
+  let total: f64 = 0;
+  for (let i = 0; i < nOps; i++) {
+    const p = times + (<usize>i * <usize>runs << 3);
+    sortF64(p, runs);
+    total += load<f64>(p + (<usize>(runs >> 1) << 3));
+  }
+  out('  op kind             input      output groups       madds median_ms  share Gmadd/s\n');
+  for (let i = 0; i < nOps; i++) {
+    const op = opAt(m, i);
+    const ms = load<f64>(times + ((<usize>i * <usize>runs + <usize>(runs >> 1)) << 3));
+    const madds = opMadds(op);
+    let kind = opName(op.code);
+    if (op.code == OP_CONV2D) kind = 'conv' + op.kernel.toString() + 'x' + op.kernel.toString() + (op.stride > 1 ? '/s' + op.stride.toString() : '');
+    while (kind.length < 11) kind += ' ';
+    out(pad(i.toString(), 4) + kind + pad(dims(op.cin, op.h, op.w), 11) + pad(dims(op.cout, op.outH, op.outW), 11)
+      + pad((op.groups > 1 ? op.groups : 1).toString(), 6) + pad((<u64>madds).toString(), 11) + pad(fixed(ms, 4), 9)
+      + pad(fixed(total > 0 ? 100 * ms / total : 0, 1) + '%', 6) + (madds > 0 && ms > 0 ? fixed(madds / ms / 1e6, 2) : '-') + '\n');
+  }
+  out('profile sum ms: ' + fixed(total, 3) + '\n');
+  heap.free(times);
+}
+
+/** A fixed pseudo-random pattern in [-1, 1) (LCG), written before every run: the planner may reuse the input's
+ *  bytes for later buffers, and every run should do the same work on the same values. */
+function fillInput(m: Model): void {
   const n = inputLength(m);
   const p = inputPtr(m);
-  // A fixed pseudo-random pattern in [-1, 1) (LCG), so every run does the same work.
   let s: u32 = 12345;
   for (let i = 0; i < n; i++) {
     s = s * 1664525 + 1013904223;
     store<f32>(p + <usize>i * 4, <f32>(s >>> 8) * (<f32>1.0 / <f32>8388608.0) - 1);
   }
-  for (let i = 0; i < warmup; i++) runModel(m);
+}
+
+function bench(m: Model, runs: i32, warmup: i32, perOp: bool): i32 {
+  for (let i = 0; i < warmup; i++) { fillInput(m); runModel(m); }
   const times = heap.alloc(<usize>runs << 3);
   for (let i = 0; i < runs; i++) {
+    fillInput(m);
     const t0 = nowNs();
     runModel(m);
     store<f64>(times + (<usize>i << 3), <f64>(nowNs() - t0) / 1e6);
@@ -338,6 +401,7 @@ function bench(m: Model, runs: i32, warmup: i32): i32 {
   out('mean ms: ' + fixed(sum / <f64>runs, 3) + '\n');
   out('arena bytes: ' + m.arenaBytes.toString() + '\n');
   heap.free(times);
+  if (perOp) profile(m, runs);
   return EXIT_OK;
 }
 
@@ -350,9 +414,12 @@ function main(): i32 {
   let top = 5, runs = 20, warmup = 3;
   let limitMiB = 512;
   let maxMacs: f64 = 0;
+  let logits = false, perOp = false;
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
-    if (a == '--top' || a == '--runs' || a == '--warmup' || a == '--arena-limit' || a == '--max-macs') {
+    if (a == '--logits' && cmd == 'classify') logits = true;
+    else if (a == '--profile' && cmd == 'bench') perOp = true;
+    else if (a == '--top' || a == '--runs' || a == '--warmup' || a == '--arena-limit' || a == '--max-macs') {
       if (i + 1 >= argv.length) return usageError(a + ' needs a value');
       const v = parseIntArg(argv[++i]);
       if (v < 0 || (v == 0 && a != '--warmup') || (a != '--max-macs' && v > 1e9) || (a == '--runs' && v > 1000000)) return usageError(a + ' needs a positive integer');
@@ -374,9 +441,9 @@ function main(): i32 {
   const m = loadModelFile(positional[0], <u64>limitMiB << 20, maxMacs);
   if (m == null) return EXIT_FAILURE;
   let status: i32;
-  if (cmd == 'classify') status = classify(m, positional.slice(1), top);
+  if (cmd == 'classify') status = classify(m, positional.slice(1), top, logits);
   else if (cmd == 'info') status = info(m);
-  else status = bench(m, runs, warmup);
+  else status = bench(m, runs, warmup, perOp);
   freeModel(m);
   return status;
 }

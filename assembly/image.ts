@@ -1,5 +1,7 @@
 // Input preparation shared by the WASI command and the JS API: PGM/PPM decoding, and resizing (shorter side
-// to the model input, centre crop, bilinear or nearest as META says), channel conversion and normalisation.
+// to the model input, centre crop, bilinear or nearest as META says; or the official evaluation resize, shorter
+// side to input.resize_shorter with PIL's antialiased bilinear/bicubic filters, then centre crop), channel
+// conversion and normalisation.
 // Runs before inference, so it may allocate; it never reads outside the bytes it was given.
 
 import { ERR_INPUT, fail, tryAlloc } from './errors';
@@ -94,6 +96,73 @@ function pixel(px: usize, w: i32, ch: i32, x: i32, y: i32, c: i32, want: i32): f
   return sample(px, w, ch, x, y, c < ch ? c : ch - 1);
 }
 
+/** PIL's resampling filters (Resample.c): triangle with support 1, cubic (a = -0.5) with support 2. */
+function filterAt(cubic: bool, x: f64): f64 {
+  x = Math.abs(x);
+  if (!cubic) return x < 1 ? 1 - x : 0;
+  if (x < 1) return (1.5 * x - 2.5) * x * x + 1;
+  return x < 2 ? (((x - 5) * x + 8) * x - 4) * -0.5 : 0;
+}
+
+/**
+ * One antialiased resampling pass along an axis, as PIL: output o of a resize from `inSize` to `outSize` reads
+ * source pixels [lo, hi) around (o + 0.5) * in/out with the filter stretched by in/out when shrinking. Runs over
+ * `lines` lines of `ch` channels; `step`/`lineStep` are the source strides (in pixels) along/across the axis,
+ * the output is written line-major with `count` pixels a line starting at resized coordinate `first`.
+ * Results are clamped to [0, 1] as PIL clamps to 8 bits.
+ */
+function resamplePass(cubic: bool, src: usize, inSize: i32, outSize: i32, first: i32, count: i32,
+  lines: i32, step: usize, lineStep: usize, ch: i32, dst: usize, dstStep: usize, dstLineStep: usize): void {
+  const scale = <f64>inSize / <f64>outSize;
+  const stretch = scale > 1 ? scale : 1;
+  const support = (cubic ? 2.0 : 1.0) * stretch;
+  for (let o = 0; o < count; o++) {
+    const center = (<f64>(o + first) + 0.5) * scale;
+    let lo = <i32>(center - support + 0.5), hi = <i32>(center + support + 0.5);
+    if (lo < 0) lo = 0;
+    if (hi > inSize) hi = inSize;
+    let total = 0.0;
+    for (let i = lo; i < hi; i++) total += filterAt(cubic, (<f64>i - center + 0.5) / stretch);
+    const norm = total != 0 ? 1 / total : 0;
+    for (let l = 0; l < lines; l++) {
+      for (let c = 0; c < ch; c++) {
+        let acc = 0.0;
+        for (let i = lo; i < hi; i++) {
+          acc += filterAt(cubic, (<f64>i - center + 0.5) / stretch) * <f64>load<f32>(src + ((<usize>i * step + <usize>l * lineStep) * <usize>ch + <usize>c) * 4);
+        }
+        acc *= norm;
+        store<f32>(dst + ((<usize>o * dstStep + <usize>l * dstLineStep) * <usize>ch + <usize>c) * 4, <f32>(acc < 0 ? 0 : (acc > 1 ? 1 : acc)));
+      }
+    }
+  }
+}
+
+/** torchvision CenterCrop's offset: round((size - crop) / 2) with Python's round-half-to-even. */
+function cropOffset(size: i32, crop: i32): i32 {
+  const d = size - crop;
+  const half = d >> 1;
+  return (d & 1) != 0 && (half & 1) != 0 ? half + 1 : half;
+}
+
+/**
+ * The official evaluation preprocessing (torchvision Resize(N) on a PIL image, CenterCrop): the shorter side to
+ * N = m.resizeShorter (the longer one to floor(N * long / short)), crop the input size from the middle; only
+ * the pixels of the crop are computed. Leaves HWC pixels of the crop in a new heap block (caller frees).
+ */
+function resizeOfficial(m: Model, px: usize, w: i32, h: i32, ch: i32): usize {
+  const n = m.resizeShorter != 0 ? m.resizeShorter : (m.inH > m.inW ? m.inH : m.inW);
+  const rw = w <= h ? n : <i32>(<i64>n * <i64>w / <i64>h);
+  const rh = w <= h ? <i32>(<i64>n * <i64>h / <i64>w) : n;
+  const left = cropOffset(rw, m.inW), top = cropOffset(rh, m.inH);
+  // Horizontal pass over every source row, then vertical, as PIL does.
+  const rows = heap.alloc(<usize>m.inW * <usize>h * <usize>ch * 4);
+  resamplePass(m.resizeCubic, px, w, rw, left, m.inW, h, 1, <usize>w, ch, rows, 1, <usize>m.inW);
+  const out = heap.alloc(<usize>m.inW * <usize>m.inH * <usize>ch * 4);
+  resamplePass(m.resizeCubic, rows, h, rh, top, m.inH, m.inW, <usize>m.inW, 1, ch, out, <usize>m.inW, 1);
+  heap.free(rows);
+  return out;
+}
+
 /**
  * Writes the model input (CHW, normalised) from HWC pixels in [0,1]: scale so the shorter side covers the
  * input, centre crop, sample bilinearly (or nearest), convert channels, then (v - mean) / std.
@@ -103,6 +172,18 @@ export function preprocess(m: Model, px: usize, w: i32, h: i32, ch: i32, dst: us
   if (ch != 1 && ch != 3 && ch != 4) return fail(ERR_INPUT, 'images need 1, 3 or 4 channels, got ' + ch.toString());
   const oc = m.inC, oh = m.inH, ow = m.inW;
   if (oc != 1 && ch != 1 && ch < oc) return fail(ERR_INPUT, 'the model wants ' + oc.toString() + ' channels');
+  if (m.resizeShorter != 0 || m.resizeCubic) {
+    const crop = resizeOfficial(m, px, w, h, ch);
+    for (let c = 0; c < oc; c++) {
+      const mean = load<f32>(m.image + m.meanOff + <usize>c * 4);
+      const inv = <f32>1.0 / load<f32>(m.image + m.stdOff + <usize>c * 4);
+      for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) {
+        store<f32>(dst + ((<usize>c * <usize>oh + <usize>y) * <usize>ow + <usize>x) * 4, (pixel(crop, ow, ch, x, y, c, oc) - mean) * inv);
+      }
+    }
+    heap.free(crop);
+    return true;
+  }
   const sx = <f64>ow / <f64>w, sy = <f64>oh / <f64>h;
   const scale = sx > sy ? sx : sy;
   // Crop offsets in the resized image, expressed in output pixels.

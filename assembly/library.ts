@@ -5,9 +5,9 @@
 
 import { ERR_HANDLE, ERR_INPUT, ERR_NUMERIC, errorCode, errorMessage, fail, tryAlloc } from './errors';
 import { addHandle, dropHandle, loadModel, modelOf, runModel } from './engine';
-import { inputLength, inputPtr, outputLength, outputPtr } from './executor';
+import { executeOps, inputLength, inputPtr, opMadds, outputLength, outputPtr } from './executor';
 import { decodePnm, freePixels, preprocess } from './image';
-import { bufferAt, freeModel } from './model';
+import { bufferAt, freeModel, opAt } from './model';
 import { softmax, top_k } from './kernels/softmax';
 import { peak_madd, peak_madds_per_iteration } from './kernels/peak';
 
@@ -115,3 +115,27 @@ export function cdnv2_peak_madds_per_iteration(): i32 { return peak_madds_per_it
 
 /** 1 when this build uses SIMD128, 2 with relaxed SIMD, 0 for the scalar build. */
 export function cdnv2_isa(): i32 { return ASC_FEATURE_RELAXED_SIMD ? 2 : (ASC_FEATURE_SIMD ? 1 : 0); }
+
+// Per-op profile support (the JS API times each op from the host: this build has no imports, hence no clock).
+
+export function cdnv2_op_count(handle: i32): i32 { const m = modelOf(handle); return m == null ? -ERR_HANDLE : m.nOps; }
+
+/** Runs ops first..end-1 only, on the arena as the previous ops left it (no logits check). */
+export function cdnv2_run_ops(handle: i32, first: i32, end: i32): i32 {
+  const m = modelOf(handle);
+  if (m == null || first < 0 || end > m.nOps || first > end) { fail(ERR_HANDLE, 'invalid model handle or op range'); return -ERR_HANDLE; }
+  executeOps(m, first, end);
+  return 0;
+}
+
+/** Writes op i's description to dst: i32 code, cin, h, w, cout, outH, outW, groups, kernel, stride; f64 madds at +40. */
+export function cdnv2_op_info(handle: i32, i: i32, dst: usize): i32 {
+  const m = modelOf(handle);
+  if (m == null || i < 0 || i >= m.nOps) { fail(ERR_HANDLE, 'invalid model handle or op index'); return -ERR_HANDLE; }
+  const op = opAt(m, i);
+  store<i32>(dst, <i32>op.code); store<i32>(dst, op.cin, 4); store<i32>(dst, op.h, 8); store<i32>(dst, op.w, 12);
+  store<i32>(dst, op.cout, 16); store<i32>(dst, op.outH, 20); store<i32>(dst, op.outW, 24);
+  store<i32>(dst, op.groups > 1 ? op.groups : 1, 28); store<i32>(dst, op.kernel, 32); store<i32>(dst, op.stride, 36);
+  store<f64>(dst, opMadds(op), 40);
+  return 0;
+}

@@ -53,6 +53,7 @@ const MAX_STRING: u32 = 65536;
   h: i32; w: i32; outH: i32; outW: i32;
   scratchBytes: i32;  // transient memory this op needs in the arena's scratch region
   inLo: i32; inHi: i32; outLo: i32; outHi: i32; // channel spans read and written (write-before-read proof)
+  impl: i32;          // the kernel its op file (ops/) chose at load
 }
 
 @unmanaged export class Model {
@@ -71,6 +72,9 @@ const MAX_STRING: u32 = 65536;
   meanOff: u32; stdOff: u32;                 // f32[inC]
   labelsOff: u32; labelCount: i32;           // first string of the labels array
   resizeNearest: bool;
+  resizeCubic: bool;
+  /** Official evaluation resize: shorter side to this many pixels (antialiased, as PIL), then centre crop; 0: none. */
+  resizeShorter: i32;
   // planned memory
   arena: usize; arenaBytes: usize;           // activations (+ scratch at scratchOffset)
   scratchOffset: usize; scratchBytes: usize;
@@ -301,7 +305,13 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
       bit = 32;
       if (type != META_STRING) return fail(ERR_META, 'META: wrong type');
       if (keyEquals(img, payload, n, 'nearest')) m.resizeNearest = true;
+      else if (keyEquals(img, payload, n, 'bicubic')) m.resizeCubic = true;
       else if (!keyEquals(img, payload, n, 'bilinear')) return fail(ERR_META, 'bad input.resize');
+    } else if (keyEquals(img, keyOff, keyLen, 'input.resize_shorter')) {
+      if (type != META_U32 || n != 1) return fail(ERR_META, 'META: wrong type');
+      const v = readU32(img, payload);
+      if (v > 16384) return fail(ERR_META, 'bad input.resize_shorter');
+      m.resizeShorter = <i32>v;
     } else if (keyEquals(img, keyOff, keyLen, 'arch') || keyEquals(img, keyOff, keyLen, 'provenance')) {
       if (type != META_STRING) return fail(ERR_META, 'META: wrong type');
     }
@@ -310,6 +320,9 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
   }
   if (p != end) return fail(ERR_META, 'META trailing bytes');
   if ((found & 15) != 15) return fail(ERR_META, 'META lacks a required key');
+  if (m.resizeShorter != 0 && (m.resizeShorter < m.inH || m.resizeShorter < m.inW || m.resizeNearest)) {
+    return fail(ERR_META, 'bad input.resize_shorter');
+  }
   if (meanN != <u32>m.inC || stdN != <u32>m.inC) return fail(ERR_META, 'bad input.mean/std length');
   for (let c: u32 = 0; c < <u32>m.inC; c++) {
     const s = load<f32>(img + m.stdOff + c * 4);
@@ -564,8 +577,9 @@ function disjoint(aLo: i32, aHi: i32, bLo: i32, bHi: i32): bool {
   return aHi < bLo || bHi < aLo;
 }
 
-// Scratch: the conv input panel is stored at the scratch base; kernel scratch follows it.
-import { conv2d_scratch_bytes } from './kernels/conv2d';
+// Each op's kernel choice and scratch needs are its op file's (ops/), decided once here at load.
+import { planConv2d } from './ops/conv2d';
+import { planSe } from './ops/se';
 
 function parseConv(m: Model, op: OpInfo): bool {
   const inBuf = word(0), inCh = word(1), cin = word(2), outBuf = word(3), outCh = word(4), cout = word(5);
@@ -628,10 +642,7 @@ function parseConv(m: Model, op: OpInfo): bool {
   op.inAct = <i32>inAct; op.outAct = <i32>outAct; op.accumulate = <i32>acc;
   op.h = ib.h; op.w = ib.w; op.outH = <i32>oh; op.outW = <i32>ow;
   op.inLo = inLo; op.inHi = inHi; op.outLo = outLo; op.outHi = outHi;
-  // The input transform (gather, scale/shift, activation) writes a panel of cin planes into scratch.
-  const panel: u64 = (op.inIndex != 0 || op.inScale != 0 || inAct != 0) ? <u64>cin * <u64>ib.h * <u64>ib.w * 4 : 0;
-  const kernelScratch: u64 = (k == 1 && s == 1 && pad == 0) ? 0 : <u64>conv2d_scratch_bytes(<i32>cin, ib.h, ib.w, <i32>k, <i32>s, <i32>pad);
-  const total = ((panel + 15) & ~15) + kernelScratch;
+  const total = planConv2d(op);
   if (total > 0x7fffffff) return opFail(ERR_OVERFLOW, 'scratch size overflows');
   op.scratchBytes = <i32>total;
   touch(m, <i32>inBuf); touch(m, <i32>outBuf);
@@ -660,7 +671,7 @@ function parseSe(m: Model, op: OpInfo): bool {
   op.outBuf = <i32>b; op.outCh = <i32>ch; op.cout = <i32>c;
   op.h = buf.h; op.w = buf.w; op.outH = buf.h; op.outW = buf.w;
   spans(op);
-  op.scratchBytes = <i32>((c + hidden) * 4 + 16);
+  op.scratchBytes = <i32>planSe(op);
   touch(m, <i32>b);
   return true;
 }

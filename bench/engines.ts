@@ -7,18 +7,20 @@ import { createRequire } from 'node:module';
 import { getConfig } from '../base/arch/configs.js';
 import { randomNetworkParams } from '../converter/random.js';
 import { readModel } from '../base/cnv2/format.js';
+import type { OpProfile } from '../runtime/index.js';
 
-export const ENGINE_NAMES = ['cdnv2', 'cdnv2-relaxed', 'cdnv2-scalar', 'wasmtime', 'tfjs-wasm', 'tfjs-wasm-condensed',
+export const ENGINE_NAMES = ['cdnv2', 'cdnv2-relaxed', 'cdnv2-scalar', 'wasmtime', 'wasmtime-relaxed', 'tfjs-wasm', 'tfjs-wasm-condensed',
   'tfjs-cpu', 'ort-web', 'ort-node'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 /** Run by default (tfjs-wasm-condensed only on request: it is slower than the training graph in TF.js). */
-export const DEFAULT_ENGINES: EngineName[] = ['cdnv2', 'cdnv2-relaxed', 'cdnv2-scalar', 'wasmtime', 'tfjs-wasm', 'tfjs-cpu', 'ort-web', 'ort-node'];
+export const DEFAULT_ENGINES: EngineName[] = ['cdnv2', 'cdnv2-relaxed', 'cdnv2-scalar', 'wasmtime', 'wasmtime-relaxed', 'tfjs-wasm', 'tfjs-cpu', 'ort-web', 'ort-node'];
 
 export const ENGINE_DESCRIPTIONS: Record<EngineName, string> = {
   'cdnv2': 'ours, build/cdnv2-lib.wasm (SIMD128) in Node/V8',
   'cdnv2-relaxed': 'ours, relaxed-SIMD build (FMA) in Node/V8',
   'cdnv2-scalar': 'ours, scalar build in Node/V8',
-  'wasmtime': 'ours, WASI command build/cdnv2.wasm under wasmtime (its own `bench`)',
+  'wasmtime': 'ours, WASI command build/cdnv2.wasm (SIMD128) under real wasmtime, precompiled (its own `bench`)',
+  'wasmtime-relaxed': 'ours, WASI command build/cdnv2-relaxed.wasm (relaxed SIMD) under real wasmtime, precompiled',
   'tfjs-wasm': '@tensorflow/tfjs-backend-wasm (XNNPACK, SIMD, 1 thread), training-form graph (condensed graph for .cnv2 files)',
   'tfjs-wasm-condensed': '@tensorflow/tfjs-backend-wasm, condensed graph (gather + grouped conv + dense index-sum conv)',
   'tfjs-cpu': '@tensorflow/tfjs CPU backend (plain JS), training-form graph',
@@ -38,6 +40,8 @@ export interface Job {
   warmup: number;
   /** Stop timing after this many seconds once 3 runs are done (slow engines on big models); 0 = no limit. */
   maxSeconds: number;
+  /** After timing, a per-op profile of as many runs (our engines only); 0 = none. */
+  profileRuns?: number;
 }
 
 export interface Runner {
@@ -46,6 +50,8 @@ export interface Runner {
   note: string;
   /** Bytes the engine reports for its own state (wasm memory, arena), when it can say. */
   engineBytes?: number;
+  /** Per-op profile (our engines). */
+  profile?(runs: number): OpProfile[];
   dispose(): void | Promise<void>;
 }
 
@@ -84,7 +90,10 @@ export async function createRunner(job: Job): Promise<Runner> {
       const m = await loadModel(bytes, { isa });
       // The instance's whole linear memory: model bytes, expanded weights, arena, scratch.
       const memory = (m as unknown as { exports: { memory: WebAssembly.Memory } }).exports.memory;
-      return { run: () => m.run(input), note: `arena ${m.arenaBytes} B`, engineBytes: memory.buffer.byteLength, dispose: () => m.dispose() };
+      return {
+        run: () => m.run(input), note: `arena ${m.arenaBytes} B`, engineBytes: memory.buffer.byteLength, dispose: () => m.dispose(),
+        profile: (runs) => m.profile({ runs, warmup: 0, input }),
+      };
     }
     case 'tfjs-wasm': case 'tfjs-wasm-condensed': case 'tfjs-cpu': {
       const tf = await import('@tensorflow/tfjs');

@@ -4,6 +4,7 @@ import type * as vl from 'vega-lite';
 import { renderChart } from '../base/chart.js';
 
 import type { BenchReport, BenchResult } from './run.js';
+import { formatProfile } from '../runtime/engine.js';
 
 const fmt = (v: number | null | undefined, digits = 2): string =>
   v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits);
@@ -86,6 +87,13 @@ export function markdown(report: BenchReport): string {
     + 'compiled code, weights, activations; wasmtime rows: the activation arena); for our engines also the wasm linear memory. max rel diff: logits '
     + `against the cdnv2 SIMD build on the same input. ONNX engines run the export with index-sum `
     + `${Object.entries(report.options.indexSum).map(([e, v]) => `'${v}' (${e})`).join(', ') || '–'}.`);
+  const compiled = [...new Map(report.results.filter((r) => r.compileMs != null).map((r) => [r.engine, r.compileMs!])).entries()];
+  if (compiled.length) {
+    out.push('');
+    out.push(`wasmtime: ${report.engines[compiled[0]![0]]?.split(': ').slice(1).join(': ') || 'version not recorded'}. Its rows run the module `
+      + `compiled ahead of time (\`wasmtime compile\` / \`Module.serialize\`, as on a board); compiling took `
+      + `${compiled.map(([e, ms]) => `${fmt(ms, 0)} ms (${e})`).join(', ')}, not included in the latencies.`);
+  }
   if (report.skipped.length) {
     out.push('');
     out.push('Not measured: ' + report.skipped.map((s) => `${s.engine} on ${s.model} (${s.reason})`).join('; ') + '.');
@@ -96,6 +104,12 @@ export function markdown(report: BenchReport): string {
     out.push('Targets (medians, this run):');
     out.push('');
     out.push(...t);
+  }
+  for (const p of report.profiles ?? []) {
+    out.push('');
+    out.push(`Per-op profile, ${p.model}, ${p.engine} (median of ${p.runs} runs per op; each op timed alone):`);
+    out.push('');
+    out.push('```', formatProfile(p.ops).trimEnd(), '```');
   }
   return `${out.join('\n')}\n`;
 }

@@ -13,8 +13,10 @@ import { readModel, writeModel } from '../base/cnv2/format.js';
 import { getMeta } from '../base/cnv2/model.js';
 import { DEFAULT_INDEX_SUM, exportOnnx, type IndexSumVariant } from '../converter/onnx.js';
 import { randomNetworkParams } from '../converter/random.js';
-import { ENGINE_DESCRIPTIONS, type EngineName, type Job } from './engines.js';
+import { ENGINE_DESCRIPTIONS, benchInput, type EngineName, type Job } from './engines.js';
 import type { WorkerMessage, WorkerResult } from './worker.js';
+import { parseProfile, type OpProfile } from '../runtime/index.js';
+import { findWasmtime, type Wasmtime } from '../runtime/wasmtime.js';
 
 export interface BenchResult {
   engine: EngineName;
@@ -41,6 +43,8 @@ export interface BenchResult {
   /** max |logits - cdnv2 logits| / max |cdnv2 logits| (the SIMD build's, same input). */
   maxRelDiff: number | null;
   loadMs: number;
+  /** wasmtime rows: compiling the module ahead of time (Cranelift), ms, apart from the run times; else null. */
+  compileMs?: number | null;
   note: string;
 }
 
@@ -63,6 +67,8 @@ export interface BenchReport {
   engines: Record<string, string>;
   results: BenchResult[];
   skipped: { engine: string; model: string; reason: string }[];
+  /** With `--profile`: the per-op profile of each of our engines on each model. */
+  profiles?: { engine: EngineName; model: string; runs: number; ops: OpProfile[] }[];
 }
 
 export interface BenchOptions {
@@ -75,6 +81,8 @@ export interface BenchOptions {
   seed: number;
   /** ONNX index-sum variant for the ort engines; 'auto': the fastest measured per engine (BEST_INDEX_SUM). */
   indexSum?: IndexSumVariant | 'auto';
+  /** Per-op profile of our engines (cdnv2*, wasmtime*), this many runs per op after the timed runs; 0 = none. */
+  profileRuns?: number;
   onProgress?: (done: number, total: number, label: string) => void;
 }
 
@@ -133,23 +141,53 @@ function prepareModel(spec: string, dir: string, seed: number): BenchModel {
   return { name, file, flops: a.totals.flops, macs: a.totals.macs, params: a.totals.params, input: shape, arch };
 }
 
-function onPath(cmd: string): boolean {
-  return spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
+/** Compiles a WASI command build ahead of time (as on a board: `wasmtime compile`), timing the compilation. */
+function precompile(w: Wasmtime, isa: 'simd' | 'relaxed', dir: string): { cwasm: string; compileMs: number } {
+  const wasm = requireRuntimePaths().wasmPath('command', isa);
+  const cwasm = path.join(dir, `${path.basename(wasm, '.wasm')}.cwasm`);
+  const { command, args } = w.compileCommand(wasm, cwasm, { relaxedSimd: isa === 'relaxed', timings: true });
+  const t0 = performance.now();
+  const r = spawnSync(command, args, { encoding: 'utf8' });
+  const wallMs = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`wasmtime compile failed (${r.status}): ${r.stderr.trim() || r.error?.message}`);
+  // The runner reports the compilation alone; the CLI's process time includes its start-up.
+  const reported = /compile_ms=([\d.]+)/.exec(r.stderr);
+  return { cwasm, compileMs: reported ? Number(reported[1]) : wallMs };
 }
 
-/** wasmtime runs the WASI command's own `bench` (same input rule, warm-up, sorted times). */
-function runWasmtime(m: BenchModel, runs: number, warmup: number): { stats: ReturnType<typeof summarize>; arena: number } {
-  const { wasmPath } = requireRuntimePaths();
-  const wasm = wasmPath('command', 'simd');
-  const r = spawnSync('wasmtime', ['run', `--dir=${path.dirname(m.file)}::/m`, wasm, 'bench', `/m/${path.basename(m.file)}`,
-    '--runs', String(runs), '--warmup', String(warmup)], { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (r.status !== 0) throw new Error(`wasmtime failed (${r.status}): ${r.stderr.trim()}`);
-  const num = (key: string): number => {
-    const line = r.stdout.split('\n').find((l) => l.startsWith(`${key}:`));
+/**
+ * wasmtime runs the precompiled WASI command: `classify --logits` on the bench input (checked against the SIMD
+ * build like every engine), then its own `bench` (same warm-up, sorted times), with `--profile` when asked.
+ */
+function runWasmtime(w: Wasmtime, cwasm: string, relaxed: boolean, m: BenchModel, runs: number, warmup: number, profileRuns: number):
+{ stats: ReturnType<typeof summarize>; arena: number; logits: number[]; profile: OpProfile[] | null } {
+  const dir = path.dirname(m.file);
+  const opts = { dirs: [`${dir}::/m`], relaxedSimd: relaxed, precompiled: true };
+  const exec = (args: string[]): string => {
+    const { command, args: argv } = w.runCommand(cwasm, args, opts);
+    const r = spawnSync(command, argv, { encoding: 'utf8', maxBuffer: 16 << 20 });
+    if (r.status !== 0) throw new Error(`wasmtime ${args[0]} failed (${r.status}): ${r.stderr.trim() || r.error?.message}`);
+    return r.stdout;
+  };
+  const [c, h, wd] = m.input.split('x').map(Number) as [number, number, number];
+  const inputFile = m.file.replace(/\.cnv2$/, '.input.f32');
+  const x = benchInput(c * h * wd);
+  writeFileSync(inputFile, new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  const logits = exec(['classify', `/m/${path.basename(m.file)}`, `/m/${path.basename(inputFile)}`, '--logits']).trim().split(/\s+/).map(Number);
+  const out = exec(['bench', `/m/${path.basename(m.file)}`, '--runs', String(runs), '--warmup', String(warmup)]);
+  const num = (text: string, key: string): number => {
+    const line = text.split('\n').find((l) => l.startsWith(`${key}:`));
     if (!line) throw new Error(`wasmtime bench output has no '${key}' line`);
     return Number(line.slice(key.length + 1));
   };
-  return { stats: { medianMs: num('median ms'), p10Ms: num('p10 ms'), p90Ms: num('p90 ms'), meanMs: num('mean ms') }, arena: num('arena bytes') };
+  // The profile in a run of its own, so its per-op clock reads cannot touch the whole-run times above.
+  const profile = profileRuns > 0
+    ? parseProfile(exec(['bench', `/m/${path.basename(m.file)}`, '--runs', String(profileRuns), '--warmup', String(warmup), '--profile']))
+    : null;
+  return {
+    stats: { medianMs: num(out, 'median ms'), p10Ms: num(out, 'p10 ms'), p90Ms: num(out, 'p90 ms'), meanMs: num(out, 'mean ms') },
+    arena: num(out, 'arena bytes'), logits, profile,
+  };
 }
 
 let runtimePaths: typeof import('../runtime/index.js') | null = null;
@@ -213,7 +251,12 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const perJob = opts.runs + opts.warmup;
     const total = models.length * opts.engines.length * perJob;
     let done = 0;
-    const hasWasmtime = opts.engines.includes('wasmtime') && onPath('wasmtime');
+    const profiles: NonNullable<BenchReport['profiles']> = [];
+    const profileRuns = opts.profileRuns ?? 0;
+    // Real wasmtime (CLI, or the Python embedding through scripts/wasmtime-run.py), each build compiled once.
+    const wantsWasmtime = opts.engines.some((e) => e.startsWith('wasmtime'));
+    const wasmtime = wantsWasmtime ? findWasmtime() : null;
+    const compiled = new Map<string, { cwasm: string; compileMs: number } | Error>();
     for (const m of models) {
       let reference: number[] | null = null;
       // The SIMD build first: its logits are the reference for every other engine's.
@@ -229,20 +272,30 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           peakPct: (100 * m.macs / (s.medianMs / 1000)) / peak.simd,
         });
         try {
-          if (engine === 'wasmtime') {
-            if (!hasWasmtime) {
-              skipped.push({ engine, model: m.name, reason: 'wasmtime is not on PATH' });
+          if (engine === 'wasmtime' || engine === 'wasmtime-relaxed') {
+            if (!wasmtime || 'unavailable' in wasmtime) {
+              skipped.push({ engine, model: m.name, reason: wasmtime && 'unavailable' in wasmtime ? wasmtime.unavailable : 'wasmtime not found' });
             } else {
-              const w = runWasmtime(m, opts.runs, opts.warmup);
-              results.push({ ...base, runs: opts.runs, ...derived(w.stats), cpuMedianMs: null, peakPctCpu: null, wasmMemoryMiB: null, memDeltaMiB: w.arena / 2 ** 20, peakRssMiB: NaN, maxRelDiff: null, loadMs: NaN,
-                note: `WASI command bench; memory column = activation arena` });
+              const relaxed = engine === 'wasmtime-relaxed';
+              if (!compiled.has(engine)) {
+                try { compiled.set(engine, precompile(wasmtime, relaxed ? 'relaxed' : 'simd', dir)); } catch (err) { compiled.set(engine, err as Error); }
+              }
+              const pre = compiled.get(engine)!;
+              if (pre instanceof Error) throw pre;
+              const w = runWasmtime(wasmtime, pre.cwasm, relaxed, m, opts.runs, opts.warmup, profileRuns);
+              if (w.profile) profiles.push({ engine, model: m.name, runs: profileRuns, ops: w.profile });
+              results.push({ ...base, runs: opts.runs, ...derived(w.stats), cpuMedianMs: null, peakPctCpu: null, wasmMemoryMiB: null, memDeltaMiB: w.arena / 2 ** 20, peakRssMiB: NaN,
+                maxRelDiff: reference ? relDiff(w.logits, reference) : null, loadMs: NaN, compileMs: pre.compileMs,
+                note: `${wasmtime.version}; WASI command bench on the precompiled module; memory column = activation arena` });
             }
             done = startDone + perJob;
             continue;
           }
-          const job: Job = { engine, modelName: m.name, cnv2File: m.file, onnxFile: onnxFiles.get(`${m.name}:${variantOf(engine)}`) ?? '', arch: m.arch, runs: opts.runs, warmup: opts.warmup, maxSeconds: opts.maxSeconds ?? 0 };
+          const job: Job = { engine, modelName: m.name, cnv2File: m.file, onnxFile: onnxFiles.get(`${m.name}:${variantOf(engine)}`) ?? '', arch: m.arch, runs: opts.runs, warmup: opts.warmup, maxSeconds: opts.maxSeconds ?? 0,
+            profileRuns: engine.startsWith('cdnv2') ? profileRuns : 0 };
           const r = await runWorker(job, dir, () => { done++; opts.onProgress?.(done, total, label); });
           if (engine === 'cdnv2') reference = r.logits;
+          if (r.profile) profiles.push({ engine, model: m.name, runs: profileRuns, ops: r.profile });
           results.push({
             ...base, runs: r.times.length, ...derived(summarize(r.times)), cpuMedianMs: summarize(r.cpuTimes).medianMs,
             peakPctCpu: (100 * m.macs / (summarize(r.cpuTimes).medianMs / 1000)) / peak.simd,
@@ -264,8 +317,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
       options: { runs: opts.runs, warmup: opts.warmup, maxSeconds: opts.maxSeconds ?? 0, indexSum, seed: opts.seed },
       peakMaddsPerSecond: peak.relaxed === undefined ? { simd: peak.simd } : { simd: peak.simd, relaxed: peak.relaxed },
       models: models.map(({ file: _f, ...rest }) => ({ ...rest, file: rest.arch ? `cdnv2 arch ${rest.arch.config} --seed ${rest.arch.seed}` : rest.name })),
-      engines: Object.fromEntries(opts.engines.map((e) => [e, ENGINE_DESCRIPTIONS[e]])),
-      results, skipped,
+      engines: Object.fromEntries(opts.engines.map((e) => [e, ENGINE_DESCRIPTIONS[e]
+        + (e.startsWith('wasmtime') && wasmtime && !('unavailable' in wasmtime) ? `: ${wasmtime.version}` : '')])),
+      results, skipped, ...(profileRuns > 0 ? { profiles } : {}),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 
 import { createRunner, preloadEngine, type Job } from './engines.js';
+import type { OpProfile } from '../runtime/index.js';
 
 export interface WorkerResult {
   type: 'result';
@@ -15,6 +16,7 @@ export interface WorkerResult {
   maxRss: number;             // bytes, the process's high-water mark (getrusage), start-up included
   peakRssSampled: number;     // bytes, the largest RSS sampled after set-up and after every run
   loadMs: number;
+  profile?: OpProfile[];
 }
 
 export type WorkerMessage = { type: 'progress' } | WorkerResult | { type: 'error'; message: string };
@@ -60,10 +62,12 @@ async function main(): Promise<void> {
     await send({ type: 'progress' });
   }
   const maxRss = process.resourceUsage().maxRSS * 1024;
+  // After the timed runs, so profiling cannot disturb them.
+  const profile = job.profileRuns && runner.profile ? runner.profile(job.profileRuns) : undefined;
   await runner.dispose();
   await send({
     type: 'result', times, cpuTimes, logits: Array.from(logits), note: runner.note, engineBytes: runner.engineBytes,
-    rssBeforeLoad, maxRss, peakRssSampled, loadMs,
+    rssBeforeLoad, maxRss, peakRssSampled, loadMs, profile,
   });
 }
 

@@ -49,11 +49,12 @@ export function register(program: Command): void {
     .option('--max-seconds <s>', 'per engine and model, stop timing after this long once 3 runs are done (0: never)', '30')
     .option('--seed <n>', 'weights seed of configuration models (as `cdnv2 arch --seed`)', '1')
     .option('--index-sum <variant>', `ONNX index-sum for the ort engines: auto (the fastest per engine: ort-node conv, ort-web gather) or one for both; ${INDEX_SUM_HELP}`, 'auto')
+    .option('--profile [runs]', 'also a per-op profile of our engines (cdnv2*, wasmtime*): median of this many runs per op (default: --runs)')
     .option('--json <file>', 'write the results as JSON')
     .option('--out <dir>', 'write latest.json, latest.md, latest.svg and latest.png into this directory')
     .option('--no-progress', 'no progress bar')
     .option('--render <json>', 'measure nothing: re-render the Markdown and chart of a saved JSON report (with --out)')
-    .action(async (opts: { models: string; engines: string; runs: string; warmup: string; maxSeconds: string; seed: string; indexSum: string; json?: string; out?: string; progress: boolean; render?: string }) => {
+    .action(async (opts: { models: string; engines: string; runs: string; warmup: string; maxSeconds: string; seed: string; indexSum: string; json?: string; out?: string; progress: boolean; render?: string; profile?: string | boolean }) => {
       if (opts.render) {
         let saved: BenchReport;
         try {
@@ -84,6 +85,7 @@ export function register(program: Command): void {
       const seed = count(opts.seed, 'seed', 0);
       const maxSeconds = count(opts.maxSeconds, 'max-seconds', 0);
       const indexSum = opts.indexSum === 'auto' ? 'auto' : parseIndexSum(opts.indexSum);
+      const profileRuns = opts.profile === undefined || opts.profile === false ? 0 : opts.profile === true ? runs : count(opts.profile, 'profile', 1);
       const bar = opts.progress && process.stderr.isTTY
         ? new cliProgress.SingleBar({ format: 'bench [{bar}] {percentage}% {value}/{total} runs | {label}', stream: process.stderr }, cliProgress.Presets.shades_classic)
         : null;
@@ -92,7 +94,7 @@ export function register(program: Command): void {
       const { runBench } = await import('../bench/run.js');
       const { markdown } = await import('../bench/report.js');
       const report = await runBench({
-        models, engines: engines as EngineName[], runs, warmup, maxSeconds, seed, indexSum,
+        models, engines: engines as EngineName[], runs, warmup, maxSeconds, seed, indexSum, profileRuns,
         onProgress: (done, total, label) => {
           if (bar) {
             if (!started) { bar.start(total, 0, { label }); started = true; }

@@ -9,9 +9,7 @@ import type { WeightsDtype } from '../converter/condense.js';
 import { analyze, formatCount } from '../converter/flops.js';
 import { getMeta, writeModel } from '../base/cnv2/format.js';
 import { writeFileAtomic } from '../base/io.js';
-import { importTorchCheckpoint } from '../converter/pytorch/import.js';
-import { paramsToStateDict } from '../converter/pytorch/state-dict.js';
-import { torchSaveStateDict } from '../converter/pytorch/torch-save.js';
+// The pytorch modules (zip, pickle) are imported by the actions: other subcommands start without them.
 
 function parseWeights(v: string): WeightsDtype {
   if (v !== 'f32' && v !== 'f16') throw new UsageError(`--weights must be f32 or f16, not '${v}'`);
@@ -44,6 +42,7 @@ export function register(program: Command): void {
       if (!cfg) throw new UsageError(`unknown configuration '${opts.arch}' (known: ${configNames().join(', ')})`);
       const weights = parseWeights(opts.weights);
       const bytes = await readInput(file);
+      const { importTorchCheckpoint } = await import('../converter/pytorch/import.js');
       const { model, params, form, source } = importTorchCheckpoint(bytes, cfg, { noEma: !opts.ema, weights, name: opts.name, file });
       const out = writeModel(model);
       await writeFileAtomic(opts.output, out);
@@ -68,6 +67,8 @@ export function register(program: Command): void {
       const ckpt = await loadCheckpoint(dir);
       const useEma = opts.ema && ckpt.ema !== undefined;
       const params = checkpointToNetworkParams(ckpt, { ema: useEma });
+      const { paramsToStateDict } = await import('../converter/pytorch/state-dict.js');
+      const { torchSaveStateDict } = await import('../converter/pytorch/torch-save.js');
       const tensors = paramsToStateDict(params, ckpt.state.stage);
       const bytes = torchSaveStateDict(tensors);
       await writeFileAtomic(opts.output, bytes);

@@ -8,6 +8,7 @@ import { UsageError } from './errors.js';
 import { printable } from './text.js';
 import { Cdnv2Error, loadModelFile, wasmPath, type Isa, type Prediction } from '../runtime/index.js';
 import type { Cdnv2Model } from '../runtime/engine.js';
+import { findWasmtime } from '../runtime/wasmtime.js';
 
 interface ClassifyResult {
   file: string;
@@ -46,11 +47,6 @@ function warmUp(model: Cdnv2Model, ms: number): void {
   }
 }
 
-export function which(cmd: string): string | null {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
-}
-
 /** Logits for one file, measuring only the runtime (decode excluded). */
 async function classifyInNode(model: Cdnv2Model, file: string, k: number): Promise<ClassifyResult> {
   const { readImageFile } = await import('../runtime/image.js'); // the decoders load only for this command
@@ -78,10 +74,12 @@ async function classifyInWasmtime(model: Cdnv2Model, modelFile: string, file: st
   const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-'));
   try {
     writeFileSync(path.join(dir, 'input.f32'), Buffer.from(tensor.buffer, tensor.byteOffset, tensor.byteLength));
+    const w = findWasmtime();
+    if ('unavailable' in w) throw new Cdnv2Error('wasmtime', w.unavailable);
+    const { command, args } = w.runCommand(wasmPath('command', 'simd'), ['classify', `/model/${path.basename(modelFile)}`, '/in/input.f32', '--top', String(k)],
+      { dirs: [`${dir}::/in`, `${path.dirname(path.resolve(modelFile))}::/model`] });
     const t0 = performance.now();
-    const r = spawnSync('wasmtime', ['run', `--dir=${dir}::/in`, `--dir=${path.dirname(path.resolve(modelFile))}::/model`,
-      wasmPath('command', 'simd'), 'classify', `/model/${path.basename(modelFile)}`, '/in/input.f32', '--top', String(k)],
-    { encoding: 'utf8' });
+    const r = spawnSync(command, args, { encoding: 'utf8' });
     const ms = performance.now() - t0;
     if (r.status !== 0) throw new Cdnv2Error('wasmtime', `wasmtime failed (${r.status}): ${r.stderr.trim()}`);
     // Labels come from the model's metadata, not from the printed (escaped) text.
@@ -107,7 +105,10 @@ export function register(program: Command): void {
     .option('--max-macs <n>', 'refuse models whose run needs more multiply-adds than this (exit 1, code compute)', positiveInt)
     .option('--warmup <ms>', 'run the network this long before timing, so V8 has optimised the wasm (0: time cold runs)', nonNegativeInt, 300)
     .action(async (modelFile: string, images: string[], opts: { top: number; engine: string; json?: boolean; warmup: number; maxMacs?: number }) => {
-      if (opts.engine === 'wasmtime' && !which('wasmtime')) throw new Cdnv2Error('wasmtime', 'wasmtime is not on PATH');
+      if (opts.engine === 'wasmtime') {
+        const w = findWasmtime();
+        if ('unavailable' in w) throw new Cdnv2Error('wasmtime', w.unavailable);
+      }
       const isa: Isa = opts.engine === 'relaxed' ? 'relaxed' : opts.engine === 'scalar' ? 'scalar' : 'simd';
       const model = await loadModelFile(modelFile, { isa, maxMacs: opts.maxMacs });
       if (opts.engine !== 'wasmtime') warmUp(model, opts.warmup);

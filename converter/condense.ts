@@ -308,7 +308,7 @@ export function condense(params: NetworkParams, opts: CondenseOptions): Model {
     outAct: ACT.none, weight: t.float([cfg.classes, lastC], head.classifier.weight), bias: t.float([cfg.classes], head.classifier.bias),
   });
 
-  // No labels (ImageNet configurations ship no class names): the file leaves them out and hosts print indices.
+  // No labels (a configuration without class names): the file leaves them out and hosts print indices.
   if (cfg.labels.length !== 0 && cfg.labels.length !== cfg.classes) throw new CondenseError(`config has ${cfg.labels.length} labels for ${cfg.classes} classes`);
   const provenance = { ...params.provenance, tool: 'cdnv2', toolVersion: toolVersion(), weights: opts.weights, sfr: params.sfr };
   const meta: MetaEntry[] = [
@@ -317,7 +317,8 @@ export function condense(params: NetworkParams, opts: CondenseOptions): Model {
     { key: 'input.shape', type: 'u32[]', value: Uint32Array.from([cfg.input.channels, cfg.input.height, cfg.input.width]) },
     { key: 'input.mean', type: 'f32[]', value: Float32Array.from(cfg.mean) },
     { key: 'input.std', type: 'f32[]', value: Float32Array.from(cfg.std) },
-    { key: 'input.resize', type: 'string', value: 'bilinear' },
+    { key: 'input.resize', type: 'string', value: cfg.resize ?? 'bilinear' },
+    ...(cfg.resizeShorter ? [{ key: 'input.resize_shorter', type: 'u32[]', value: Uint32Array.of(cfg.resizeShorter) } as MetaEntry] : []),
     ...(cfg.labels.length ? [{ key: 'labels', type: 'string[]', value: [...cfg.labels] } as MetaEntry] : []),
     { key: 'provenance', type: 'string', value: JSON.stringify(provenance) },
   ];

@@ -23,7 +23,9 @@ export interface ModelMeta {
   mean: number[];
   std: number[];
   labels: string[]; // empty when the model names no classes (predictions are then labelled by index)
-  resize: 'bilinear' | 'nearest';
+  resize: 'bilinear' | 'bicubic' | 'nearest';
+  /** Official evaluation resize: shorter side to this size (antialiased, as PIL), then centre crop. */
+  resizeShorter?: number;
   provenance?: Record<string, unknown>;
 }
 
@@ -67,6 +69,61 @@ interface LibExports {
   cdnv2_peak_madd(iterations: number): number;
   cdnv2_peak_madds_per_iteration(): number;
   cdnv2_isa(): number;
+  cdnv2_op_count(handle: number): number;
+  cdnv2_run_ops(handle: number, first: number, end: number): number;
+  cdnv2_op_info(handle: number, index: number, dst: number): number;
+}
+
+/** One op of a per-op profile (`Cdnv2Model.profile`, and the WASI command's `bench --profile`). */
+export interface OpProfile {
+  index: number;
+  /** `conv3x3/s2`, `conv1x1`, `se`, `avgpool`, `global_avgpool`, `fc`, `channel_shuffle` */
+  kind: string;
+  input: [number, number, number];   // channels (as gathered), height, width
+  output: [number, number, number];
+  groups: number;
+  /** Multiply-adds, counted as converter/flops.ts does (0 for pools and shuffles). */
+  madds: number;
+  /** Median over the profiled runs of this op's own time. */
+  medianMs: number;
+  /** medianMs over the sum of all ops' medians, 0..1. */
+  share: number;
+  /** madds / medianMs, per second (0 where the op has no multiply-adds). */
+  maddsPerSecond: number;
+}
+
+/** Reads the per-op table of the WASI command's `bench --profile` output (the format of formatProfile). */
+export function parseProfile(text: string): OpProfile[] {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => /^\s*op kind\s/.test(l));
+  if (start < 0) return [];
+  const rows: OpProfile[] = [];
+  for (const line of lines.slice(start + 1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length !== 9 || !/^\d+$/.test(f[0]!)) break;
+    const dims = (s: string): [number, number, number] => s.split('x').map(Number) as [number, number, number];
+    const madds = Number(f[5]), medianMs = Number(f[6]);
+    rows.push({
+      index: Number(f[0]), kind: f[1]!, input: dims(f[2]!), output: dims(f[3]!), groups: Number(f[4]), madds, medianMs,
+      share: Number(f[7]!.replace('%', '')) / 100, maddsPerSecond: medianMs > 0 ? madds / (medianMs / 1000) : 0,
+    });
+  }
+  return rows;
+}
+
+const OP_KINDS = ['', 'conv2d', 'se', 'avgpool', 'global_avgpool', 'fc', 'channel_shuffle'];
+
+/** The profile as the WASI command prints it (`bench --profile`): one aligned row per op, then the sum. */
+export function formatProfile(rows: OpProfile[]): string {
+  const dims = (d: [number, number, number]): string => d.join('x');
+  const lines = [`${'op'.padStart(4)} ${'kind'.padEnd(10)} ${'input'.padStart(11)} ${'output'.padStart(11)} ${'groups'.padStart(6)} ${'madds'.padStart(11)} ${'median_ms'.padStart(9)} ${'share'.padStart(6)} Gmadd/s`];
+  for (const r of rows) {
+    lines.push(`${String(r.index).padStart(4)} ${r.kind.padEnd(10)} ${dims(r.input).padStart(11)} ${dims(r.output).padStart(11)} `
+      + `${String(r.groups).padStart(6)} ${String(r.madds).padStart(11)} ${r.medianMs.toFixed(4).padStart(9)} `
+      + `${`${(100 * r.share).toFixed(1)}%`.padStart(6)} ${r.madds > 0 && r.medianMs > 0 ? (r.maddsPerSecond / 1e9).toFixed(2) : '-'}`);
+  }
+  lines.push(`profile sum ms: ${rows.reduce((a, r) => a + r.medianMs, 0).toFixed(3)}`);
+  return `${lines.join('\n')}\n`;
 }
 
 export function metaOf(entries: MetaEntry[]): ModelMeta {
@@ -84,7 +141,8 @@ export function metaOf(entries: MetaEntry[]): ModelMeta {
     mean: Array.from(getMeta('input.mean') as Float32Array),
     std: Array.from(getMeta('input.std') as Float32Array),
     labels: ((getMeta('labels') as string[] | undefined) ?? []).slice(),
-    resize: (getMeta('input.resize') as string | undefined) === 'nearest' ? 'nearest' : 'bilinear',
+    resize: (['nearest', 'bicubic'] as const).find((r) => r === getMeta('input.resize')) ?? 'bilinear',
+    ...(getMeta('input.resize_shorter') ? { resizeShorter: (getMeta('input.resize_shorter') as Uint32Array)[0]! } : {}),
     provenance: parsed,
   };
 }
@@ -199,6 +257,52 @@ export class Cdnv2Model {
       this.writePnm(bytes);
       return this.inputCopy();
     });
+  }
+
+  /**
+   * Per-op profile: runs the network `runs` times (after `warmup` whole runs), timing each op alone from the host
+   * (the library build has no imports, so no clock of its own): ops run one call each, in order, on the same
+   * arena, so the work is exactly that of `run`. The input is rewritten before every run (default: a fixed
+   * pattern). `run` itself is untouched: profiling costs nothing when not asked for.
+   */
+  profile(opts: { runs?: number; warmup?: number; input?: Float32Array } = {}): OpProfile[] {
+    const runs = opts.runs ?? 20;
+    if (!Number.isInteger(runs) || runs < 1) throw new Cdnv2Error('input', `runs must be a positive integer (got ${runs})`);
+    const input = opts.input ?? Float32Array.from({ length: this.inputLength }, (_, i) => Math.sin(i * 0.37));
+    for (let i = 0; i < (opts.warmup ?? 3); i++) this.run(input);
+    const ex = this.ex;
+    const h = this.handle;
+    const n = ex.cdnv2_op_count(h);
+    const times = Array.from({ length: n }, () => new Float64Array(runs));
+    guard(() => {
+      for (let r = 0; r < runs; r++) {
+        new Float32Array(ex.memory.buffer, ex.cdnv2_input_ptr(h), this.inputLength).set(input);
+        for (let i = 0; i < n; i++) {
+          const t0 = performance.now();
+          const status = ex.cdnv2_run_ops(h, i, i + 1);
+          times[i]![r] = performance.now() - t0;
+          if (status < 0) throw lastError(ex);
+        }
+      }
+    });
+    const medians = times.map((t) => { t.sort(); return runs % 2 ? t[runs >> 1]! : (t[runs / 2 - 1]! + t[runs / 2]!) / 2; });
+    const total = medians.reduce((a, b) => a + b, 0);
+    const info = ex.cdnv2_alloc(48);
+    try {
+      return medians.map((medianMs, index) => {
+        if (ex.cdnv2_op_info(h, index, info) < 0) throw lastError(ex);
+        const v = new Int32Array(ex.memory.buffer, info, 10);
+        const madds = new Float64Array(ex.memory.buffer, info + 40, 1)[0]!;
+        const [code, cin, ih, iw, cout, oh, ow, groups, kernel, stride] = Array.from(v) as number[];
+        const kind = code === 1 ? `conv${kernel}x${kernel}${stride! > 1 ? `/s${stride}` : ''}` : OP_KINDS[code!] ?? `op${code}`;
+        return {
+          index, kind, input: [cin!, ih!, iw!], output: [cout!, oh!, ow!], groups: groups!, madds, medianMs,
+          share: total > 0 ? medianMs / total : 0, maddsPerSecond: medianMs > 0 ? madds / (medianMs / 1000) : 0,
+        };
+      });
+    } finally {
+      ex.cdnv2_free(info);
+    }
   }
 
   /** Copy of feature buffer `index` after the last run (debugging and tests; see cdnv2_buffer_ptr). */

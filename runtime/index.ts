@@ -7,7 +7,7 @@ import v8 from 'node:v8';
 import { fileErrorReason, MAX_MODEL_BYTES } from '../base/io.js';
 import { Cdnv2Error, Cdnv2Model, measurePeak, type Isa, type Prediction } from './engine.js';
 
-export { Cdnv2Error, Cdnv2Model, type Isa, type ImageData, type ModelMeta, type Prediction, ERROR_NAMES } from './engine.js';
+export { Cdnv2Error, Cdnv2Model, type Isa, type ImageData, type ModelMeta, type Prediction, type OpProfile, ERROR_NAMES, formatProfile, parseProfile } from './engine.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 

@@ -87,8 +87,8 @@ def randomise(model, gen):
                 m._mask.zero_()
                 for g in range(G):
                     keep = torch.randperm(cin, generator=gen)[: cin // C]
-                    for o in range(g, cout, G):
-                        m._mask[o, keep] = 1
+                    rows = m._mask[g::G]  # the outputs of group g (a view)
+                    rows[:, keep] = 1
                 m._stage.fill_(C - 1)
                 m._count.fill_((C - 1) * (cin // C))
                 m.conv.weight.mul_((C) ** 0.5)  # keep activations O(1) with in/C inputs per output
@@ -97,8 +97,8 @@ def randomise(model, gen):
                 m._mask.zero_()
                 for g in range(G):
                     keep = torch.randperm(cout, generator=gen)[: cout // S]
-                    for j in range(g, cin, G):
-                        m._mask[keep, j] = 1
+                    cols = m._mask[:, g::G]  # the inputs of group g (a view)
+                    cols[keep] = 1
                 m._stage.fill_(S - 1)
                 m._count.fill_((S - 1) * (cout // S))
                 m.conv.weight.mul_(0.3)  # every SFR adds into old features: keep the sum from growing with depth

@@ -11,8 +11,9 @@ the same engine and Cranelift as the `wasmtime` CLI), for machines without the C
                             it must come from the same wasmtime version, flags and CPU kind
       --timings             after the run, print one line to stderr: `wasmtime-run: compile_ms=X run_ms=Y`
                             (compile_ms: compiling or deserialising the module; run_ms: instantiating and running it)
-  python3 scripts/wasmtime-run.py compile [--relaxed-simd] [--target TRIPLE] module.wasm -o module.cwasm
-      compiles ahead of time (as `wasmtime compile`); --target cross-compiles, e.g. aarch64-unknown-linux-gnu
+  python3 scripts/wasmtime-run.py compile [--relaxed-simd] [--target TRIPLE] [--timings] module.wasm -o module.cwasm
+      compiles ahead of time (as `wasmtime compile`); --target cross-compiles, e.g. aarch64-unknown-linux-gnu;
+      --timings prints `wasmtime-run: compile_ms=X` (compiling only) to stderr
   python3 scripts/wasmtime-run.py --version      prints `wasmtime-py X.Y.Z`
 
 The guest sees argv = [module path as given, args...], no environment, and inherits stdin, stdout and stderr.
@@ -25,7 +26,7 @@ import time
 
 USAGE = ('usage: wasmtime-run.py [run] [--dir=HOST[::GUEST]]... [--relaxed-simd] [--allow-precompiled] [--timings] '
          'module.wasm [args...]\n'
-         '       wasmtime-run.py compile [--relaxed-simd] [--target TRIPLE] module.wasm -o module.cwasm\n')
+         '       wasmtime-run.py compile [--relaxed-simd] [--target TRIPLE] [--timings] module.wasm -o module.cwasm\n')
 TRAP_EXIT = 134
 
 
@@ -54,11 +55,13 @@ def make_engine(wasmtime, relaxed_simd, target=None):
 
 
 def compile_command(args):
-    relaxed, target, out, module_path = False, None, None, None
+    relaxed, target, out, module_path, timings = False, None, None, None, False
     while args:
         a = args.pop(0)
         if a == '--relaxed-simd':
             relaxed = True
+        elif a == '--timings':
+            timings = True
         elif a in ('--target', '-o'):
             if not args:
                 return usage(f'{a} needs a value')
@@ -80,7 +83,11 @@ def compile_command(args):
     wasmtime = load_wasmtime()
     try:
         engine = make_engine(wasmtime, relaxed, target)
-        module = wasmtime.Module.from_file(engine, module_path)
+        with open(module_path, 'rb') as f:
+            wasm = f.read()
+        t0 = time.perf_counter()
+        module = wasmtime.Module(engine, wasm)
+        t1 = time.perf_counter()
         data = module.serialize()
     except (wasmtime.WasmtimeError, OSError) as err:
         sys.stderr.write(f'wasmtime-run: cannot compile {module_path}: {err}\n')
@@ -89,6 +96,8 @@ def compile_command(args):
     with open(tmp, 'wb') as f:
         f.write(data)
     os.replace(tmp, out)
+    if timings:
+        sys.stderr.write(f'wasmtime-run: compile_ms={(t1 - t0) * 1e3:.3f}\n')
     return 0
 
 

@@ -97,8 +97,9 @@ export function convModel(o: {
   return writeModel(buildModel(buffers, ops, t.tensors, 2));
 }
 
-/** Relative error: max |a - b| / max(max |b|, 1e-6). */
+/** Relative error: max |a - b| / max(max |b|, 1e-6); Infinity when the lengths differ (extra outputs are wrong too). */
 export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
   let diff = 0, scale = 1e-6;
   for (let i = 0; i < b.length; i++) {
     diff = Math.max(diff, Math.abs(a[i]! - b[i]!));

@@ -49,6 +49,8 @@ export function conv1x1_group(input: usize, cin: i32, hw: i32, weight: usize, bi
     const quads = (coutG + 3) >> 2;
     // All of a group's quads packed once when they fit, else each quad again for every pixel chunk.
     const whole = <u64>quads * <u64>quadBytes <= <u64>PANEL_BYTES;
+    // Called through a function reference, so the tile loop stays a function of its own (see conv2d_group).
+    const quadFn = accumulate ? conv1x1_quad_add : conv1x1_quad_store;
     for (let g = 0; g < groups; g++) {
       const inG = input + <usize>(g * cinG) * planeBytes;
       const og = g * coutG;
@@ -62,7 +64,7 @@ export function conv1x1_group(input: usize, cin: i32, hw: i32, weight: usize, bi
           let pan = panel;
           if (whole) pan += <usize>q * quadBytes;
           else pack_quad(weight, bias, cinG, og + 4 * q, n, panel);
-          conv1x1_quad(inG, planeBytes, pan, pan + quadBytes, og + 4 * q, n, out, outIndex, outAct, accumulate, p0, p1);
+          quadFn(inG, planeBytes, pan, pan + quadBytes, og + 4 * q, n, out, outIndex, outAct, p0, p1);
         }
       }
     }
@@ -95,21 +97,26 @@ function pack_quad(weight: usize, bias: usize, cinG: i32, o: i32, n: i32, dst: u
 }
 
 /**
- * Writes (stores or adds) one tile vector; stored tiles are activated afterwards (activate_inplace), added ones that
- * need an activation go through add_activated, so the tile code carries no activation.
+ * Writes (stores or adds) one tile vector; stored tiles are activated afterwards (activate_inplace), so only added
+ * tiles carry an activation. No calls here: Cranelift keeps no vector in a register across a call, and a call among
+ * the tile's stores sent all the accumulators to the stack for the whole loop.
  */
 @inline export function emit_tile(p: usize, y: v128, act: i32, accumulate: i32): void {
-  if (accumulate && act != ACT_NONE) add_activated(p, y, act);
-  else v128.store(p, accumulate ? f32x4.add(v128.load(p), y) : y);
+  if (accumulate) emit_v128(p, y, act, 1);
+  else v128.store(p, y);
 }
 
-/** The rare case kept out of line: accumulate an activated vector. */
-export function add_activated(p: usize, y: v128, act: i32): void {
-  emit_v128(p, y, act, 1);
+function conv1x1_quad_store(inG: usize, planeBytes: usize, pan: usize, panEnd: usize, o: i32, n: i32,
+                            out: usize, outIndex: usize, act: i32, p0: i32, p1: i32): void {
+  conv1x1_quad(inG, planeBytes, pan, panEnd, o, n, out, outIndex, act, 0, p0, p1);
+}
+function conv1x1_quad_add(inG: usize, planeBytes: usize, pan: usize, panEnd: usize, o: i32, n: i32,
+                          out: usize, outIndex: usize, act: i32, p0: i32, p1: i32): void {
+  conv1x1_quad(inG, planeBytes, pan, panEnd, o, n, out, outIndex, act, 1, p0, p1);
 }
 
 // Outputs o..o+n-1 (n = 1..4, one quad panel pan..panEnd) over pixels [p0, p1): register tile of 4 outputs x 8 pixels.
-function conv1x1_quad(inG: usize, planeBytes: usize, pan: usize, panEnd: usize, o: i32, n: i32,
+@inline function conv1x1_quad(inG: usize, planeBytes: usize, pan: usize, panEnd: usize, o: i32, n: i32,
                       out: usize, outIndex: usize, act: i32, accumulate: i32, p0: i32, p1: i32): void {
   const o0 = out_plane(out, outIndex, o, planeBytes);
   let o1 = o0, o2 = o0, o3 = o0;

@@ -10,7 +10,7 @@
 // each input vector is reused for 4 outputs, each splatted weight for 8 pixels. Stride > 2 and the scalar build use
 // a plain f32 loop over the same padded image.
 import { ACT_NONE, activate_inplace, madd_v128 } from './activation';
-import { conv1x1_group, out_plane, emit_tile, emit_f32 } from './conv1x1';
+import { conv1x1_group, out_plane, emit_f32 } from './conv1x1';
 import { copy_f32, zero_f32 } from './memory';
 
 // Zeroed bytes after the last padded plane: the widest over-read is a stride-2 tail vector, 13 floats past a row end.
@@ -47,7 +47,9 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
   // After the slack: the panel (SIMD) or the tap table (scalar).
   const taps = cinG * kernel * kernel;
   const tab = scratch + <usize>cin * planePad + <usize>SLACK_BYTES;
-  const simd = ASC_FEATURE_SIMD && stride <= 2;
+  // The SIMD workers carry no activation for added tiles: the (unused by converted models) accumulate + activation
+  // case takes the plain path.
+  const simd = ASC_FEATURE_SIMD && stride <= 2 && !(accumulate && outAct != ACT_NONE);
   if (!simd) {
     // Tap table: byte offset of tap (i, ky, kx) from a window's top-left in input plane i.
     let n = 0;
@@ -69,15 +71,17 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
     pad_copy(input + <usize>(g * cinG) * inPlane, cinG, h, w, pad, inG);
     let ol = 0;
     if (simd) {
+      // Called through function references: a worker inlined into the (large) caller had its accumulators spilled
+      // to the stack by Cranelift's register allocator; as functions of their own they stay in registers.
+      const quadFn = stride == 1 ? conv_4oc_s1 : conv_4oc_s2;
+      const oneFn = stride == 1 ? conv_1oc_s1 : conv_1oc_s2;
       for (; ol + 4 <= coutG; ol += 4) {
         const panEnd = pack_taps(weight, bias, g * coutG + ol, 4, cinG, kernel, planePad, rowPad, tab);
-        if (stride == 1) conv_4oc_s1(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
-        else conv_4oc_s2(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
+        quadFn(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
       }
       for (; ol < coutG; ol++) {
         const panEnd = pack_taps(weight, bias, g * coutG + ol, 1, cinG, kernel, planePad, rowPad, tab);
-        if (stride == 1) conv_1oc_s1(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
-        else conv_1oc_s2(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
+        oneFn(inG, tab, panEnd, rowPad, outH, outW, g * coutG + ol, out, outIndex, outAct, accumulate);
       }
     } else {
       for (; ol < coutG; ol++) {
@@ -135,21 +139,25 @@ function pad_copy(src: usize, cin: i32, h: i32, w: i32, pad: i32, dst: usize): v
   return v128.shuffle<f32>(v128.load(p), v128.load(p, 16), 0, 2, 4, 6);
 }
 
-// Stores lanes [0, n) of an activated vector (n = 1..3): the partial tail of an output row.
-function emit_partial(p: usize, y: v128, n: i32, act: i32, accumulate: i32): void {
-  emit_f32(p, f32x4.extract_lane(y, 0), act, accumulate);
-  if (n > 1) emit_f32(p + 4, f32x4.extract_lane(y, 1), act, accumulate);
-  if (n > 2) emit_f32(p + 8, f32x4.extract_lane(y, 2), act, accumulate);
+// Lanes of partial row-tail vectors wait here until the tile's vectors are all written; then emit_tail copies them
+// with no vector live across its call (Cranelift keeps none in a register across a call).
+const tailBuf: usize = memory.data(64, 16);
+
+/** Writes (stores or adds) one tile vector of the SIMD workers, which carry no activation (see activate_plane). */
+@inline function emit_tile(p: usize, y: v128, accumulate: i32): void {
+  v128.store(p, accumulate ? f32x4.add(v128.load(p), y) : y);
+}
+
+// Stores (or adds) the n (1..3) floats at src: the partial tail of an output row.
+function emit_tail(p: usize, src: usize, n: i32, accumulate: i32): void {
+  for (let i: usize = 0; i < <usize>n << 2; i += 4) {
+    const v = load<f32>(src + i);
+    store<f32>(p + i, accumulate ? load<f32>(p + i) + v : v);
+  }
 }
 
 @inline function bias_at(bias: usize, o: i32): f32 {
   return bias ? load<f32>(bias + (<usize>o << 2)) : 0;
-}
-
-// Writes a 4-pixel vector of which only n pixels may be valid (row tail); the partial case out of line.
-@inline function emit_n(p: usize, y: v128, n: i32, act: i32, accumulate: i32): void {
-  if (n >= 4) emit_tile(p, y, act, accumulate);
-  else emit_partial(p, y, n, accumulate ? act : ACT_NONE, accumulate);
 }
 
 // Stored (not accumulated) outputs are activated afterwards in place, one plane at a time.
@@ -201,10 +209,16 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
         w = v128.load32_splat(r, 16); a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
       }
       const n = outW - ox - 4;
-      emit_tile(o0 + q, a00, act, accumulate); emit_n(o0 + q + 16, a01, n, act, accumulate);
-      emit_tile(o1 + q, a10, act, accumulate); emit_n(o1 + q + 16, a11, n, act, accumulate);
-      emit_tile(o2 + q, a20, act, accumulate); emit_n(o2 + q + 16, a21, n, act, accumulate);
-      emit_tile(o3 + q, a30, act, accumulate); emit_n(o3 + q + 16, a31, n, act, accumulate);
+      emit_tile(o0 + q, a00, accumulate); emit_tile(o1 + q, a10, accumulate);
+      emit_tile(o2 + q, a20, accumulate); emit_tile(o3 + q, a30, accumulate);
+      if (n >= 4) {
+        emit_tile(o0 + q + 16, a01, accumulate); emit_tile(o1 + q + 16, a11, accumulate);
+        emit_tile(o2 + q + 16, a21, accumulate); emit_tile(o3 + q + 16, a31, accumulate);
+      } else {
+        v128.store(tailBuf, a01); v128.store(tailBuf, a11, 16); v128.store(tailBuf, a21, 32); v128.store(tailBuf, a31, 48);
+        emit_tail(o0 + q + 16, tailBuf, n, accumulate); emit_tail(o1 + q + 16, tailBuf + 16, n, accumulate);
+        emit_tail(o2 + q + 16, tailBuf + 32, n, accumulate); emit_tail(o3 + q + 16, tailBuf + 48, n, accumulate);
+      }
       base += step << 1; q += 32;
     }
     if (ox < outW) {
@@ -218,8 +232,14 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
         a3 = madd_v128(x, v128.load32_splat(r, 16), a3);
       }
       const n = outW - ox;
-      emit_n(o0 + q, a0, n, act, accumulate); emit_n(o1 + q, a1, n, act, accumulate);
-      emit_n(o2 + q, a2, n, act, accumulate); emit_n(o3 + q, a3, n, act, accumulate);
+      if (n >= 4) {
+        emit_tile(o0 + q, a0, accumulate); emit_tile(o1 + q, a1, accumulate);
+        emit_tile(o2 + q, a2, accumulate); emit_tile(o3 + q, a3, accumulate);
+      } else {
+        v128.store(tailBuf, a0); v128.store(tailBuf, a1, 16); v128.store(tailBuf, a2, 32); v128.store(tailBuf, a3, 48);
+        emit_tail(o0 + q, tailBuf, n, accumulate); emit_tail(o1 + q, tailBuf + 16, n, accumulate);
+        emit_tail(o2 + q, tailBuf + 32, n, accumulate); emit_tail(o3 + q, tailBuf + 48, n, accumulate);
+      }
     }
     rowIn += <usize>stride * rowPad; rowOut += <usize>outW << 2;
   }
@@ -249,8 +269,8 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
         a2 = madd_v128(load_px(p + 2 * step, stride), w, a2);
         a3 = madd_v128(load_px(p + 3 * step, stride), w, a3);
       }
-      emit_tile(q, a0, act, accumulate); emit_tile(q + 16, a1, act, accumulate);
-      emit_tile(q + 32, a2, act, accumulate); emit_tile(q + 48, a3, act, accumulate);
+      emit_tile(q, a0, accumulate); emit_tile(q + 16, a1, accumulate);
+      emit_tile(q + 32, a2, accumulate); emit_tile(q + 48, a3, accumulate);
       base += step << 2; q += 64;
     }
     for (; ox < outW; ox += 4) {
@@ -267,7 +287,8 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
       }
       const y = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
       const n = min(4, outW - ox);
-      emit_n(q, y, n, act, accumulate);
+      if (n >= 4) emit_tile(q, y, accumulate);
+      else { v128.store(tailBuf, y); emit_tail(q, tailBuf, n, accumulate); }
       base += step; q += 16;
     }
     rowIn += <usize>stride * rowPad; rowOut += <usize>outW << 2;

@@ -1,6 +1,8 @@
 // Named CondenseNetV2 configurations, shared by the trainer, the converter and `cdnv2 arch`.
 // Sources: paper Table 1/2 and §4.3; official code facts in ../shared/reference/condensenetv2.md (§1, §5, §7).
 
+import imagenetClasses from './imagenet-classes.json' with { type: 'json' };
+
 export type Activation = 'relu' | 'hardswish';
 
 export interface TrainDefaults {
@@ -51,8 +53,15 @@ export interface ArchConfig {
   /** Per-channel normalisation applied to pixels scaled to [0,1]. */
   mean: number[];
   std: number[];
-  /** Class names; empty when none are shipped (ImageNet): models then carry no labels and hosts print indices. */
+  /** Class names; empty when none are shipped: models then carry no labels and hosts print indices. */
   labels: string[];
+  /**
+   * How hosts resize images (default bilinear). 'bicubic', or any filter with resizeShorter, is the official
+   * evaluation resize: PIL's antialiased filters, as torchvision's Resize on a PIL image.
+   */
+  resize?: 'bilinear' | 'bicubic' | 'nearest';
+  /** Shorter side resized to this many pixels, then the input centre-cropped (absent: shorter side to the input). */
+  resizeShorter?: number;
   train: TrainDefaults;
 }
 
@@ -63,6 +72,8 @@ export const FASHION_MNIST_LABELS = [
 export const CIFAR10_LABELS = [
   'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
 ];
+/** The 1000 ILSVRC-2012 class names in the standard order (class index of torchvision's ImageFolder). */
+export const IMAGENET_LABELS: string[] = imagenetClasses.labels;
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
 const CIFAR_MEAN = [0.4914, 0.4822, 0.4465];
@@ -81,15 +92,17 @@ const CIFAR_TRAIN: TrainDefaults = {
 };
 
 // Official values (model/condensenetv2.py cdnv2_a/b/c): group_1x1, group_3x3, group_trans, condense_factor and
-// trans_factor are all 8 for A and C, all 6 for B.
-function imagenet(name: string, description: string, layers: number[], growth: number[], g: number, fc: number): ArchConfig {
+// trans_factor are all 8 for A and C, all 6 for B. Evaluation (convert_and_eval.py): Resize(256), bicubic for A
+// and B, bilinear for C, CenterCrop(224), ImageNet mean/std.
+function imagenet(name: string, description: string, layers: number[], growth: number[], g: number, fc: number,
+  resize: 'bilinear' | 'bicubic'): ArchConfig {
   return {
     name, description,
     input: { channels: 3, height: 224, width: 224 }, classes: 1000,
     layers, growth, group1x1: g, group3x3: g, groupTrans: g, condenseFactor: g, sfrFactor: g, bottleneck: 4,
     stemChannels: 2 * growth[0]!, stemStride: 2,
     hsStartBlock: 2, seStartBlock: 3, seReduction: 1, headSeReduction: 16, fcChannels: fc,
-    mean: IMAGENET_MEAN, std: IMAGENET_STD, labels: [], train: IMAGENET_TRAIN,
+    mean: IMAGENET_MEAN, std: IMAGENET_STD, labels: IMAGENET_LABELS, resize, resizeShorter: 256, train: IMAGENET_TRAIN,
   };
 }
 
@@ -131,9 +144,9 @@ const TINY: ArchConfig = {
 };
 
 export const CONFIGS: Record<string, ArchConfig> = {
-  'cdnv2-a': imagenet('cdnv2-a', 'CondenseNetV2-A, ImageNet 224x224 (paper Table 2)', [1, 1, 4, 6, 8], [8, 8, 16, 32, 64], 8, 828),
-  'cdnv2-b': imagenet('cdnv2-b', 'CondenseNetV2-B, ImageNet 224x224 (paper Table 2)', [2, 4, 6, 8, 6], [6, 12, 24, 48, 96], 6, 1024),
-  'cdnv2-c': imagenet('cdnv2-c', 'CondenseNetV2-C, ImageNet 224x224 (paper Table 2)', [4, 6, 8, 10, 8], [8, 16, 32, 64, 128], 8, 1024),
+  'cdnv2-a': imagenet('cdnv2-a', 'CondenseNetV2-A, ImageNet 224x224 (paper Table 2)', [1, 1, 4, 6, 8], [8, 8, 16, 32, 64], 8, 828, 'bicubic'),
+  'cdnv2-b': imagenet('cdnv2-b', 'CondenseNetV2-B, ImageNet 224x224 (paper Table 2)', [2, 4, 6, 8, 6], [6, 12, 24, 48, 96], 6, 1024, 'bicubic'),
+  'cdnv2-c': imagenet('cdnv2-c', 'CondenseNetV2-C, ImageNet 224x224 (paper Table 2)', [4, 6, 8, 10, 8], [8, 16, 32, 64, 128], 8, 1024, 'bilinear'),
   // Depth = 9n+2 counting LGC, 3x3 and SFR convolutions per layer (reference §7).
   'cdnv2-cifar-110': cifar('cdnv2-cifar-110', 'CondenseNetV2-110, CIFAR 32x32 (paper §4.3, 12-12-12)', 12),
   'cdnv2-cifar-146': cifar('cdnv2-cifar-146', 'CondenseNetV2-146, CIFAR 32x32 (paper §4.3, 16-16-16)', 16),

@@ -2,6 +2,10 @@
 // The reader trusts nothing: every count, offset, size, shape and index is checked before use, and every
 // failure is a ModelFormatError with a stable `code`, the same the wasm loader reports (base/cnv2/error-codes.ts).
 // The writer is deterministic and validates its output.
+import {
+  DIR_ENTRY_SIZE, DTYPE_CODES as DTYPE_CODE_TABLE, HEADER_SIZE, MAGIC, MAJOR_VERSION, META_TYPE_CODES as META_TYPE_CODE_TABLE,
+  MINOR_VERSION, NONE, SECTION_TAGS,
+} from './constants.js';
 import { crc32 } from './crc32.js';
 import {
   type BufferShape, type DType, type MetaEntry, type Model, type Op, type OpKind, type Tensor, type TensorData,
@@ -13,13 +17,7 @@ import type { FormatErrorCode } from './error-codes.js';
 export * from './model.js';
 export { ERROR_CODES, type ErrorCode, type FormatErrorCode } from './error-codes.js';
 
-export const MAGIC = [0x43, 0x4e, 0x56, 0x32]; // "CNV2"
-export const MAJOR_VERSION = 1;
-export const MINOR_VERSION = 1; // 1: rice index tensors (dtype 6), optional labels
-export const NONE = 0xffffffff;
-export const HEADER_SIZE = 32;
-export const DIR_ENTRY_SIZE = 16;
-export const SECTION_TAGS = ['META', 'GRPH', 'TENS', 'DATA'] as const;
+export { DIR_ENTRY_SIZE, HEADER_SIZE, MAGIC, MAJOR_VERSION, MINOR_VERSION, NONE, SECTION_TAGS } from './constants.js';
 const U32_MAX = 0xffffffff;
 const MAX_STRING = 65536;
 
@@ -37,9 +35,10 @@ function fail(code: FormatErrorCode, message: string): never {
 // Typed-array views below copy raw bytes, which equals the file's little-endian encoding only on LE hosts.
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('cdnv2 requires a little-endian host');
 
-const DTYPE_CODES: Record<DType, number> = { f32: 1, f16: 2, u8: 3, u16: 4, u32: 5, rice: 6 };
-const DTYPE_BY_CODE: (DType | undefined)[] = [undefined, 'f32', 'f16', 'u8', 'u16', 'u32', 'rice'];
-const META_TYPE_CODES: Record<MetaEntry['type'], number> = { 'u32[]': 1, 'f32[]': 2, string: 3, 'string[]': 4 };
+const DTYPE_CODES: Record<DType, number> = DTYPE_CODE_TABLE;
+const DTYPE_BY_CODE: (DType | undefined)[] = [];
+for (const [name, code] of Object.entries(DTYPE_CODES)) DTYPE_BY_CODE[code] = name as DType;
+const META_TYPE_CODES: Record<MetaEntry['type'], number> = META_TYPE_CODE_TABLE;
 const OP_BY_CODE = new Map<number, OpKind>(
   (Object.keys(OP_LAYOUT) as OpKind[]).map((k) => [OP_LAYOUT[k].opcode, k]),
 );
@@ -247,7 +246,7 @@ function copyTyped<T extends TensorData>(b: Uint8Array, make: (buf: ArrayBuffer)
 /** Types the known keys must have (unknown keys may have any type). */
 const META_KEY_TYPES: Record<string, MetaEntry['type']> = {
   name: 'string', 'input.shape': 'u32[]', 'input.mean': 'f32[]', 'input.std': 'f32[]', labels: 'string[]',
-  'input.resize': 'string', arch: 'string', provenance: 'string',
+  'input.resize': 'string', 'input.resize_shorter': 'u32[]', arch: 'string', provenance: 'string',
 };
 
 /** One META entry's known-key rules, checked as soon as it is read (as the wasm loader does). */
@@ -259,8 +258,13 @@ function checkMetaEntry(e: MetaEntry): void {
     if (v.length !== 3) fail('meta', `'input.shape' has ${v.length} elements, expected 3`);
     if (v.some((d) => d === 0 || d > 65535)) fail('meta', `'input.shape' [${Array.from(v)}] has a dimension outside 1..65535`);
   }
-  if (e.key === 'input.resize' && e.value !== 'bilinear' && e.value !== 'nearest') {
-    fail('meta', `'input.resize' is '${e.value as string}', expected bilinear or nearest`);
+  if (e.key === 'input.resize' && e.value !== 'bilinear' && e.value !== 'nearest' && e.value !== 'bicubic') {
+    fail('meta', `'input.resize' is '${e.value as string}', expected bilinear, bicubic or nearest`);
+  }
+  if (e.key === 'input.resize_shorter') {
+    const v = e.value as Uint32Array;
+    if (v.length !== 1) fail('meta', `'input.resize_shorter' has ${v.length} elements, expected 1`);
+    if (v[0]! > 16384) fail('meta', `'input.resize_shorter' ${v[0]} is above 16384`);
   }
 }
 
@@ -316,6 +320,13 @@ function parseMeta(bytes: Uint8Array): MetaEntry[] {
   const get = (key: string): MetaEntry['value'] | undefined => entries.find((e) => e.key === key)?.value;
   for (const key of ['name', 'input.shape', 'input.mean', 'input.std']) {
     if (get(key) === undefined) fail('meta', `required key '${key}' is missing`);
+  }
+  const shorter = get('input.resize_shorter') as Uint32Array | undefined;
+  if (shorter && shorter[0] !== 0) {
+    const shape = get('input.shape') as Uint32Array;
+    if (shorter[0]! < Math.max(shape[1]!, shape[2]!) || get('input.resize') === 'nearest') {
+      fail('meta', `'input.resize_shorter' ${shorter[0]} must cover the input (${shape[1]}x${shape[2]}) and goes with bilinear or bicubic`);
+    }
   }
   const channels = (get('input.shape') as Uint32Array)[0]!;
   const mean = get('input.mean') as Float32Array, std = get('input.std') as Float32Array;

@@ -1,7 +1,10 @@
 // In-memory form of a `.cnv2` model (docs/format.md, version 1): metadata, buffers, typed ops and tensors.
 // Tensor data is kept exactly as stored: f16 tensors hold their raw half bits, so read/write round trips are exact;
 // `rice` index tensors hold their decoded values and the parameters of their encoding.
+import { OP_LAYOUT, type OpName } from './constants.js';
 import { halvesToFloats } from './f16.js';
+
+export { ACT, OP_LAYOUT, TENSOR_FIELDS } from './constants.js';
 
 export type DType = 'f32' | 'f16' | 'u8' | 'u16' | 'u32' | 'rice';
 export type TensorData = Float32Array | Uint16Array | Uint8Array | Uint32Array;
@@ -30,8 +33,6 @@ export interface BufferShape {
   width: number;
 }
 
-/** Activation codes of the format. */
-export const ACT = { none: 0, relu: 1, hardswish: 2 } as const;
 export type ActCode = number;
 
 /** Tensor references are indices into Model.tensors; null is the format's NONE. */
@@ -82,27 +83,10 @@ export interface ChannelShuffleOp {
 
 export type Op = Conv2dOp | SeOp | AvgPoolOp | GlobalAvgPoolOp | FcOp | ChannelShuffleOp;
 export type OpKind = Op['kind'];
-
-/** Opcode, and the op's words in file order; fields listed in TENSOR_FIELDS are tensor references (NONE = null). */
-export const OP_LAYOUT: Record<OpKind, { opcode: number; fields: string[] }> = {
-  conv2d: {
-    opcode: 1,
-    fields: ['inBuffer', 'inChannel', 'cin', 'outBuffer', 'outChannel', 'cout', 'kernel', 'stride', 'pad', 'groups',
-      'inAct', 'outAct', 'accumulate', 'weight', 'bias', 'inIndex', 'inScale', 'inShift', 'outIndex'],
-  },
-  se: { opcode: 2, fields: ['buffer', 'channel', 'channels', 'hidden', 'w1', 'b1', 'w2', 'b2', 'gate'] },
-  avgpool: { opcode: 3, fields: ['inBuffer', 'inChannel', 'channels', 'outBuffer', 'outChannel', 'kernel', 'stride'] },
-  global_avgpool: {
-    opcode: 4,
-    fields: ['inBuffer', 'inChannel', 'channels', 'outBuffer', 'outChannel', 'inAct', 'inScale', 'inShift'],
-  },
-  fc: { opcode: 5, fields: ['inBuffer', 'inChannel', 'cin', 'outBuffer', 'outChannel', 'cout', 'outAct', 'weight', 'bias'] },
-  channel_shuffle: { opcode: 6, fields: ['inBuffer', 'inChannel', 'channels', 'outBuffer', 'outChannel', 'groups'] },
-};
-
-export const TENSOR_FIELDS = new Set([
-  'weight', 'bias', 'inIndex', 'inScale', 'inShift', 'outIndex', 'w1', 'b1', 'w2', 'b2',
-]);
+// Every op kind has a layout in the format table and every layout an op kind.
+const layoutOfEveryKind: Record<OpKind, unknown> = OP_LAYOUT;
+const kindOfEveryLayout: Record<OpName, OpKind> = { conv2d: 'conv2d', se: 'se', avgpool: 'avgpool', global_avgpool: 'global_avgpool', fc: 'fc', channel_shuffle: 'channel_shuffle' };
+void layoutOfEveryKind; void kindOfEveryLayout;
 
 export interface Model {
   meta: MetaEntry[];          // in file order

@@ -30,6 +30,15 @@ export class TorchTensor {
   get dtype(): TorchDtype { return this.storage.dtype; }
   get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
 
+  private isContiguous(): boolean {
+    let expect = 1;
+    for (let d = this.shape.length - 1; d >= 0; d--) {
+      if (this.shape[d] !== 1 && this.stride[d] !== expect) return false;
+      expect *= this.shape[d]!;
+    }
+    return true;
+  }
+
   /** Values in row-major order as float64 (exact for every dtype but int64 beyond 2^53, rejected). */
   values(): Float64Array {
     const bytes = this.storage.bytes;
@@ -38,6 +47,10 @@ export class TorchTensor {
     const n = this.numel;
     const out = new Float64Array(n);
     const read = elementReader(this.dtype, view);
+    if (this.isContiguous()) { // the usual case: one run of elements, no index arithmetic
+      for (let i = 0; i < n; i++) out[i] = read(this.offset + i);
+      return out;
+    }
     const idx = new Array<number>(this.shape.length).fill(0);
     for (let i = 0; i < n; i++) {
       let e = this.offset;

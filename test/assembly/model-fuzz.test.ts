@@ -3,7 +3,9 @@
 // a typed rejection or a load whose runs give finite logits (or report 'numeric'), never a trap, each case
 // within a second, and the TypeScript reader agreeing on accept/reject. Longer runs: `npm run fuzz`.
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { wasmtimeOrSkip } from '../helpers/wasmtime.js';
+const tap = t;
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -66,10 +68,12 @@ t.test('regression files of test/fixtures/fuzz load or fail as recorded, in ever
   }
 });
 
-/** Runs scripts/wasi-run.mjs asynchronously (two at a time keeps both CI cores busy). */
-function wasiRun(dir: string, args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+type CommandRun = (dir: string, args: string[]) => Promise<{ status: number; stdout: string; stderr: string }>;
+
+/** Spawns one run asynchronously (two at a time keeps both CI cores busy). */
+function spawnRun(command: string, argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['scripts/wasi-run.mjs', `--dir=${dir}::/data`, wasmPath('command', 'simd'), ...args], { cwd: root });
+    const p = spawn(command, argv, { cwd: root });
     let stdout = '', stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
@@ -77,7 +81,31 @@ function wasiRun(dir: string, args: string[]): Promise<{ status: number; stdout:
   });
 }
 
+/** scripts/wasi-run.mjs: the command under node:wasi (a trap exits 70). */
+const wasiRun: CommandRun = (dir, args) =>
+  spawnRun(process.execPath, ['scripts/wasi-run.mjs', `--dir=${dir}::/data`, wasmPath('command', 'simd'), ...args]);
+
 t.test('mutated files through the WASI command: exit 1 with a message, never a trap', async (t) => {
+  await mutatedThroughCommand(t, wasiRun);
+});
+
+t.test('the same mutated files under real wasmtime (precompiled SIMD build)', async (t) => {
+  const w = wasmtimeOrSkip(t);
+  if (!w) return;
+  const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-fuzz-wasmtime-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const cwasm = path.join(dir, 'cdnv2.cwasm');
+  const { command, args } = w.compileCommand(wasmPath('command', 'simd'), cwasm);
+  const c = spawnSync(command, args, { encoding: 'utf8', timeout: 300_000 });
+  t.equal(c.status, 0, `wasmtime compile: ${c.stderr}`);
+  // A trap exits 134 (the CLI's and the runner's convention) with 'wasm trap' on stderr.
+  await mutatedThroughCommand(t, (d, a) => {
+    const cmd = w.runCommand(cwasm, a, { dirs: [`${d}::/data`], precompiled: true });
+    return spawnRun(cmd.command, cmd.args);
+  });
+});
+
+async function mutatedThroughCommand(t: Pick<typeof tap, 'fail' | 'comment' | 'equal' | 'ok' | 'teardown'>, run: CommandRun): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-fuzz-wasi-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   // A 9x7 PPM: resized and cropped to whichever input the (mutated) model declares.
@@ -103,9 +131,9 @@ t.test('mutated files through the WASI command: exit 1 with a message, never a t
         const m = await loadModel(c.bytes);
         try { m.runPnm(ppm); } catch (err) { lib = `run:${(err as Cdnv2Error).code}`; } finally { m.dispose(); }
       } catch (err) { lib = (err as Cdnv2Error).code; }
-      const res = await wasiRun(dir, ['classify', `/data/${file}`, '/data/image.ppm', '--top', '2']);
+      const res = await run(dir, ['classify', `/data/${file}`, '/data/image.ppm', '--top', '2']);
       const where = `${c.desc} (library: ${lib})`;
-      if (res.status === 70 || /trap|RuntimeError/i.test(res.stderr)) { t.fail(`trap: ${where}: ${res.stderr}`); continue; }
+      if (res.status === 70 || res.status === 134 || res.status > 2 || /trap|RuntimeError/i.test(res.stderr)) { t.fail(`trap: ${where}: ${res.stderr}`); continue; }
       if (lib === 'accept') {
         if (res.status !== 0 || res.stdout.trim().split('\n').length !== 2) t.fail(`expected exit 0 and 2 lines: ${where}: ${res.status} ${res.stderr}`);
         exit0++;
@@ -121,4 +149,4 @@ t.test('mutated files through the WASI command: exit 1 with a message, never a t
   t.comment(`${N} WASI runs in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${exit0} exit 0, ${exit1} exit 1 ${JSON.stringify(codes)}`);
   t.equal(exit0 + exit1, N, 'every run exited 0 or 1 as the library predicts');
   t.ok(exit1 > N / 2, 'most mutated files are rejected');
-});
+}

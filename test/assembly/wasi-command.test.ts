@@ -1,4 +1,4 @@
-// build/cdnv2.wasm as a WASI preview1 command: under node:wasi always, under wasmtime when it is on PATH.
+// build/cdnv2.wasm as a WASI preview1 command under node:wasi (test/wasmtime.test.ts runs it under real wasmtime).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -121,17 +121,4 @@ t.test('exit codes: usage 2, bad files 1, help 0', async (t) => {
   const outside = wasiRun('simd', ['info', '/etc/passwd']);
   t.equal(outside.status, 1, 'a path outside the granted directories is refused');
   t.match(outside.stderr, /not inside a directory the host granted/);
-});
-
-t.test('under wasmtime, when installed', async (t) => {
-  const which = spawnSync('sh', ['-c', 'command -v wasmtime'], { encoding: 'utf8' });
-  if (which.status !== 0) {
-    t.comment('wasmtime is not on PATH: skipping the wasmtime run (node:wasi covered the command above)');
-    t.skip('wasmtime not installed');
-    return;
-  }
-  const res = spawnSync('wasmtime', ['run', `--dir=${dir}::/data`, wasmPath('command', 'simd'), 'classify', '/data/model.cnv2', '/data/image.ppm'], { encoding: 'utf8' });
-  t.equal(res.status, 0, res.stderr);
-  const m = await loadModel(modelBytes);
-  t.same(parseTop(res.stdout).map((p) => p.index), m.top(m.runPnm(readFileSync(path.join(dir, 'image.ppm'))), 5).map((p) => p.index));
 });

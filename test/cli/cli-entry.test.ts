@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync }
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { root } from './helpers/cli.js';
+import { root } from '../helpers/cli.js';
 
 const entry = path.join(root, 'dist/cli/cdnv2.js');
 const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-entry-'));

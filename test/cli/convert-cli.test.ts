@@ -9,8 +9,6 @@ import path from 'node:path';
 import type { Conv2dOp } from '../../base/cnv2/format.js';
 import { readModel } from '../../base/cnv2/format.js';
 import { randomNetworkParams, Rng } from '../../converter/random.js';
-import { lgcGroups } from '../../converter/condense.js';
-import { checkpointToNetworkParams, loadCheckpoint } from '../../trainer/checkpoint.js';
 import { tinyConfig } from '../../trainer/tiny.js';
 import { writeTinyCheckpoint } from '../helpers/checkpoint.js';
 import { interpretLogits } from '../reference/interpreter.js';
@@ -30,19 +28,27 @@ t.test('convert a checkpoint with final masks', async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /^wrote .*tiny\.cnv2: tiny, /, 'summary');
   const model = readModel(readFileSync(out));
-  // The kept LGC inputs are the ones the masks chose (checks the [in, out] -> [out, in] layout contract).
+  // The kept LGC inputs are the ones the masks chose (checks the [in, out] -> [out, in] layout contract): group g
+  // holds outputs o = g mod G (G = group1x1), and keeps, in ascending order, the inputs its mask rows have set.
   const lgc = model.ops[1] as Conv2dOp;
   const l0 = reference.blocks[0]![0]!;
-  const sets = lgcGroups(l0.lgc.mask, cfg.bottleneck * l0.growth, l0.inChannels, cfg.group1x1, l0.inChannels / cfg.condenseFactor, 'test');
-  t.same(Array.from(model.tensors[lgc.inIndex!]!.data), sets.flat(), 'first LGC keeps the masked-in channels');
-  const params = checkpointToNetworkParams(await loadCheckpoint(ckptDir, () => {}));
+  const mid = cfg.bottleneck * l0.growth;
+  const kept: number[] = [];
+  for (let g = 0; g < cfg.group1x1; g++) {
+    for (let i = 0; i < l0.inChannels; i++) if (l0.lgc.mask[g * l0.inChannels + i]) kept.push(i);
+  }
+  t.equal(kept.length, (l0.inChannels / cfg.condenseFactor) * cfg.group1x1, 'test setup: in/C inputs per group');
+  t.same(Array.from(model.tensors[lgc.inIndex!]!.data), kept, 'first LGC keeps the masked-in channels');
+  t.ok(mid > cfg.group1x1, 'several outputs per group');
+  // Expected logits: the float64 reference network (test/reference) run on the parameters the checkpoint was made from.
   const rng = new Rng(2);
   const x = Float64Array.from({ length: cfg.input.channels * cfg.input.height * cfg.input.width }, () => rng.normal());
-  const want = referenceForward(params, x);
+  const want = referenceForward(reference, x);
   const got = interpretLogits(model, x);
+  t.equal(got.length, want.length, `${want.length} logits`);
   let err = 0, scale = 1;
   want.forEach((v, i) => { err = Math.max(err, Math.abs(v - got[i]!)); scale = Math.max(scale, Math.abs(v)); });
-  t.ok(err / scale < 1e-5, `converted model equals the checkpoint's network (relative error ${(err / scale).toExponential(2)})`);
+  t.ok(err / scale < 1e-5, `converted model equals the reference network (relative error ${(err / scale).toExponential(2)})`);
   const prov = JSON.parse(model.meta.find((e) => e.key === 'provenance')!.value as string);
   t.match(prov, { checkpoint: ckptDir, epochsDone: 4, weights: 'f32', masksFinal: true }, 'provenance from the checkpoint');
 });

@@ -3,7 +3,7 @@
 // entry points. One pack and one install (deps from npm's cache where it has them); nothing is cached in the repo.
 import t from 'tap';
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -46,11 +46,13 @@ t.test('npm pack ships the compiled code, declarations, runtime wasm builds and 
   const [info] = JSON.parse(r.stdout) as { filename: string; size: number; unpackedSize: number; files: { path: string }[] }[];
   const files = new Set(info!.files.map((f) => f.path));
   for (const f of ['package.json', 'README.md', 'dist/cli/cdnv2.js', 'dist/runtime/index.js', 'dist/runtime/index.d.ts',
-    'dist/runtime/engine.d.ts', 'build/cdnv2-lib.wasm', 'build/cdnv2-lib-relaxed.wasm', 'build/cdnv2-lib-scalar.wasm',
+    'dist/runtime/engine.d.ts', 'dist/runtime/browser.js', 'dist/runtime/browser.d.ts', 'build/cdnv2-lib.wasm', 'build/cdnv2-lib-relaxed.wasm', 'build/cdnv2-lib-scalar.wasm',
     'build/cdnv2.wasm', 'build/cdnv2-train.wasm', 'models/cdnv2-fmnist.cnv2', 'models/samples/00-ankle-boot.png']) {
     t.ok(files.has(f), `ships ${f}`);
   }
-  const stray = [...files].filter((f) => /^(test|assembly|scripts|runs|node_modules|build\/test)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'));
+  // scripts/wasmtime-run.py is what `classify --engine wasmtime` runs when only the Python embedding is installed.
+  const stray = [...files].filter((f) => (/^(test|assembly|scripts|runs|node_modules|build\/test|demo)\//.test(f) && f !== 'scripts/wasmtime-run.py')
+    || (f.endsWith('.ts') && !f.endsWith('.d.ts')));
   t.same(stray, [], 'no sources, tests, test harness builds or runs in the tarball');
   t.comment(`tarball ${(info!.size / 1024).toFixed(0)} KiB, unpacked ${(info!.unpackedSize / 1024).toFixed(0)} KiB, ${files.size} files`);
 
@@ -87,6 +89,13 @@ t.test('the installed CLI runs through npx and the bin symlink', async (t) => {
   const bad = run(path.join(project, 'node_modules/.bin/cdnv2'), ['bench', '--models', 'nope'], { cwd: project });
   t.equal(bad.code, 2, 'bench --models nope exits 2');
   t.match(bad.stderr, /unknown model 'nope'/);
+  // bench writes its report (vega + resvg chart) where asked: the issue's `npx cdnv2 bench --out dir` wrote nothing.
+  const bench = run('npx', ['--no-install', 'cdnv2', 'bench', '--models', 'cdnv2-fmnist', '--engines', 'cdnv2', '--runs', '2',
+    '--warmup', '1', '--no-progress', '--out', 'report'], { cwd: project });
+  t.equal(bench.code, 0, bench.stderr);
+  t.same(existsSync(path.join(project, 'report')) ? readdirSync(path.join(project, 'report')).sort() : [],
+    ['latest.json', 'latest.md', 'latest.png', 'latest.svg'], 'bench --out writes the report');
+  t.match(bench.stdout, /cdnv2-fmnist/);
   const info = run(path.join(project, 'node_modules/.bin/cdnv2'), ['info', 'node_modules/cdnv2/models/cdnv2-fmnist.cnv2', '--json'], { cwd: project });
   t.equal(info.code, 0, info.stderr);
   t.equal((JSON.parse(info.stdout) as { classes: number }).classes, 10, 'info --json through the bin');
@@ -136,9 +145,9 @@ console.log(wrong);
 model.dispose();
 `);
   const files = ['ts/node.ts'];
-  // cdnv2/browser: built from runtime/browser.ts (the browser API of issue 21); checked once the tarball carries it.
-  if (existsSync(path.join(installed, 'dist/runtime/browser.d.ts'))) {
-    writeFileSync(path.join(consumer, 'browser.ts'), `import { detectIsa, loadModel, loadModelUrl, type BrowserModel, type Isa, type Prediction } from 'cdnv2/browser';
+  // cdnv2/browser: dist/runtime/browser.js from runtime/browser.ts, with its declarations.
+  t.ok(existsSync(path.join(installed, 'dist/runtime/browser.d.ts')), 'the package ships the browser entry\'s declarations');
+  writeFileSync(path.join(consumer, 'browser.ts'), `import { detectIsa, loadModel, loadModelUrl, type BrowserModel, type Isa, type Prediction } from 'cdnv2/browser';
 
 const isa: Isa = detectIsa();
 const model: BrowserModel = await loadModelUrl('/models/cdnv2-fmnist.cnv2', { isa });
@@ -151,11 +160,7 @@ const wrong: Isa = 'avx';
 console.log(wrong);
 model.dispose();
 `);
-    files.push('ts/browser.ts');
-  } else {
-    // TODO(cdnv2/browser): until runtime/browser.ts is on this branch, the browser consumer above is not checked.
-    t.todo('cdnv2/browser: dist/runtime/browser.d.ts is not in the tarball yet (runtime/browser.ts), so its consumer is not checked', () => {});
-  }
+  files.push('ts/browser.ts');
   writeFileSync(path.join(project, 'tsconfig.json'), JSON.stringify({
     compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true,
       skipLibCheck: true, lib: ['ES2022', 'DOM'], types: ['node'], typeRoots: [path.join(root, 'node_modules/@types')] },
@@ -163,5 +168,4 @@ model.dispose();
   }));
   const r = run(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: project });
   t.equal(r.code, 0, `tsc: ${r.stdout}${r.stderr}`);
-
 });

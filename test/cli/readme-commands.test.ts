@@ -9,8 +9,8 @@ import path from 'node:path';
 import { PNG } from 'pngjs';
 import type { Command } from 'commander';
 
-import { buildFullProgram } from '../cli/cdnv2.js';
-import { root } from './helpers/cli.js';
+import { buildFullProgram } from '../../cli/cdnv2.js';
+import { root } from '../helpers/cli.js';
 
 const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
 const scripts = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
@@ -48,7 +48,9 @@ const SAMPLE: Record<string, string> = {
 
 /** A synopsis or example line as argv: placeholders get sample values, [optional] parts are kept, a|b takes a. */
 function toArgv(line: string): string[] {
-  return line.replace(/[[\]]/g, ' ').split(/\s+/).filter(Boolean).map((tok) => {
+  // Placeholders first (they may hold brackets: <file.pth[.tar]>), then the [optional] brackets go.
+  const filled = line.replace(/<[^>\s]*>/g, (p) => SAMPLE[p] ?? (p.includes('|') ? p.slice(1, -1).split('|')[0]! : p.slice(1, -1).replace(/\[.*?\]/g, '')));
+  return filled.replace(/[[\]]/g, ' ').split(/\s+/).filter(Boolean).map((tok) => {
     if (SAMPLE[tok] !== undefined) return SAMPLE[tok]!;
     if (/^<[^>]*\|/.test(tok)) return tok.slice(1, -1).split('|')[0]!;
     if (!tok.startsWith('--') && tok.includes('|')) return tok.split('|')[0]!;

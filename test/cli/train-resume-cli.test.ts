@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { cdnv2 } from './helpers/cli.js';
+import { cdnv2 } from '../helpers/cli.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-resume-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

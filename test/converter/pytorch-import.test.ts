@@ -1,6 +1,6 @@
 // `cdnv2 import` and `cdnv2 export-pytorch` against fixtures PyTorch wrote from the official CondenseNetV2 code
 // (scripts/pytorch-fixtures.py, cdnv2-tiny): both torch.save formats, both forms, logits from PyTorch itself.
-// No torch needed; test/pytorch-official.test.ts covers A/B/C and loading our export into PyTorch when it is there.
+// No torch needed; test/converter/pytorch-official.test.ts covers A/B/C and loading our export into PyTorch when it is there.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,8 +12,9 @@ import { writeModel } from '../../base/cnv2/format.js';
 import { importTorchCheckpoint } from '../../converter/pytorch/import.js';
 import { readTorchFile, TorchTensor } from '../../converter/pytorch/torch-file.js';
 import { torchSaveStateDict, type SaveTensor } from '../../converter/pytorch/torch-save.js';
-import { cdnv2 } from '../helpers/cli.js';
-import { argmax, FIXTURES, ISAS, maxRelDiff, modelLogits, readFixtureLogits } from '../helpers/pytorch.js';
+import { cdnv2, root } from '../helpers/cli.js';
+import { argmax, FIXTURES, ISAS, maxRelDiff, modelLogits, readFixtureLogits, softmax } from '../helpers/pytorch.js';
+import { runWasmtime, wasmtimeOrSkip } from '../helpers/wasmtime.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'cdnv2-pt-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -50,6 +51,28 @@ t.test('the official checkpoints import in both formats and both forms and give 
       t.ok(d < 1e-4, `${file} ${extra.join(' ')} [${isa}]: max relative logit difference ${d.toExponential(2)} < 1e-4`);
       t.same(got.map(argmax), ref[key].map(argmax), `${file} [${isa}]: same top-1 on every input`);
     }
+  }
+});
+
+t.test('under wasmtime, in all three builds, the imported model gives PyTorch\'s answers', async (t) => {
+  const w = wasmtimeOrSkip(t);
+  if (!w) return;
+  const model = path.join(tmp, 'wasmtime-tiny.cnv2');
+  writeFileSync(model, writeModel(importTorchCheckpoint(new Uint8Array(readFileSync(fx('tiny-converted.pth.tar'))), TINY).model));
+  const files = inputs.map((x, i) => { const f = path.join(tmp, `in${i}.f32`); writeFileSync(f, x); return f; });
+  for (const [build, relaxedSimd] of [['cdnv2.wasm', false], ['cdnv2-relaxed.wasm', true], ['cdnv2-scalar.wasm', false]] as const) {
+    const r = runWasmtime(w, path.join(root, 'build', build), ['classify', model, ...files, '--top', String(TINY.classes)], { dirs: [tmp], relaxedSimd });
+    t.equal(r.code, 0, `${build}: exit 0 ${r.stderr}`);
+    // One block per input ('# file'), every class as '<probability, 6 decimals> <index> <label>'.
+    const blocks = r.stdout.split(/^# .*$/m).slice(1).map((b) => b.trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number)));
+    t.equal(blocks.length, inputs.length, `${build}: one answer per input`);
+    let worst = 0;
+    blocks.forEach((rows, i) => {
+      const want = softmax(ref.converted[i]!);
+      t.equal(rows[0]![1], argmax(ref.converted[i]!), `${build} input ${i}: same top-1 as PyTorch`);
+      for (const [p, c] of rows) worst = Math.max(worst, Math.abs(p! - want[c!]!));
+    });
+    t.ok(worst <= 1e-5, `${build}: max probability difference ${worst.toExponential(2)} <= 1e-5 (printed to 6 decimals)`);
   }
 });
 
@@ -194,4 +217,12 @@ t.test('an imported training-form checkpoint seeds `cdnv2 train --init-from`', a
   t.equal(r.code, 0, `train --init-from exits 0 ${r.stderr.slice(-400)}`);
   t.match(r.stderr + r.stdout, /starting from .*cdnv2-tiny after 0 epochs, mask stage 3\/3/, 'starts from the imported weights with final masks');
   t.equal(cdnv2('convert', out, '-o', path.join(tmp, 'ft.cnv2')).code, 0, 'the fine-tuned run converts (masks still final)');
+});
+
+t.test('strided and offset tensor views read the right elements', async (t) => {
+  const bytes = new Uint8Array(Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7]).buffer);
+  const storage = { kind: 'storage' as const, dtype: 'float32' as const, key: '0', numel: 8, bytes };
+  t.same(Array.from(new TorchTensor(storage, 0, [2, 3], [3, 1]).values()), [0, 1, 2, 3, 4, 5], 'contiguous');
+  t.same(Array.from(new TorchTensor(storage, 1, [3, 2], [1, 3]).values()), [1, 4, 2, 5, 3, 6], 'transposed view at offset 1');
+  t.same(Array.from(new TorchTensor(storage, 2, [2, 1, 2], [4, 9, 1]).values()), [2, 3, 6, 7], 'size-1 dimension with any stride');
 });

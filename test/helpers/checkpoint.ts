@@ -1,22 +1,61 @@
 // Trainer checkpoints written without training, for the tests of `cdnv2 convert`.
 import type { ArchConfig } from '../../base/arch/configs.js';
-import type { NetworkParams } from '../../base/arch/params.js';
-import { Rng } from '../../converter/random.js';
+import type { BatchNormParams, NetworkParams } from '../../base/arch/params.js';
 import { saveCheckpoint, type CheckpointState } from '../../trainer/checkpoint.js';
-import { initialValues, maskInventory, tensorInventory } from '../../trainer/model.js';
+import { maskInventory, tensorInventory } from '../../trainer/model.js';
+
+/** [rows, cols] row-major -> [cols, rows] (written here, not taken from the trainer). */
+function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c]!;
+  return out;
+}
+/** PyTorch OIHW [o, i, kh, kw] -> TF.js HWIO [kh, kw, i, o]. */
+function hwio(a: Float32Array, o: number, i: number, k: number): Float32Array {
+  const out = new Float32Array(a.length);
+  for (let co = 0; co < o; co++) for (let ci = 0; ci < i; ci++) for (let y = 0; y < k; y++) for (let x = 0; x < k; x++) {
+    out[((y * k + x) * i + ci) * o + co] = a[((co * i + ci) * k + y) * k + x]!;
+  }
+  return out;
+}
+
+/** The reference network's weights in the trainer's TF.js layouts (docs/checkpoint.md, "Tensor names"). */
+function trainingFormWeights(cfg: ArchConfig, reference: NetworkParams): Map<string, Float32Array> {
+  const model = new Map<string, Float32Array>();
+  const bn = (p: string, b: BatchNormParams): void => {
+    model.set(`${p}.gamma`, b.gamma); model.set(`${p}.beta`, b.beta); model.set(`${p}.mean`, b.mean); model.set(`${p}.variance`, b.variance);
+  };
+  model.set('stem.weight', hwio(reference.stem.weight, cfg.stemChannels, cfg.input.channels, 3));
+  reference.blocks.forEach((block, i) => block.forEach((l, j) => {
+    const p = `b${i}.l${j}`, mid = cfg.bottleneck * l.growth;
+    bn(`${p}.lgc.bn`, l.lgc.bn);
+    model.set(`${p}.lgc.weight`, transposed(l.lgc.weight, mid, l.inChannels));
+    bn(`${p}.conv.bn`, l.conv.bn);
+    model.set(`${p}.conv.weight`, hwio(l.conv.weight, l.growth, mid / cfg.group3x3, 3));
+    if (l.se) { model.set(`${p}.se.w1`, transposed(l.se.w1, l.se.hidden, l.growth)); model.set(`${p}.se.w2`, transposed(l.se.w2, l.growth, l.se.hidden)); }
+    if (l.sfr) { bn(`${p}.sfr.bn`, l.sfr.bn); model.set(`${p}.sfr.weight`, transposed(l.sfr.weight, l.inChannels, l.growth)); }
+  }));
+  const h = reference.head;
+  bn('head.bn', h.bn);
+  const C = h.bn.gamma.length;
+  if (h.se) { model.set('head.se.w1', transposed(h.se.w1, h.se.hidden, C)); model.set('head.se.w2', transposed(h.se.w2, C, h.se.hidden)); }
+  if (h.fc) { model.set('head.fc.weight', transposed(h.fc.weight, cfg.fcChannels, C)); model.set('head.fc.bias', h.fc.bias); }
+  model.set('head.classifier.weight', transposed(h.classifier.weight, cfg.classes, cfg.fcChannels > 0 ? cfg.fcChannels : C));
+  model.set('head.classifier.bias', h.classifier.bias);
+  for (const info of tensorInventory(cfg, true)) {
+    const v = model.get(info.name);
+    if (!v || v.length !== info.shape.reduce((x, y) => x * y, 1)) throw new Error(`test setup: tensor ${info.name} missing or mis-sized`);
+  }
+  return model;
+}
 
 /**
  * A trainer checkpoint of `cfg` at LGC stage `stageLgc` (the last stage: final masks) whose masks are those of
- * `reference` (the converter's own generator) in the trainer's [in, out] layout; BN statistics drawn at random.
+ * `reference` (the converter's own generator) in the trainer's [in, out] layout, and whose weights and BN
+ * statistics are `reference`'s, put into the trainer's layouts by this file (not by the code under test).
  */
 export function writeTinyCheckpoint(runDir: string, cfg: ArchConfig, reference: NetworkParams, stageLgc: number): string {
-  const model = initialValues(cfg, true, 3);
-  const rng = new Rng(17);
-  for (const [name, v] of model) {
-    if (name.endsWith('.mean')) for (let i = 0; i < v.length; i++) v[i] = 0.1 * rng.normal();
-    if (name.endsWith('.variance')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(0.5, 1.5);
-    if (name.endsWith('.gamma')) for (let i = 0; i < v.length; i++) v[i] = rng.uniform(0.5, 1.5);
-  }
+  const model = trainingFormWeights(cfg, reference);
   const ours: Uint8Array[] = [];
   const dims: [number, number][] = [];
   for (const layer of reference.blocks.flat()) {

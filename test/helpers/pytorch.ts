@@ -45,3 +45,11 @@ export function argmax(v: ArrayLike<number>): number {
 }
 
 export const ISAS: Isa[] = ['simd', 'relaxed', 'scalar'];
+
+export function softmax(v: ArrayLike<number>): number[] {
+  const a = Array.from(v);
+  const m = Math.max(...a);
+  const e = a.map((x) => Math.exp(x - m));
+  const s = e.reduce((x, y) => x + y, 0);
+  return e.map((x) => x / s);
+}
