@@ -177,8 +177,6 @@ export function saveCheckpoint(runDir: string, content: CheckpointContent): stri
   if (content.ema) for (const t of inv) add('ema', t.name, t.shape, content.ema.get(t.name)!);
   const bin = Buffer.concat(chunks);
   const stateJson = JSON.stringify({ ...content.state, config: encodeConfig(cfg) }, null, 1);
-  writeFileSynced(path.join(tmp, 'tensors.bin'), bin);
-  writeFileSynced(path.join(tmp, 'state.json'), stateJson);
   const manifest: Manifest = {
     format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, epoch,
     files: {
@@ -188,7 +186,15 @@ export function saveCheckpoint(runDir: string, content: CheckpointContent): stri
     tensors,
   };
   manifest.manifestSha256 = manifestDigest(manifest);
-  writeFileSynced(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 1));
+  try {
+    writeFileSynced(path.join(tmp, 'tensors.bin'), bin);
+    writeFileSynced(path.join(tmp, 'state.json'), stateJson);
+    writeFileSynced(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 1));
+  } catch (err) {
+    // A failed write (a full disk) leaves nothing behind; a killed one is removed by the next save.
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
   fsyncDir(tmp);
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
