@@ -86,17 +86,17 @@ function cases(): OpCase[] {
   }
   for (const [C, H, W, act, affine] of [[7, 5, 3, ACT.relu, true], [16, 1, 1, ACT.none, false], [3, 11, 13, ACT.hardswish, true], [33, 2, 2, ACT.relu, false]] as const) {
     const tensors: Tensor[] = affine ? [{ dtype: 'f16', shape: [C], data: f16(r, C) }, { dtype: 'f32', shape: [C], data: f32(r, C) }] : [];
-    const buffers = [{ channels: C + 1, height: H, width: W }, { channels: C + 2, height: 1, width: 1 }];
-    const ops: Op[] = [{ kind: 'global_avgpool', inBuffer: 0, inChannel: 1, channels: C, outBuffer: 1, outChannel: 1, inAct: act, inScale: affine ? 0 : null, inShift: affine ? 1 : null }];
-    // The pool writes the output buffer itself (channels 1..C; channel 0 and C+1 stay 0): its logits are the check.
+    const buffers = [{ channels: C + 1, height: H, width: W }, { channels: C, height: 1, width: 1 }];
+    const ops: Op[] = [{ kind: 'global_avgpool', inBuffer: 0, inChannel: 1, channels: C, outBuffer: 1, outChannel: 0, inAct: act, inScale: affine ? 0 : null, inShift: affine ? 1 : null }];
+    // The pool writes the whole output buffer itself (every run must write all of it): its logits are the check.
     list.push({ what: `global avgpool ${C}x${H}x${W} act ${act}${affine ? ', scale and shift' : ''}`, check: 1,
       model: readModel(writeModel(buildModel(buffers, ops, tensors, 1), { validate: false })),
       apply: (b, m) => globalAvgpoolOpRef(b, refOps(m)[0] as Extract<RefOp, { opcode: 4 }>) });
   }
   for (const [cin, cout, act, bias] of [[1, 1, ACT.none, false], [13, 7, ACT.relu, true], [40, 33, ACT.hardswish, true], [9, 10, ACT.none, true]] as const) {
     const tensors: Tensor[] = [{ dtype: 'f32', shape: [cout, cin], data: f32(r, cout * cin) }, ...(bias ? [{ dtype: 'f16' as const, shape: [cout], data: f16(r, cout) }] : [])];
-    const buffers = [{ channels: cin + 2, height: 1, width: 1 }, { channels: cout + 1, height: 1, width: 1 }];
-    const ops: Op[] = [{ kind: 'fc', inBuffer: 0, inChannel: 2, cin, outBuffer: 1, outChannel: 1, cout, outAct: act, weight: 0, bias: bias ? 1 : null }];
+    const buffers = [{ channels: cin + 2, height: 1, width: 1 }, { channels: cout, height: 1, width: 1 }];
+    const ops: Op[] = [{ kind: 'fc', inBuffer: 0, inChannel: 2, cin, outBuffer: 1, outChannel: 0, cout, outAct: act, weight: 0, bias: bias ? 1 : null }];
     list.push({ what: `fc ${cin} -> ${cout} act ${act}${bias ? ', bias' : ''}`, check: 1,
       model: readModel(writeModel(buildModel(buffers, ops, tensors, 1), { validate: false })),
       apply: (b, m) => fcOpRef(b, refOps(m)[0] as Extract<RefOp, { opcode: 5 }>) });
