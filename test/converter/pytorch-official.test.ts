@@ -22,9 +22,11 @@ import { runWasmtime, wasmtimeOrSkip } from '../helpers/wasmtime.js';
 
 const PY = '/usr/bin/python3';
 const hasTorch = spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-const repoSetting = process.env.CDNV2_OFFICIAL_REPO ?? '/work/.mirror/jianghaojun+CondenseNetV2/repo';
+// Opt-in: the full A/B/C run takes many minutes on 2 cores, more than a test file's time limit in the suite.
+const repoSetting = process.env.CDNV2_OFFICIAL_REPO ?? '';
 const skip = !hasTorch ? 'torch is not installed for /usr/bin/python3'
-  : !existsSync(repoSetting) ? `no official code at ${repoSetting} (set CDNV2_OFFICIAL_REPO)` : false;
+  : !repoSetting ? 'CDNV2_OFFICIAL_REPO is not set (a checkout or bare git dir of the official code)'
+  : !existsSync(repoSetting) ? `no official code at ${repoSetting}` : false;
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'cdnv2-pt-official-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
