@@ -52,6 +52,7 @@ export function register(program: Command): void {
     .option('--no-sfr', 'no sparse feature reactivation: the original CondenseNet (LGC only)')
     .option('--no-augment', 'no random crop / flip')
     .option('--crop <pixels>', 'random-crop shift of the augmentation, in pixels (default: input height / 8; 0: flip only)', int('--crop', 0))
+    .option('--classes <n>', 'classifier outputs (default: the configuration\'s; e.g. a few classes of a folder); the class names stay only when their count matches', int('--classes', 2))
     .option('--seed <n>', 'random seed', int('--seed', 0), 1)
     .option('--limit-train <n>', 'use only the first N training images', int('--limit-train', 1))
     .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
@@ -90,7 +91,7 @@ export function register(program: Command): void {
           ['batch', 'batch'], ['lr', 'lr'], ['warmupEpochs', 'warmupEpochs'], ['warmupLr', 'warmupLr'],
           ['weightDecay', 'weightDecay'], ['momentum', 'momentum'], ['labelSmoothing', 'labelSmoothing'],
           ['groupLasso', 'groupLasso'], ['sfr', 'sfr'], ['seed', 'seed'], ['limitTrain', 'limitTrain'],
-          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom']];
+          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom'], ['classes', 'classes']];
         for (const [key, storedKey] of fromStore) if (!given(key)) o[key] = stored[storedKey];
         if (!given('ema')) o.ema = stored.ema > 0 ? String(stored.ema) : false;
       }
@@ -123,7 +124,7 @@ export function register(program: Command): void {
         weightDecay: o.weightDecay ?? d.weightDecay, momentum: o.momentum ?? d.momentum, labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
         crop: o.crop, out, resume: o.resume, backend, workers, backendChoice: o.backend as BackendChoice, workerThreads: threads ?? 1,
-        progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom,
+        progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom, classes: o.classes,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);

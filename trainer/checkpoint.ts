@@ -49,6 +49,8 @@ export interface TrainOptions {
   crop?: number;
   /** The run started from this checkpoint's weights, BN statistics and masks instead of random weights. */
   initFrom?: string;
+  /** Classifier outputs when not the configuration's own (`--classes N`); the stored config already has them. */
+  classes?: number;
 }
 
 export interface CheckpointState {

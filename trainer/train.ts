@@ -5,7 +5,7 @@ import cliProgress from 'cli-progress';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { getConfig, type ArchConfig } from '../base/arch/configs.js';
+import { getConfig, withClasses, type ArchConfig } from '../base/arch/configs.js';
 import { writeFileAtomicSync } from '../base/io.js';
 import {
   listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type LoadedCheckpoint, type StageRecord,
@@ -62,7 +62,7 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 
 /** Options that must match when resuming (everything that changes the numbers). */
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
-  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom'];
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'classes'];
 
 function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
@@ -107,6 +107,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     groupLasso: run.groupLasso, sfr: run.sfr, seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
     ...(run.crop !== undefined ? { crop: run.crop } : {}),
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
+    ...(run.classes !== undefined ? { classes: run.classes } : {}),
   };
   let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
   if (run.resume) {
@@ -127,6 +128,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   } else if (existing.length > 0) {
     throw new Error(`${run.out} already holds checkpoints; pass --resume to continue that run or choose another --out`);
   }
+  // A resumed run's stored configuration already has its class count.
+  if (!resumeFrom && opts.classes !== undefined) cfg = withClasses(cfg, opts.classes);
   if (opts.crop !== undefined && !(Number.isInteger(opts.crop) && opts.crop >= 0 && opts.crop < Math.min(cfg.input.height, cfg.input.width))) {
     throw new Error(`crop must be a whole number of pixels from 0 to ${Math.min(cfg.input.height, cfg.input.width) - 1} for ${cfg.name}, got ${opts.crop}`);
   }
