@@ -203,6 +203,52 @@ t.test('Concat on several axes', async (t) => {
   }
 });
 
+t.test('SplitV, Pack and Unpack (split, stack, unstack) on several axes, with gradients', async (t) => {
+  // Small cases run the JS loops, the >= 2^14-element ones copy_columns in wasm (one float per row for a last-axis
+  // stack or unstack: the ShuffleNet channel shuffle). Each output and gradient is a copy: errors are exact zeros.
+  const splits: { shape: number[]; sizes: number | number[]; axis: number }[] = [
+    { shape: [2, 3, 5], sizes: [1, 2], axis: 1 },
+    { shape: [2, 3, 6], sizes: 2, axis: -1 },
+    { shape: [4, 3], sizes: [3, -1], axis: 0 },
+    { shape: [3, 7, 7, 10], sizes: [3, 7], axis: 3 },
+    { shape: [16, 14, 14, 48], sizes: 2, axis: 3 }, // a basic unit's channel split (wasm)
+    { shape: [9, 15, 13, 12], sizes: [5, 10], axis: 1 },
+  ];
+  for (const c of splits) {
+    const n = size(c.shape);
+    await compare(t, `split ${JSON.stringify(c.shape)} ${JSON.stringify(c.sizes)} axis ${c.axis}`, () => {
+      const x = tf.tensor(data(70, n), c.shape);
+      const parts = tf.split(x, c.sizes, c.axis);
+      const dys = parts.map((p, k) => tf.tensor(data(71 + k, p.size), p.shape));
+      const g = tf.grad((a: tf.Tensor) => tf.addN(tf.split(a, c.sizes, c.axis).map((p, k) => tf.sum(tf.mul(p, dys[k]!)))))(x);
+      return [...parts, g];
+    });
+  }
+  const stacks: { shape: number[]; n: number; axis: number }[] = [
+    { shape: [3, 2], n: 2, axis: 2 },
+    { shape: [3, 2], n: 3, axis: 0 },
+    { shape: [2, 3, 3, 5], n: 2, axis: 4 },
+    { shape: [2, 3, 3, 5], n: 2, axis: 1 },
+    { shape: [16, 14, 14, 24], n: 2, axis: 4 }, // concat + channel shuffle (wasm)
+    { shape: [7, 9, 9, 35], n: 3, axis: -1 },
+    { shape: [5, 11, 13, 23], n: 2, axis: 2 },
+  ];
+  for (const c of stacks) {
+    await compare(t, `stack ${c.n} x ${JSON.stringify(c.shape)} axis ${c.axis}`,
+      withGrads((...xs) => tf.stack(xs, c.axis), Array.from({ length: c.n }, (_, k) => ({ shape: c.shape, seed: 75 + k }))));
+    const full = c.shape.slice();
+    const ax = c.axis < 0 ? c.axis + full.length + 1 : c.axis;
+    full.splice(ax, 0, c.n);
+    await compare(t, `unstack ${JSON.stringify(full)} axis ${ax}`, () => {
+      const x = tf.tensor(data(80, size(full)), full);
+      const parts = tf.unstack(x, ax);
+      const dys = parts.map((p, k) => tf.tensor(data(81 + k, p.size), p.shape));
+      const g = tf.grad((a: tf.Tensor) => tf.addN(tf.unstack(a, ax).map((p, k) => tf.sum(tf.mul(p, dys[k]!)))))(x);
+      return [...parts, g];
+    });
+  }
+});
+
 t.test('AvgPool and AvgPoolGrad: 2x2 transitions and global pools', async (t) => {
   const cases: { shape: number[]; filter: [number, number]; stride: number; fast: boolean }[] = [
     { shape: [2, 6, 8, 5], filter: [2, 2], stride: 2, fast: true },
