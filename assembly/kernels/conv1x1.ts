@@ -44,7 +44,9 @@ export function conv1x1_group(input: usize, cin: i32, hw: i32, weight: usize, bi
   const cinG = cin / groups, coutG = cout / groups;
   const planeBytes = <usize>hw << 2;
   const quadBytes = (<usize>cinG + 1) << 6;
-  if (ASC_FEATURE_SIMD && quadBytes <= <usize>PANEL_BYTES) {
+  // The tiles add without an activation: the (unused by converted models) accumulate + activation case takes the
+  // plain path, as in conv2d_group.
+  if (ASC_FEATURE_SIMD && quadBytes <= <usize>PANEL_BYTES && !(accumulate && outAct != ACT_NONE)) {
     const chunk = pixel_chunk(cinG, hw);
     const quads = (coutG + 3) >> 2;
     // All of a group's quads packed once when they fit, else each quad again for every pixel chunk.
@@ -96,8 +98,8 @@ function pack_quad(weight: usize, bias: usize, cinG: i32, o: i32, n: i32, dst: u
 }
 
 /**
- * Writes (stores or adds) one tile vector; stored tiles are activated afterwards (activate_inplace), so only added
- * tiles carry an activation. No calls here: Cranelift keeps no vector in a register across a call, and a call among
+ * Writes (stores or adds) one tile vector; stored tiles are activated afterwards (activate_inplace), added tiles
+ * carry none (conv1x1_group sends accumulate + activation to the plain path). No calls here: Cranelift keeps no vector in a register across a call, and a call among
  * the tile's stores sent all the accumulators to the stack for the whole loop.
  */
 @inline export function emit_tile(p: usize, y: v128, act: i32, accumulate: i32): void {
@@ -111,7 +113,7 @@ function conv1x1_quad_store(inG: usize, planeBytes: usize, pan: usize, panEnd: u
 }
 function conv1x1_quad_add(inG: usize, planeBytes: usize, pan: usize, panEnd: usize, o: i32, n: i32,
                           out: usize, outIndex: usize, act: i32, p0: i32, p1: i32): void {
-  conv1x1_quad(inG, planeBytes, pan, panEnd, o, n, out, outIndex, act, 1, p0, p1);
+  conv1x1_quad(inG, planeBytes, pan, panEnd, o, n, out, outIndex, ACT_NONE, 1, p0, p1);
 }
 
 // Outputs o..o+n-1 (n = 1..4, one quad panel pan..panEnd) over pixels [p0, p1): register tile of 4 outputs x 8 pixels.
