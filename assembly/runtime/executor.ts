@@ -3,10 +3,10 @@
 
 import { Model, OpInfo, bufferAt, opAt } from './model';
 import { arenaBase } from './planner';
-import { OP_AVGPOOL, OP_CHANNEL_SHUFFLE, OP_CONV2D, OP_FC, OP_GLOBAL_AVGPOOL, OP_SE } from './format';
+import { OP_AVGPOOL, OP_CHANNEL_SHUFFLE, OP_CONV2D, OP_FC, OP_GLOBAL_AVGPOOL, OP_MAXPOOL, OP_SE } from './format';
 import { runConv2d } from './ops/conv2d';
 import { runSe } from './ops/se';
-import { runAvgPool, runGlobalAvgPool } from './ops/pool';
+import { runAvgPool, runGlobalAvgPool, runMaxPool } from './ops/pool';
 import { runFc } from './ops/fc';
 import { runShuffle } from './ops/shuffle';
 
@@ -33,6 +33,7 @@ export function executeOps(m: Model, first: i32, end: i32): void {
     else if (code == OP_GLOBAL_AVGPOOL) runGlobalAvgPool(op, src, dst);
     else if (code == OP_FC) runFc(op, src, dst);
     else if (code == OP_CHANNEL_SHUFFLE) runShuffle(op, src, dst);
+    else if (code == OP_MAXPOOL) runMaxPool(op, src, dst, scratch);
   }
 }
 

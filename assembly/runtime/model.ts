@@ -8,7 +8,7 @@ import {
 } from './errors';
 import {
   DIR_ENTRY_BYTES, DT_F16, DT_F32, DT_RICE, DT_U16, DT_U32, DT_U8, HEADER_BYTES, MAGIC, META_F32, META_STRING,
-  META_STRINGS, META_U32, NONE, OP_AVGPOOL, OP_CHANNEL_SHUFFLE, OP_CONV2D, OP_FC, OP_GLOBAL_AVGPOOL, OP_SE,
+  META_STRINGS, META_U32, NONE, OP_AVGPOOL, OP_CHANNEL_SHUFFLE, OP_CONV2D, OP_FC, OP_GLOBAL_AVGPOOL, OP_MAXPOOL, OP_SE,
   TAG_DATA, TAG_GRPH, TAG_META, TAG_TENS, TENSOR_RECORD_BYTES, VERSION_MAJOR, crc32Update, dtypeBytes, fits,
   halfToFloat, opName, opWordCount, readU16, readU32, readU8, sortKeys,
 } from './format';
@@ -580,6 +580,7 @@ function disjoint(aLo: i32, aHi: i32, bLo: i32, bHi: i32): bool {
 // Each op's kernel choice and scratch needs are its op file's (ops/), decided once here at load.
 import { planConv2d } from './ops/conv2d';
 import { planSe } from './ops/se';
+import { planMaxPool } from './ops/pool';
 
 function parseConv(m: Model, op: OpInfo): bool {
   const inBuf = word(0), inCh = word(1), cin = word(2), outBuf = word(3), outCh = word(4), cout = word(5);
@@ -701,10 +702,17 @@ function parsePool(m: Model, op: OpInfo, global: bool): bool {
   } else {
     const k = word(5), s = word(6);
     if (k < 1 || k > 16 || s < 1 || s > 16) return opFail(ERR_GRAPH, 'bad pool kernel/stride');
-    if (<u32>ib.h < k || <u32>ib.w < k) return opFail(ERR_SHAPE, 'input below kernel');
-    const oh = (<u32>ib.h - k) / s + 1, ow = (<u32>ib.w - k) / s + 1;
+    const pad = op.code == OP_MAXPOOL ? word(7) : 0;
+    if (pad > k / 2) return opFail(ERR_GRAPH, 'padding larger than kernel/2');
+    if (<u32>ib.h + 2 * pad < k || <u32>ib.w + 2 * pad < k) return opFail(ERR_SHAPE, 'input below kernel');
+    const oh = (<u32>ib.h + 2 * pad - k) / s + 1, ow = (<u32>ib.w + 2 * pad - k) / s + 1;
     if (oh != <u32>ob.h || ow != <u32>ob.w) return opFail(ERR_SHAPE, 'output size mismatch');
-    op.kernel = <i32>k; op.stride = <i32>s; op.outH = <i32>oh; op.outW = <i32>ow;
+    op.kernel = <i32>k; op.stride = <i32>s; op.pad = <i32>pad; op.outH = <i32>oh; op.outW = <i32>ow;
+    if (op.code == OP_MAXPOOL) {
+      const total = planMaxPool(op);
+      if (total > 0x7fffffff) return opFail(ERR_OVERFLOW, 'scratch size overflows');
+      op.scratchBytes = <i32>total;
+    }
   }
   spans(op);
   touch(m, <i32>inBuf); touch(m, <i32>outBuf);
@@ -804,6 +812,7 @@ function parseGraph(m: Model): bool {
     else if (code == OP_GLOBAL_AVGPOOL) ok = parsePool(m, op, true);
     else if (code == OP_FC) ok = parseFc(m, op);
     else if (code == OP_CHANNEL_SHUFFLE) ok = parseShuffle(m, op);
+    else if (code == OP_MAXPOOL) ok = parsePool(m, op, false);
     if (!ok) return false;
     p += 4 + nw * 4;
   }
@@ -866,7 +875,7 @@ export function proveWrites(m: Model): bool {
     macs += <f64>op.cin * inPx + <f64>op.cout * outPx;
     if (code == OP_CONV2D) macs += <f64>op.cout * <f64>(op.cin / op.groups) * <f64>(op.kernel * op.kernel) * outPx;
     else if (code == OP_SE) macs += 2 * <f64>op.cin * <f64>op.hidden;
-    else if (code == OP_AVGPOOL) macs += <f64>op.cin * <f64>(op.kernel * op.kernel) * outPx;
+    else if (code == OP_AVGPOOL || code == OP_MAXPOOL) macs += <f64>op.cin * <f64>(op.kernel * op.kernel) * outPx;
     else if (code == OP_FC) macs += <f64>op.cin * <f64>op.cout;
   }
   const ob = bufferAt(m, m.outputBuf);

@@ -5,11 +5,14 @@ import { OpInfo } from '../model';
 import { prepare_channels } from '../../kernels/prepare';
 import { conv1x1_group } from '../../kernels/conv1x1';
 import { conv2d_group, conv2d_scratch_bytes } from '../../kernels/conv2d';
+import { depthwise3x3, depthwise3x3_scratch_bytes } from '../../kernels/depthwise';
 
 /** Pointwise (1x1, stride 1, no padding): a small matrix product over planes, no padded copy. */
 export const CONV_POINTWISE: i32 = 1;
 /** Any other kernel, stride and padding: direct convolution over a zero-padded copy of the input. */
 export const CONV_DIRECT: i32 = 2;
+/** Depthwise 3x3 (groups == cin == cout), stride 1 or 2, padding 1: ShuffleNetV2's middle conv, one plane at a time. */
+export const CONV_DEPTHWISE: i32 = 3;
 
 /** The reader's pre-activation (gathered channels, BN scale/shift, activation) runs once into an input panel. */
 @inline function needsPanel(op: OpInfo): bool {
@@ -27,8 +30,13 @@ export const CONV_DIRECT: i32 = 2;
 export function planConv2d(op: OpInfo): u64 {
   op.impl = op.kernel == 1 && op.stride == 1 && op.pad == 0 ? CONV_POINTWISE : CONV_DIRECT;
   if (op.impl == CONV_POINTWISE) return panelBytes(op);
+  // Overflow is judged on the general path's scratch for every op, as the TypeScript reader does.
   const kernelScratch = conv2d_scratch_bytes(op.cin, op.h, op.w, op.kernel, op.stride, op.pad);
   if (kernelScratch < 0) return 0xffffffffffffffff;
+  if (op.groups == op.cin && op.cin == op.cout && op.kernel == 3 && op.pad == 1 && op.stride <= 2) {
+    op.impl = CONV_DEPTHWISE;
+    return panelBytes(op) + <u64>depthwise3x3_scratch_bytes(op.h, op.w);
+  }
   return panelBytes(op) + <u64>kernelScratch;
 }
 
@@ -40,7 +48,10 @@ export function runConv2d(op: OpInfo, src: usize, dst: usize, scratch: usize): v
     prepare_channels(src, hw, op.inIndex, op.inScale, op.inShift, op.inAct, op.cin, scratch);
     input = scratch;
   }
-  if (op.impl == CONV_POINTWISE) {
+  if (op.impl == CONV_DEPTHWISE) {
+    depthwise3x3(input, op.cin, op.h, op.w, op.weight, op.bias, op.stride, dst, op.outH, op.outW, op.outIndex, op.outAct,
+      op.accumulate, scratch + <usize>panelBytes(op));
+  } else if (op.impl == CONV_POINTWISE) {
     conv1x1_group(input, op.cin, hw, op.weight, op.bias, op.cout, op.groups, dst, op.outIndex, op.outAct, op.accumulate);
   } else {
     conv2d_group(input, op.cin, op.h, op.w, op.weight, op.bias, op.cout, op.groups, op.kernel, op.stride, op.pad,
