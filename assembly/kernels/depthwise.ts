@@ -61,7 +61,7 @@ export function depthwise3x3(input: usize, channels: i32, h: i32, w: i32, weight
 }
 
 // Partial row tails (1-3 pixels) wait here, then go out lane by lane.
-const tailBuf: usize = memory.data(32, 16);
+const tailBuf: usize = memory.data(16, 16);
 
 // The SIMD paths write without activation (stored planes are activated afterwards, in place; accumulate with an
 // activation takes the plain path), which keeps their code small.
@@ -95,16 +95,11 @@ function dw_s1(input: usize, h: i32, w: i32, wc: usize, b: f32, dst: usize, zero
   const w6 = v128.load32_splat(wc, 24), w7 = v128.load32_splat(wc, 28), w8 = v128.load32_splat(wc, 32);
   const vb = f32x4.splat(b);
   const outRow = <usize>w << 2;
-  let e0: v128, e1: v128;
   for (let oy = 0; oy < h; oy += 2) {
     const r0 = row_at(input, oy - 1, h, w, zeroRow), r1 = row_at(input, oy, h, w, zeroRow);
     const r2 = row_at(input, oy + 1, h, w, zeroRow), r3 = row_at(input, oy + 2, h, w, zeroRow);
     const q = dst + <usize>oy * outRow;
     const two = oy + 1 < h;
-    e0 = edge_row(r2, 0, 1, w6, w7, w8, edge_row(r1, 0, 1, w3, w4, w5, edge_row(r0, 0, 1, w0, w1, w2, vb)));
-    e1 = edge_row(r3, 0, 1, w6, w7, w8, edge_row(r2, 0, 1, w3, w4, w5, edge_row(r1, 0, 1, w0, w1, w2, vb)));
-    emit_v(q, e0, accumulate);
-    if (two) emit_v(q + outRow, e1, accumulate);
     let ox = 4;
     for (; ox + 4 < w; ox += 4) {
       const o = <usize>ox << 2;
@@ -124,20 +119,18 @@ function dw_s1(input: usize, h: i32, w: i32, wc: usize, b: f32, dst: usize, zero
       emit_v(q + o, a, accumulate);
       if (two) emit_v(q + outRow + o, c, accumulate);
     }
-    // The last vector ends at the row's last pixel, overlapping the previous one by `skip` pixels it leaves alone.
+    // Each output row's first vector, then its last, which ends at the row's last pixel and overlaps the one
+    // before it by `skip` pixels it leaves alone.
     const o = <usize>(w - 4) << 2, skip = ox - (w - 4);
-    e0 = edge_row(r2, o, 2, w6, w7, w8, edge_row(r1, o, 2, w3, w4, w5, edge_row(r0, o, 2, w0, w1, w2, vb)));
-    e1 = edge_row(r3, o, 2, w6, w7, w8, edge_row(r2, o, 2, w3, w4, w5, edge_row(r1, o, 2, w0, w1, w2, vb)));
-    if (skip == 0) {
-      emit_v(q + o, e0, accumulate);
-      if (two) emit_v(q + outRow + o, e1, accumulate);
-    } else {
-      v128.store(tailBuf, e0);
-      v128.store(tailBuf, e1, 16);
-      for (let i = skip; i < 4; i++) {
-        const at = o + (<usize>i << 2);
-        emit_s(q + at, load<f32>(tailBuf + (<usize>i << 2)), accumulate);
-        if (two) emit_s(q + outRow + at, load<f32>(tailBuf + (<usize>i << 2), 16), accumulate);
+    for (let k = 0; k < 2; k++) {
+      if (k == 1 && !two) break;
+      const ra = k ? r1 : r0, rb = k ? r2 : r1, rc = k ? r3 : r2, qk = k ? q + outRow : q;
+      emit_v(qk, edge_row(rc, 0, 1, w6, w7, w8, edge_row(rb, 0, 1, w3, w4, w5, edge_row(ra, 0, 1, w0, w1, w2, vb))), accumulate);
+      const y = edge_row(rc, o, 2, w6, w7, w8, edge_row(rb, o, 2, w3, w4, w5, edge_row(ra, o, 2, w0, w1, w2, vb)));
+      if (skip == 0) emit_v(qk + o, y, accumulate);
+      else {
+        v128.store(tailBuf, y);
+        for (let i = skip; i < 4; i++) emit_s(qk + o + (<usize>i << 2), load<f32>(tailBuf + (<usize>i << 2)), accumulate);
       }
     }
   }

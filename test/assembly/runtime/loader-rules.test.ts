@@ -41,10 +41,12 @@ function baseModel(): Model {
     { kind: 'se', buffer: 3, channel: 0, channels: 8, hidden: 4, w1: 6, b1: 7, w2: 8, b2: null, gate: 0 },
     { kind: 'global_avgpool', inBuffer: 3, inChannel: 0, channels: 8, outBuffer: 4, outChannel: 0, inAct: ACT.relu, inScale: 9, inShift: 10 },
     { kind: 'fc', inBuffer: 4, inChannel: 0, cin: 8, outBuffer: 5, outChannel: 0, cout: 4, outAct: ACT.none, weight: 11, bias: 12 },
+    { kind: 'maxpool', inBuffer: 2, inChannel: 1, channels: 6, outBuffer: 6, outChannel: 0, kernel: 3, stride: 2, pad: 1 },
   ];
   const buffers = [
     { channels: 3, height: 6, width: 6 }, { channels: 8, height: 6, width: 6 }, { channels: 8, height: 6, width: 6 },
     { channels: 8, height: 3, width: 3 }, { channels: 8, height: 1, width: 1 }, { channels: 4, height: 1, width: 1 },
+    { channels: 6, height: 3, width: 3 }, // the max pool's, read by no later op
   ];
   const m = buildModel(buffers, ops, tensors, 5);
   m.meta.push({ key: 'input.resize', type: 'string', value: 'nearest' }, { key: 'arch', type: 'string', value: 'rules' });
@@ -98,7 +100,7 @@ const tensField = (i: number, field: number, v: number): Uint8Array =>
   patched((b) => setU32(b, section('TENS').offset + 4 + 32 * i + 4 * field, v));
 /** GRPH word at byte offset `at` of the section. */
 const grphWord = (at: number, v: number): Uint8Array => patched((b) => setU32(b, section('GRPH').offset + at, v));
-const opsStart = 16 + 12 * 6;
+const opsStart = 16 + 12 * 7;
 
 /** A model of one conv (1x1, input activation) and a global pool over a big plane: valid but for the sizes. */
 function bigPlane(h: number, w: number, inAct: number, withConv: boolean): Uint8Array {
@@ -261,6 +263,20 @@ const rules: Rule[] = [
   { rule: 'avgpool stride 0', code: 'graph', bytes: edited((m) => { op(m, 'avgpool').stride = 0; }) },
   { rule: 'avgpool input smaller than the kernel', code: 'shape', bytes: edited((m) => { Object.assign(op(m, 'avgpool'), { kernel: 7, stride: 7 }); }) },
   { rule: 'avgpool size differs from the output buffer', code: 'shape', bytes: edited((m) => { op(m, 'avgpool').stride = 1; }) },
+  { rule: 'maxpool padding 2 above kernel/2', code: 'graph', bytes: edited((m) => { op(m, 'maxpool').pad = 2; }) },
+  { rule: 'maxpool kernel 17', code: 'graph', bytes: edited((m) => { op(m, 'maxpool').kernel = 17; }) },
+  { rule: 'maxpool stride 0', code: 'graph', bytes: edited((m) => { op(m, 'maxpool').stride = 0; }) },
+  { rule: 'maxpool channels past the buffer', code: 'range', bytes: edited((m) => { op(m, 'maxpool').channels = 8; }) },
+  { rule: 'maxpool output channels past the buffer', code: 'range', bytes: edited((m) => { op(m, 'maxpool').outChannel = 1; }) },
+  { rule: 'maxpool input and output channels overlap in one buffer', code: 'alias', bytes: edited((m) => { Object.assign(op(m, 'maxpool'), { outBuffer: 2, stride: 1, outChannel: 0, channels: 2, inChannel: 1 }); }) },
+  { rule: 'maxpool input smaller than the kernel with its padding', code: 'shape', bytes: edited((m) => { Object.assign(op(m, 'maxpool'), { kernel: 9, stride: 9, pad: 1 }); }) },
+  { rule: 'maxpool size without its padding differs from the output buffer', code: 'shape', bytes: edited((m) => { op(m, 'maxpool').pad = 0; }) },
+  { rule: 'maxpool scratch (a padded plane) overflows 32 bits', code: 'overflow', bytes: (() => {
+    const buffers = [{ channels: 1, height: 32768, width: 32767 }, { channels: 1, height: 32768, width: 32767 }, { channels: 1, height: 1, width: 1 }];
+    const ops: Op[] = [{ kind: 'maxpool', inBuffer: 0, inChannel: 0, channels: 1, outBuffer: 1, outChannel: 0, kernel: 3, stride: 1, pad: 1 },
+      { kind: 'global_avgpool', inBuffer: 1, inChannel: 0, channels: 1, outBuffer: 2, outChannel: 0, inAct: 0, inScale: null, inShift: null }];
+    return writeModel(buildModel(buffers, ops, [], 2), { validate: false });
+  })() },
   { rule: 'global pool channels past the buffer', code: 'range', bytes: edited((m) => { op(m, 'global_avgpool').inChannel = 1; }) },
   { rule: 'global pool activation code 3', code: 'graph', bytes: edited((m) => { op(m, 'global_avgpool').inAct = 3; }) },
   { rule: 'global pool output not 1x1', code: 'shape', bytes: edited((m) => { Object.assign(op(m, 'global_avgpool'), { outBuffer: 2 }); }) },
