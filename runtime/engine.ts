@@ -5,7 +5,7 @@ import { ERROR_CODES } from '../base/cnv2/error-codes.js';
 
 export type Isa = 'simd' | 'relaxed' | 'scalar';
 
-/** Names of the runtime's numeric error codes (assembly/errors.ts), shared with the TypeScript reader. */
+/** Names of the runtime's numeric error codes (assembly/runtime/errors.ts), shared with the TypeScript reader. */
 export const ERROR_NAMES = ERROR_CODES;
 
 /** Every failure of the runtime: `code` is one of ERROR_NAMES (or 'wasm' for an engine fault). */
@@ -111,7 +111,7 @@ export function parseProfile(text: string): OpProfile[] {
   return rows;
 }
 
-const OP_KINDS = ['', 'conv2d', 'se', 'avgpool', 'global_avgpool', 'fc', 'channel_shuffle'];
+const OP_KINDS = ['', 'conv2d', 'se', 'avgpool', 'global_avgpool', 'fc', 'channel_shuffle', 'maxpool'];
 
 /** The profile as the WASI command prints it (`bench --profile`): one aligned row per op, then the sum. */
 export function formatProfile(rows: OpProfile[]): string {

@@ -2,7 +2,7 @@
 import type { ArchConfig } from '../arch/configs.js';
 
 /** What the data readers need of a configuration (of either network family). */
-export type DataConfig = Pick<ArchConfig, 'name' | 'input' | 'classes' | 'mean' | 'std'>;
+export type DataConfig = Pick<ArchConfig, 'name' | 'input' | 'classes' | 'mean' | 'std' | 'resize' | 'resizeShorter'>;
 import { Rng } from '../rng.js';
 import { openCifar } from './cifar.js';
 import { openFolder } from './folder.js';
@@ -36,7 +36,8 @@ export function openDataset(ds: DatasetName, split: 'train' | 'test', cfg: DataC
     case 'cifar100': src = openCifar(dir!, split, 100); break;
     case 'folder':
       if (!dataDir) throw new DataError('--dataset folder needs --data DIR');
-      src = openFolder(dataDir, split, { height: cfg.input.height, width: cfg.input.width, channels: cfg.input.channels });
+      src = openFolder(dataDir, split, { height: cfg.input.height, width: cfg.input.width, channels: cfg.input.channels },
+        { resize: cfg.resize, resizeShorter: cfg.resizeShorter });
       break;
     case 'synthetic':
       src = openSynthetic({ split, count: split === 'train' ? 2048 : 512, height: cfg.input.height, width: cfg.input.width, channels: cfg.input.channels, classes: cfg.classes });
