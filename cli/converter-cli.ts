@@ -174,7 +174,8 @@ export function register(program: Command): void {
     .option('--name <name>', 'model name (default: the configuration name)')
     .option('--onnx <file>', 'also write the model as standard ONNX (.onnx)')
     .option('--index-sum <variant>', `with --onnx: ${INDEX_SUM_HELP}`, DEFAULT_INDEX_SUM)
-    .action(async (dir: string, opts: { output: string; weights: string; name?: string; onnx?: string; indexSum: string }) => {
+    .option('--no-ema', 'convert the raw weights even when the checkpoint has EMA weights (official --wo_ema_weight)')
+    .action(async (dir: string, opts: { output: string; weights: string; name?: string; onnx?: string; indexSum: string; ema: boolean }) => {
       const weights = parseWeights(opts.weights);
       const indexSum = parseIndexSum(opts.indexSum);
       // Imported here, not statically: trainer code is only needed by this command.
@@ -187,12 +188,16 @@ export function register(program: Command): void {
           + `/${ckpt.state.config.condenseFactor - 1} after ${ckpt.state.epochsDone} of ${ckpt.state.options.epochs} epochs${where}; `
           + 'train past the first half of the schedule before converting');
       }
-      const params = checkpointToNetworkParams(ckpt);
+      // As convert_and_eval.py: the EMA weights when the checkpoint has them, unless --no-ema. Without EMA weights
+      // --no-ema changes nothing (the official flag is then a no-op too), which a note says.
+      if (!opts.ema && !ckpt.ema) process.stderr.write(`note: ${ckpt.dir} has no EMA weights (trained without --ema); --no-ema changes nothing\n`);
+      const useEma = opts.ema && ckpt.ema !== undefined;
+      const params = checkpointToNetworkParams(ckpt, { ema: useEma });
       // condense() checks that every mask is final and says which layer is not.
       const model = condense(params, { weights, name: opts.name });
       const bytes = writeModel(model);
       await writeFileAtomic(opts.output, bytes);
-      process.stdout.write(`${summary(opts.output, model, bytes)} (${weights} weights)\n`);
+      process.stdout.write(`${summary(opts.output, model, bytes)} (${weights} weights${useEma ? ', the EMA copy' : ''})\n`);
       if (opts.onnx) process.stdout.write(`${await writeOnnx(model, opts.onnx, indexSum)}\n`);
     });
 }

@@ -1,5 +1,6 @@
 // Checkpoints: one directory per epoch, written atomically, with a manifest of checksums and tensor shapes.
 // Layout and conventions: docs/checkpoint.md.
+import type { FolderAugment } from '../base/data/augment.js';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -49,6 +50,10 @@ export interface TrainOptions {
   crop?: number;
   /** The run started from this checkpoint's weights, BN statistics and masks instead of random weights. */
   initFrom?: string;
+  /** Classifier outputs when not the configuration's own (`--classes N`); the stored config already has them. */
+  classes?: number;
+  /** Image folders: the official augmentation (base/data/augment.ts) instead of the padded crop and flip. */
+  folderAugment?: FolderAugment;
 }
 
 export interface CheckpointState {

@@ -5,7 +5,7 @@ import cliProgress from 'cli-progress';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { getConfig, type ArchConfig } from '../base/arch/configs.js';
+import { getConfig, withClasses, type ArchConfig } from '../base/arch/configs.js';
 import { writeFileAtomicSync } from '../base/io.js';
 import {
   listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type LoadedCheckpoint, type StageRecord,
@@ -13,6 +13,7 @@ import {
 } from './checkpoint.js';
 import { renderTrainingCurves } from './chart.js';
 import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from '../base/data/index.js';
+import { assembleAugmentedBatch, parseRandAugment } from '../base/data/augment.js';
 import { DataError } from '../base/data/source.js';
 import { evaluateSource } from './evaluate.js';
 import { CdnModel, initialValues, ownedVariable, tensorInventory } from './model.js';
@@ -62,7 +63,7 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 
 /** Options that must match when resuming (everything that changes the numbers). */
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
-  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom'];
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'classes', 'folderAugment'];
 
 function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
@@ -107,6 +108,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     groupLasso: run.groupLasso, sfr: run.sfr, seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
     ...(run.crop !== undefined ? { crop: run.crop } : {}),
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
+    ...(run.classes !== undefined ? { classes: run.classes } : {}),
+    ...(run.folderAugment ? { folderAugment: run.folderAugment } : {}),
   };
   let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
   if (run.resume) {
@@ -127,6 +130,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   } else if (existing.length > 0) {
     throw new Error(`${run.out} already holds checkpoints; pass --resume to continue that run or choose another --out`);
   }
+  // A resumed run's stored configuration already has its class count.
+  if (!resumeFrom && opts.classes !== undefined) cfg = withClasses(cfg, opts.classes);
   if (opts.crop !== undefined && !(Number.isInteger(opts.crop) && opts.crop >= 0 && opts.crop < Math.min(cfg.input.height, cfg.input.width))) {
     throw new Error(`crop must be a whole number of pixels from 0 to ${Math.min(cfg.input.height, cfg.input.width) - 1} for ${cfg.name}, got ${opts.crop}`);
   }
@@ -136,6 +141,11 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   // An empty split would train NaN iterations or report accuracy on nothing.
   if (trainSrc.count === 0) throw new DataError(`${trainSrc.name}: 0 training images`);
   if (testSrc.count === 0) throw new DataError(`${testSrc.name}: 0 test images`);
+  const folderAug = opts.augment ? opts.folderAugment : undefined;
+  if (folderAug) {
+    if (!trainSrc.readOriginal) throw new DataError(`${trainSrc.name}: the folder augmentation needs an image folder (--dataset folder)`);
+    if (folderAug.randAugment) parseRandAugment(folderAug.randAugment);
+  }
   const B = Math.min(opts.batch, trainSrc.count);
   const itersPerEpoch = Math.max(1, Math.floor(trainSrc.count / B));
   const total = opts.epochs * itersPerEpoch;
@@ -266,7 +276,9 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
           if (!bar) log(`${ev.kind} stage ${ev.from} -> ${ev.to} at iteration ${iteration} (progress ${p.toFixed(4)}), mask density ${rec.density.toFixed(4)}`);
         }
         lr = learningRate(opts, iteration, itersPerEpoch, total);
-        assembleBatch(trainSrc, cfg, order.slice(it * B, it * B + B), xBuf, yBuf, aug, aug ? rng : undefined);
+        const batch = order.slice(it * B, it * B + B);
+        if (folderAug) assembleAugmentedBatch(trainSrc, cfg, batch, xBuf, yBuf, folderAug, opts.seed, epoch);
+        else assembleBatch(trainSrc, cfg, batch, xBuf, yBuf, aug, aug ? rng : undefined);
         const lossOpts = { labelSmoothing: opts.labelSmoothing, groupLasso: opts.groupLasso };
         const step = dp ? await dp.step(model, xBuf, yBuf, B, lossOpts) : sliceGradients(model, xBuf, yBuf, B, lossOpts);
         const lossVal = step.loss;
