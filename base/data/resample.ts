@@ -3,9 +3,10 @@
 //   pass then vertical, each rounded to 8 bits; triangle filter (bilinear) or Keys cubic with a = -0.5 (bicubic);
 // - affine transform (Pillow's Geometry.c, used by rotate/shear/translate): each output pixel centre mapped
 //   through the matrix, sampled bilinearly (2x2) or bicubically (4x4) without antialiasing, the fill colour where
-//   the mapped point falls outside the source.
-// Pillow computes in fixed point; this computes in float64 and rounds, so values may differ from Pillow's by one
-// level. Own code rather than an image library: the evaluation side has to equal the runtime's Pillow resize
+//   the mapped point falls outside the source; its bicubic is the cubic convolution with a = -1 (Geometry.c's
+//   BICUBIC macro), not the resize's a = -0.5.
+// Pillow computes in fixed point or float32; this computes in float64, so a value may differ from Pillow's by one
+// level (test/base/augment-pil.test.ts compares with Pillow). Own code rather than an image library: the evaluation side has to equal the runtime's Pillow resize
 // (assembly/image.ts) and the training side the official Pillow pipeline, while image libraries (sharp/libvips,
 // jimp, pica) define their own filters.
 
@@ -17,6 +18,13 @@ function kernel(filter: Filter, x: number): number {
   if (filter === 'bilinear') return x < 1 ? 1 - x : 0;
   if (x < 1) return (1.5 * x - 2.5) * x * x + 1;
   return x < 2 ? (((x - 5) * x + 8) * x - 4) * -0.5 : 0;
+}
+
+/** Cubic convolution with a = -1 (Pillow's affine-transform bicubic). */
+function cubicA1(x: number): number {
+  x = Math.abs(x);
+  if (x < 1) return (x - 2) * x * x + 1;
+  return x < 2 ? ((-x + 5) * x - 8) * x + 4 : 0;
 }
 
 const to8 = (v: number): number => (v <= 0 ? 0 : v >= 255 ? 255 : Math.floor(v + 0.5));
@@ -136,11 +144,12 @@ export function affine(img: Image8, m: readonly number[], filter: Filter, fill: 
         } else {
           for (let j = -1; j <= 2; j++) {
             let row = 0;
-            for (let i = -1; i <= 2; i++) row += kernel('bicubic', fx - i) * at(x0 + i, y0 + j, c);
-            v += kernel('bicubic', fy - j) * row;
+            for (let i = -1; i <= 2; i++) row += cubicA1(fx - i) * at(x0 + i, y0 + j, c);
+            v += cubicA1(fy - j) * row;
           }
         }
-        out[o + c] = to8(v);
+        // Pillow's transform casts to 8 bits (truncates), unlike its resize, which rounds.
+        out[o + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
       }
     }
   }
