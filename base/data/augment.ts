@@ -137,7 +137,7 @@ export function sharpness(img: Image8, f: number): Image8 {
 
 function mapLut(img: Image8, lutOf: (c: number) => (v: number) => number): Image8 {
   const C = img.channels;
-  const luts = Array.from({ length: C }, (_, c) => Uint8Array.from({ length: 256 }, (_, v) => lutOf(c)(v)));
+  const luts = Array.from({ length: C }, (_, c) => { const f = lutOf(c); return Uint8Array.from({ length: 256 }, (_, v) => f(v)); });
   return { ...img, data: img.data.map((v, i) => luts[i % C]![v]!) };
 }
 function histogram(img: Image8, c: number): number[] {

@@ -125,8 +125,10 @@ export function resizeShorterCenterCrop(img: Image8, shorter: number, height: nu
 export function affine(img: Image8, m: readonly number[], filter: Filter, fill: readonly number[]): Image8 {
   const { width: W, height: H, channels: C, data } = img;
   const out = new Uint8Array(W * H * C);
-  const at = (x: number, y: number, c: number): number => data[((y < 0 ? 0 : y >= H ? H - 1 : y) * W + (x < 0 ? 0 : x >= W ? W - 1 : x)) * C + c]!;
   const [a, b, cc, d, e, f] = m as [number, number, number, number, number, number];
+  const taps = filter === 'bilinear' ? 2 : 4, first = filter === 'bilinear' ? 0 : -1;
+  const wx = new Float64Array(taps), wy = new Float64Array(taps);
+  const ix = new Int32Array(taps), iy = new Int32Array(taps);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       const xin = a * (x + 0.5) + b * (y + 0.5) + cc, yin = d * (x + 0.5) + e * (y + 0.5) + f;
@@ -137,16 +139,21 @@ export function affine(img: Image8, m: readonly number[], filter: Filter, fill: 
       }
       const sx = xin - 0.5, sy = yin - 0.5;
       const x0 = Math.floor(sx), y0 = Math.floor(sy), fx = sx - x0, fy = sy - y0;
+      // Taps and weights once per pixel; source indices clamped to the edge.
+      for (let k = 0; k < taps; k++) {
+        const i = x0 + first + k, j = y0 + first + k;
+        ix[k] = i < 0 ? 0 : i >= W ? W - 1 : i;
+        iy[k] = j < 0 ? 0 : j >= H ? H - 1 : j;
+        wx[k] = filter === 'bilinear' ? (k === 0 ? 1 - fx : fx) : cubicA1(fx - first - k);
+        wy[k] = filter === 'bilinear' ? (k === 0 ? 1 - fy : fy) : cubicA1(fy - first - k);
+      }
       for (let c = 0; c < C; c++) {
         let v = 0;
-        if (filter === 'bilinear') {
-          v = (at(x0, y0, c) * (1 - fx) + at(x0 + 1, y0, c) * fx) * (1 - fy) + (at(x0, y0 + 1, c) * (1 - fx) + at(x0 + 1, y0 + 1, c) * fx) * fy;
-        } else {
-          for (let j = -1; j <= 2; j++) {
-            let row = 0;
-            for (let i = -1; i <= 2; i++) row += cubicA1(fx - i) * at(x0 + i, y0 + j, c);
-            v += cubicA1(fy - j) * row;
-          }
+        for (let j = 0; j < taps; j++) {
+          const row = iy[j]! * W;
+          let s = 0;
+          for (let i = 0; i < taps; i++) s += wx[i]! * data[(row + ix[i]!) * C + c]!;
+          v += wy[j]! * s;
         }
         // Pillow's transform casts to 8 bits (truncates), unlike its resize, which rounds.
         out[o + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
