@@ -107,7 +107,11 @@ export function register(program: Command): void {
     .option('--random-erasing <p>', 'folder: probability of random erasing (official 0.2; 0: off)', probability('--random-erasing'))
     .addOption(new Option('--erasing-mode <mode>', 'folder: random-erasing fill: pixel (N(0,1) per value, official), rand (per channel), const (the mean)')
       .choices(['pixel', 'rand', 'const']))
-    .option('--classes <n>', 'classifier outputs (default: the configuration\'s; e.g. a few classes of a folder); the class names stay only when their count matches', int('--classes', 2))
+    .option('--classes <n>', 'classifier outputs (default: the configuration\'s; e.g. a few classes of a folder); the class names stay only when their count matches', (v: string) => {
+      const n = int('--classes', 2)(v);
+      if (n > 100_000) throw new UsageError(`--classes must be at most 100000, got '${v}'`);
+      return n;
+    })
     .option('--seed <n>', 'random seed', int('--seed', 0), 1)
     .option('--limit-train <n>', 'use only the first N training images', int('--limit-train', 1))
     .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
