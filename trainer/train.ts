@@ -5,7 +5,8 @@ import cliProgress from 'cli-progress';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { getConfig, type ArchConfig } from '../base/arch/configs.js';
+import { withClasses } from '../base/arch/configs.js';
+import { getNetworkConfig, networkHasSfr, networkTensorInventory, type NetworkConfig } from '../base/arch/networks.js';
 import { writeFileAtomicSync } from '../base/io.js';
 import {
   listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type LoadedCheckpoint, type StageRecord,
@@ -13,9 +14,11 @@ import {
 } from './checkpoint.js';
 import { renderTrainingCurves } from './chart.js';
 import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from '../base/data/index.js';
+import { assembleAugmentedBatch, parseRandAugment } from '../base/data/augment.js';
 import { DataError } from '../base/data/source.js';
 import { evaluateSource } from './evaluate.js';
-import { CdnModel, initialValues, ownedVariable, tensorInventory } from './model.js';
+import { ownedVariable } from './model.js';
+import { createTrainModel, networkInitialValues, type TrainModel } from './net.js';
 import { Rng } from '../base/rng.js';
 import type { BackendChoice } from './backend.js';
 import { DataParallel } from './data-parallel.js';
@@ -35,8 +38,8 @@ export interface TrainRun extends TrainOptions {
   workers?: number;
   backendChoice?: BackendChoice;
   workerThreads?: number;
-  /** A derived configuration (tests); default getConfig(arch). Stored in the checkpoint. */
-  config?: ArchConfig;
+  /** A derived configuration (tests); default getNetworkConfig(arch). Stored in the checkpoint. */
+  config?: NetworkConfig;
   /** Stop after this many epochs of this invocation (simulates an interruption; tests). */
   stopAfterEpochs?: number;
   progress?: boolean;
@@ -62,9 +65,9 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 
 /** Options that must match when resuming (everything that changes the numbers). */
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
-  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom'];
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'classes', 'folderAugment'];
 
-function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
+function density(model: TrainModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
   for (const m of model.maskList) {
     if (m.kind !== kind) continue;
@@ -77,11 +80,11 @@ function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
 
 
 /** A checkpoint can seed a run of the same network: configuration name, SFR, and every tensor's size. */
-function checkInitCompatible(c: LoadedCheckpoint, cfg: ArchConfig, sfr: boolean): void {
+function checkInitCompatible(c: LoadedCheckpoint, cfg: NetworkConfig, sfr: boolean): void {
   if (c.state.config.name !== cfg.name || c.state.options.sfr !== sfr) {
     throw new Error(`--init-from: ${c.dir} holds ${c.state.config.name}${c.state.options.sfr ? '' : ' without SFR'}, this run trains ${cfg.name}${sfr ? '' : ' without SFR'}`);
   }
-  for (const t of tensorInventory(cfg, sfr)) {
+  for (const t of networkTensorInventory(cfg, sfr)) {
     const v = c.model.get(t.name);
     if (!v || v.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`--init-from: ${c.dir}: tensor ${t.name} does not match ${cfg.name}`);
   }
@@ -100,13 +103,15 @@ export async function train(run: TrainRun): Promise<TrainResult> {
 
 async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<TrainResult> {
   const existing = listCheckpointDirs(run.out);
-  let cfg = run.config ?? getConfig(run.arch);
+  let cfg = run.config ?? getNetworkConfig(run.arch);
   let opts: TrainOptions = {
     arch: run.arch, dataset: run.dataset, epochs: run.epochs, batch: run.batch, lr: run.lr, warmupEpochs: run.warmupEpochs,
     warmupLr: run.warmupLr, weightDecay: run.weightDecay, momentum: run.momentum, labelSmoothing: run.labelSmoothing, ema: run.ema,
-    groupLasso: run.groupLasso, sfr: run.sfr, seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
+    groupLasso: run.groupLasso, sfr: networkHasSfr(cfg, run.sfr), seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
     ...(run.crop !== undefined ? { crop: run.crop } : {}),
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
+    ...(run.classes !== undefined ? { classes: run.classes } : {}),
+    ...(run.folderAugment ? { folderAugment: run.folderAugment } : {}),
   };
   let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
   if (run.resume) {
@@ -127,6 +132,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   } else if (existing.length > 0) {
     throw new Error(`${run.out} already holds checkpoints; pass --resume to continue that run or choose another --out`);
   }
+  // A resumed run's stored configuration already has its class count.
+  if (!resumeFrom && opts.classes !== undefined) cfg = withClasses(cfg, opts.classes);
   if (opts.crop !== undefined && !(Number.isInteger(opts.crop) && opts.crop >= 0 && opts.crop < Math.min(cfg.input.height, cfg.input.width))) {
     throw new Error(`crop must be a whole number of pixels from 0 to ${Math.min(cfg.input.height, cfg.input.width) - 1} for ${cfg.name}, got ${opts.crop}`);
   }
@@ -136,6 +143,11 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   // An empty split would train NaN iterations or report accuracy on nothing.
   if (trainSrc.count === 0) throw new DataError(`${trainSrc.name}: 0 training images`);
   if (testSrc.count === 0) throw new DataError(`${testSrc.name}: 0 test images`);
+  const folderAug = opts.augment ? opts.folderAugment : undefined;
+  if (folderAug) {
+    if (!trainSrc.readOriginal) throw new DataError(`${trainSrc.name}: the folder augmentation needs an image folder (--dataset folder)`);
+    if (folderAug.randAugment) parseRandAugment(folderAug.randAugment);
+  }
   const B = Math.min(opts.batch, trainSrc.count);
   const itersPerEpoch = Math.max(1, Math.floor(trainSrc.count / B));
   const total = opts.epochs * itersPerEpoch;
@@ -154,8 +166,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     log(`starting from ${start.dir} (${start.state.config.name} after ${start.state.epochsDone} epochs, mask stage ${start.state.stage.lgc}/${start.state.stage.sfr})`);
   }
   const model = start
-    ? new CdnModel(cfg, opts.sfr, start.model, start.masks)
-    : new CdnModel(cfg, opts.sfr, initialValues(cfg, opts.sfr, opts.seed));
+    ? createTrainModel(cfg, opts.sfr, start.model, start.masks)
+    : createTrainModel(cfg, opts.sfr, networkInitialValues(cfg, opts.sfr, opts.seed));
   if (start) model.stage = { ...start.state.stage };
   const params = model.trainable();
   const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
@@ -266,7 +278,9 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
           if (!bar) log(`${ev.kind} stage ${ev.from} -> ${ev.to} at iteration ${iteration} (progress ${p.toFixed(4)}), mask density ${rec.density.toFixed(4)}`);
         }
         lr = learningRate(opts, iteration, itersPerEpoch, total);
-        assembleBatch(trainSrc, cfg, order.slice(it * B, it * B + B), xBuf, yBuf, aug, aug ? rng : undefined);
+        const batch = order.slice(it * B, it * B + B);
+        if (folderAug) assembleAugmentedBatch(trainSrc, cfg, batch, xBuf, yBuf, folderAug, opts.seed, epoch);
+        else assembleBatch(trainSrc, cfg, batch, xBuf, yBuf, aug, aug ? rng : undefined);
         const lossOpts = { labelSmoothing: opts.labelSmoothing, groupLasso: opts.groupLasso };
         const step = dp ? await dp.step(model, xBuf, yBuf, B, lossOpts) : sliceGradients(model, xBuf, yBuf, B, lossOpts);
         const lossVal = step.loss;
