@@ -49,6 +49,8 @@ export interface TrainOptions {
   crop?: number;
   /** The run started from this checkpoint's weights, BN statistics and masks instead of random weights. */
   initFrom?: string;
+  /** Which parameters train when starting from another network (--freeze; absent: all). trainer/fine-tune.ts. */
+  freeze?: 'none' | 'head-only' | 'stages';
 }
 
 export interface CheckpointState {

@@ -10,11 +10,13 @@ export interface LossOptions {
   labelSmoothing: number;
   /** Weight of the group-lasso penalty added to this slice's loss (0: none). */
   groupLasso: number;
+  /** Differentiate only these parameters (fine-tuning with frozen layers); absent: every trainable one. */
+  params?: string[];
 }
 
 export interface SliceGradients {
   loss: number;
-  /** Gradient of each trainable parameter, by parameter name (the checkpoint's). */
+  /** Gradient of each trainable parameter (those of LossOptions.params, if given), by parameter name (the checkpoint's). */
   grads: Map<string, tf.Tensor>;
   logits: tf.Tensor2D;
   stats: BnBatchStat[];
@@ -24,7 +26,8 @@ export interface SliceGradients {
 /** x: n normalised NHWC images, y: their labels. The caller disposes the returned tensors (disposeSlice). */
 export function sliceGradients(model: CdnModel, x: Float32Array, y: Int32Array, n: number, opts: LossOptions): SliceGradients {
   const { height: H, width: W, channels: C } = model.cfg.input;
-  const params = model.trainable();
+  const only = opts.params ? new Set(opts.params) : undefined;
+  const params = only ? model.trainable().filter((p) => only.has(p.name)) : model.trainable();
   const byVar = new Map(params.map((p) => [p.variable.name, p.name]));
   const stats: BnBatchStat[] = [];
   let logits: tf.Tensor2D | undefined;

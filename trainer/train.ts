@@ -8,17 +8,19 @@ import path from 'node:path';
 import { getConfig, type ArchConfig } from '../base/arch/configs.js';
 import { writeFileAtomicSync } from '../base/io.js';
 import {
-  listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type LoadedCheckpoint, type StageRecord,
+  listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type StageRecord,
   type TrainOptions,
 } from './checkpoint.js';
 import { renderTrainingCurves } from './chart.js';
 import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from '../base/data/index.js';
 import { DataError } from '../base/data/source.js';
 import { evaluateSource } from './evaluate.js';
-import { CdnModel, initialValues, ownedVariable, tensorInventory } from './model.js';
+import { CdnModel, initialValues, ownedVariable } from './model.js';
 import { Rng } from '../base/rng.js';
 import type { BackendChoice } from './backend.js';
 import { DataParallel } from './data-parallel.js';
+import { fineTuneConfig, freezeStageAt, loadInitSource, trainableAt, withNewHead } from './fine-tune.js';
+import { folderClassNames } from '../base/data/folder.js';
 import { acquireRunLock } from './run-lock.js';
 import { applyStep, disposeSlice, sliceGradients } from './step.js';
 
@@ -62,7 +64,7 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 
 /** Options that must match when resuming (everything that changes the numbers). */
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
-  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom'];
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'freeze'];
 
 function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
@@ -76,15 +78,9 @@ function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
 }
 
 
-/** A checkpoint can seed a run of the same network: configuration name, SFR, and every tensor's size. */
-function checkInitCompatible(c: LoadedCheckpoint, cfg: ArchConfig, sfr: boolean): void {
-  if (c.state.config.name !== cfg.name || c.state.options.sfr !== sfr) {
-    throw new Error(`--init-from: ${c.dir} holds ${c.state.config.name}${c.state.options.sfr ? '' : ' without SFR'}, this run trains ${cfg.name}${sfr ? '' : ' without SFR'}`);
-  }
-  for (const t of tensorInventory(cfg, sfr)) {
-    const v = c.model.get(t.name);
-    if (!v || v.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`--init-from: ${c.dir}: tensor ${t.name} does not match ${cfg.name}`);
-  }
+function requireDataDir(dir: string | undefined): string {
+  if (!dir) throw new DataError('--dataset folder needs --data DIR');
+  return dir;
 }
 
 export async function train(run: TrainRun): Promise<TrainResult> {
@@ -107,7 +103,9 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     groupLasso: run.groupLasso, sfr: run.sfr, seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
     ...(run.crop !== undefined ? { crop: run.crop } : {}),
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
+    ...(run.freeze ? { freeze: run.freeze } : {}),
   };
+  if (opts.freeze && !opts.initFrom) throw new Error('--freeze needs --init-from: only a trained network has layers worth freezing');
   let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
   if (run.resume) {
     if (existing.length === 0) throw new Error(`--resume: ${run.out} has no checkpoints`);
@@ -127,6 +125,24 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   } else if (existing.length > 0) {
     throw new Error(`${run.out} already holds checkpoints; pass --resume to continue that run or choose another --out`);
   }
+  // A folder's classes are its sub-directories: the run's classifier has one output per class, named after it.
+  const folderLabels = opts.dataset === 'folder' && !run.sources ? folderClassNames(requireDataDir(run.dataDir)) : undefined;
+  if (resumeFrom && folderLabels && folderLabels.join('\n') !== cfg.labels.join('\n')) {
+    throw new DataError(`--resume: the folder's classes (${folderLabels.join(', ')}) are not the run's (${cfg.labels.join(', ')})`);
+  }
+  // Weights to start from: the run's own checkpoint (resume), another network (--init-from: a checkpoint or an
+  // official PyTorch file; masks and stage carry over, schedule, momentum and history start fresh; a new
+  // classifier when the folder's classes are not the source's), or random ones.
+  let start = resumeFrom;
+  let newHead = false;
+  if (!resumeFrom && opts.initFrom) {
+    start = await loadInitSource(opts.initFrom, cfg, log);
+    ({ config: cfg, newHead } = fineTuneConfig(start, cfg, opts.sfr, folderLabels));
+    log(`starting from ${start.dir} (${start.state.config.name} after ${start.state.epochsDone} epochs, mask stage ${start.state.stage.lgc}/${start.state.stage.sfr})`
+      + (newHead ? `; new classifier for ${cfg.classes} classes (${cfg.labels.join(', ')}), freeze ${opts.freeze ?? 'none'}` : ''));
+  } else if (!resumeFrom && folderLabels) {
+    cfg = { ...cfg, classes: folderLabels.length, labels: folderLabels };
+  }
   if (opts.crop !== undefined && !(Number.isInteger(opts.crop) && opts.crop >= 0 && opts.crop < Math.min(cfg.input.height, cfg.input.width))) {
     throw new Error(`crop must be a whole number of pixels from 0 to ${Math.min(cfg.input.height, cfg.input.width) - 1} for ${cfg.name}, got ${opts.crop}`);
   }
@@ -144,20 +160,12 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
       + `the rate rises from ${opts.warmupLr} towards ${opts.lr} until the end and never decays`);
   }
 
-  // Weights to start from: the run's own checkpoint (resume), another run's (--init-from, e.g. to fine-tune a
-  // finished run at a lower learning rate: masks and stage carry over, schedule, momentum and history start fresh),
-  // or random ones.
-  let start = resumeFrom;
-  if (!resumeFrom && opts.initFrom) {
-    start = await loadCheckpoint(opts.initFrom, (m) => log(`warning: ${m}`));
-    checkInitCompatible(start, cfg, opts.sfr);
-    log(`starting from ${start.dir} (${start.state.config.name} after ${start.state.epochsDone} epochs, mask stage ${start.state.stage.lgc}/${start.state.stage.sfr})`);
-  }
   const model = start
-    ? new CdnModel(cfg, opts.sfr, start.model, start.masks)
+    ? new CdnModel(cfg, opts.sfr, newHead ? withNewHead(start.model, initialValues(cfg, opts.sfr, opts.seed)) : start.model, start.masks)
     : new CdnModel(cfg, opts.sfr, initialValues(cfg, opts.sfr, opts.seed));
   if (start) model.stage = { ...start.state.stage };
   const params = model.trainable();
+  const paramNames = params.map((p) => p.name);
   const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
   let ema: Map<string, tf.Variable> | undefined;
   if (opts.ema > 0) {
@@ -259,6 +267,9 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
       bar?.start(itersPerEpoch, firstIt, { loss: '-', acc: '-', lr: '-', stage: `${model.stage.lgc}/${model.stage.sfr}` });
       for (let it = firstIt; it < itersPerEpoch; it++, iteration++) {
         const p = iteration / total;
+        if (opts.freeze === 'stages' && iteration > 0 && freezeStageAt(iteration, total, cfg.layers.length) !== freezeStageAt(iteration - 1, total, cfg.layers.length)) {
+          log(`unfreezing: stage ${freezeStageAt(iteration, total, cfg.layers.length)} from iteration ${iteration}`);
+        }
         for (const ev of model.updateMasks(p)) {
           const rec: StageRecord = { ...ev, iteration, epoch, density: density(model, ev.kind) };
           stages.push(rec);
@@ -267,7 +278,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
         }
         lr = learningRate(opts, iteration, itersPerEpoch, total);
         assembleBatch(trainSrc, cfg, order.slice(it * B, it * B + B), xBuf, yBuf, aug, aug ? rng : undefined);
-        const lossOpts = { labelSmoothing: opts.labelSmoothing, groupLasso: opts.groupLasso };
+        const only = trainableAt(opts.freeze, paramNames, cfg.layers.length, iteration, total);
+        const lossOpts = { labelSmoothing: opts.labelSmoothing, groupLasso: opts.groupLasso, ...(only ? { params: only } : {}) };
         const step = dp ? await dp.step(model, xBuf, yBuf, B, lossOpts) : sliceGradients(model, xBuf, yBuf, B, lossOpts);
         const lossVal = step.loss;
         if (!Number.isFinite(lossVal)) throw new Error(`training diverged at iteration ${iteration} (loss ${lossVal}); try a lower --lr`);

@@ -33,7 +33,7 @@ export function openDataset(ds: DatasetName, split: 'train' | 'test', cfg: ArchC
     case 'cifar100': src = openCifar(dir!, split, 100); break;
     case 'folder':
       if (!dataDir) throw new DataError('--dataset folder needs --data DIR');
-      src = openFolder(dataDir, split, { height: cfg.input.height, width: cfg.input.width, channels: cfg.input.channels });
+      src = openFolder(dataDir, split, { height: cfg.input.height, width: cfg.input.width, channels: cfg.input.channels, resizeShorter: cfg.resizeShorter });
       break;
     case 'synthetic':
       src = openSynthetic({ split, count: split === 'train' ? 2048 : 512, height: cfg.input.height, width: cfg.input.width, channels: cfg.input.channels, classes: cfg.classes });
