@@ -5,7 +5,7 @@ import { ERROR_CODES } from '../base/cnv2/error-codes.js';
 
 export type Isa = 'simd' | 'relaxed' | 'scalar';
 
-/** Names of the runtime's numeric error codes (assembly/errors.ts), shared with the TypeScript reader. */
+/** Names of the runtime's numeric error codes (assembly/runtime/errors.ts), shared with the TypeScript reader. */
 export const ERROR_NAMES = ERROR_CODES;
 
 /** Every failure of the runtime: `code` is one of ERROR_NAMES (or 'wasm' for an engine fault). */

@@ -21,9 +21,9 @@ const isas = [
 ];
 const entries = [
   // The command is short-lived: the minimal runtime (no incremental GC) keeps it under 64 KiB.
-  { name: 'cdnv2', entry: 'assembly/command.ts', wasi: true, runtime: 'minimal' },
-  { name: 'cdnv2-lib', entry: 'assembly/library.ts', wasi: false, runtime: 'incremental' },
-  { name: 'test/kernels', entry: 'assembly/testing.ts', wasi: false, runtime: 'stub' },
+  { name: 'cdnv2', entry: 'assembly/runtime/command.ts', wasi: true, runtime: 'minimal' },
+  { name: 'cdnv2-lib', entry: 'assembly/runtime/library.ts', wasi: false, runtime: 'incremental' },
+  { name: 'test/kernels', entry: 'assembly/runtime/testing.ts', wasi: false, runtime: 'stub' },
   // Imports a shared memory so a worker thread can run half of each kernel on the same tensors; SIMD builds only
   // (the trainer falls back to the TF.js CPU backend where SIMD is missing).
   { name: 'cdnv2-train', entry: 'assembly/training/module.ts', wasi: false, runtime: 'stub', shared: true, isas: ['', '-relaxed'] },

@@ -1,5 +1,5 @@
 // Longer model-file fuzz runs than CI's: `npm run fuzz -- --cases 100000 --seed 7 [--isa simd,scalar,relaxed]
-// [--large] [--save DIR]`. Same mutations and contract as test/assembly/model-fuzz.test.ts (see testkit/fuzz-model.ts).
+// [--large] [--save DIR]`. Same mutations and contract as test/assembly/runtime/model-fuzz.test.ts (see testkit/fuzz-model.ts).
 // Every failing case is written to DIR (default test/fixtures/fuzz/found) with a .txt describing it; exits 1 if any.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

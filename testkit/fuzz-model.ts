@@ -1,4 +1,4 @@
-// Model-file fuzzer shared by test/assembly/model-fuzz.test.ts (CI, fixed seed) and scripts/fuzz.ts (`npm run fuzz`).
+// Model-file fuzzer shared by test/assembly/runtime/model-fuzz.test.ts (CI, fixed seed) and scripts/fuzz.ts (`npm run fuzz`).
 // Mutations know the .cnv2 layout (docs/format.md): most rewrite one structured field (a count, offset, dim,
 // dtype, op word, index value, META length or type) with a boundary value and then recompute every CRC, so the
 // case reaches the loader's deeper validation instead of stopping at 'checksum'. Others truncate at section

@@ -13,7 +13,7 @@ export const BUILDS = ['simd', 'scalar', 'relaxed'] as const;
 export type BuildName = (typeof BUILDS)[number];
 const suffix: Record<BuildName, string> = { simd: '', scalar: '-scalar', relaxed: '-relaxed' };
 
-/** The harness exports (assembly/testing.ts). Pointers are byte addresses; 0 = absent. */
+/** The harness exports (assembly/runtime/testing.ts). Pointers are byte addresses; 0 = absent. */
 export interface KernelExports {
   memory: WebAssembly.Memory;
   alloc(bytes: number): number;

@@ -1,5 +1,5 @@
 // The numbers of the `.cnv2` format (docs/format.md): the one table the TypeScript reader and writer use. The
-// wasm runtime spells them in assembly/format.ts and assembly/kernels/activation.ts, and docs/format.md in its
+// wasm runtime spells them in assembly/runtime/format.ts and assembly/kernels/activation.ts, and docs/format.md in its
 // tables; test/base/cnv2/constants.test.ts parses both and holds them equal to this file.
 
 export const MAGIC = [0x43, 0x4e, 0x56, 0x32]; // "CNV2"

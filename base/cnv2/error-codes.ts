@@ -1,7 +1,7 @@
-// The one error vocabulary of the two `.cnv2` readers: the wasm loader (assembly/errors.ts, ERR_* = the index
+// The one error vocabulary of the two `.cnv2` readers: the wasm loader (assembly/runtime/errors.ts, ERR_* = the index
 // here), the JS API over it (Cdnv2Error.code) and the TypeScript reader (ModelFormatError.code). Both readers
 // check the same rules in the same order, so a file breaking several rules gets the same code from each.
-// test/base/cnv2/error-codes.test.ts holds assembly/errors.ts, this list and docs/format.md equal.
+// test/base/cnv2/error-codes.test.ts holds assembly/runtime/errors.ts, this list and docs/format.md equal.
 
 /** Code names by number; a number is stable once published (new codes are appended). */
 export const ERROR_CODES = [

@@ -1,6 +1,6 @@
 // Real wasmtime for tests: the CLI on PATH, else python3 + scripts/wasmtime-run.py (runtime/wasmtime.ts).
 // `wasmtimeOrSkip(t)` returns it, or, when neither works, fails the test under CI (CI set, as `.ci/run` does) and
-// skips it with the reason elsewhere (as test/assembly/arm64.test.ts does for qemu). `runWasmtime` spawns one run.
+// skips it with the reason elsewhere (as test/assembly/runtime/arm64.test.ts does for qemu). `runWasmtime` spawns one run.
 import { spawnSync } from 'node:child_process';
 import { findWasmtime, type Wasmtime, type WasmtimeRunOptions } from '../../runtime/wasmtime.js';
 

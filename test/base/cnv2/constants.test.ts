@@ -1,5 +1,5 @@
 // One source of truth for the numbers of the `.cnv2` format: base/cnv2/constants.ts (the TypeScript reader and
-// writer) against the wasm runtime's spelling (assembly/format.ts, assembly/kernels/activation.ts) and the tables
+// writer) against the wasm runtime's spelling (assembly/runtime/format.ts, assembly/kernels/activation.ts) and the tables
 // of docs/format.md, each parsed from its text. A number changed in one place and not the others fails here.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
@@ -54,8 +54,8 @@ const opConst = (kind: string): string => `OP_${kind.toUpperCase()}`;
 const dtConst = (d: string): string => `DT_${d.toUpperCase()}`;
 const metaConst: Record<string, string> = { 'u32[]': 'META_U32', 'f32[]': 'META_F32', string: 'META_STRING', 'string[]': 'META_STRINGS' };
 
-t.test('assembly/format.ts and kernels/activation.ts spell the same numbers', async (t) => {
-  const src = read('assembly/format.ts');
+t.test('assembly/runtime/format.ts and kernels/activation.ts spell the same numbers', async (t) => {
+  const src = read('assembly/runtime/format.ts');
   const c = asConstants(src);
   t.equal(c.get('MAGIC'), leU32(MAGIC), 'magic');
   t.equal(c.get('VERSION_MAJOR'), MAJOR_VERSION, 'major version');

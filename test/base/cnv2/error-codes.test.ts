@@ -1,4 +1,4 @@
-// One error vocabulary (issue 19/26): the wasm loader's ERR_* constants and errorName() (assembly/errors.ts), the
+// One error vocabulary (issue 19/26): the wasm loader's ERR_* constants and errorName() (assembly/runtime/errors.ts), the
 // shared list base/cnv2/error-codes.ts (the JS API's ERROR_NAMES, the TypeScript reader's codes) and the table
 // of docs/format.md name the same codes with the same numbers. Read from the sources, not from one another.
 import t from 'tap';
@@ -11,8 +11,8 @@ import { ERROR_NAMES } from '../../../runtime/index.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const read = (f: string): string => readFileSync(path.join(root, f), 'utf8');
 
-t.test('assembly/errors.ts, base/cnv2/error-codes.ts and docs/format.md agree', async (t) => {
-  const asm = read('assembly/errors.ts');
+t.test('assembly/runtime/errors.ts, base/cnv2/error-codes.ts and docs/format.md agree', async (t) => {
+  const asm = read('assembly/runtime/errors.ts');
   const constants = new Map<string, number>();
   for (const m of asm.matchAll(/export const (ERR_\w+): i32 = (\d+);/g)) constants.set(m[1]!, Number(m[2]));
   const names = new Map<number, string>();

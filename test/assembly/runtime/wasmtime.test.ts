@@ -9,15 +9,15 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { condense } from '../../converter/condense.js';
-import { analyze } from '../../converter/flops.js';
-import { readModel, writeModel } from '../../base/cnv2/format.js';
-import { randomNetworkParams } from '../../converter/random.js';
-import { loadModel, parseProfile, wasmPath, type Isa } from '../../runtime/index.js';
-import { cdnv2 } from '../helpers/cli.js';
-import { rng } from '../../testkit/models.js';
-import { TINY_A, TINY_B } from '../../testkit/tiny-configs.js';
-import { runWasmtime, wasmtimeOrSkip } from '../helpers/wasmtime.js';
+import { condense } from '../../../converter/condense.js';
+import { analyze } from '../../../converter/flops.js';
+import { readModel, writeModel } from '../../../base/cnv2/format.js';
+import { randomNetworkParams } from '../../../converter/random.js';
+import { loadModel, parseProfile, wasmPath, type Isa } from '../../../runtime/index.js';
+import { cdnv2 } from '../../helpers/cli.js';
+import { rng } from '../../../testkit/models.js';
+import { TINY_A, TINY_B } from '../../../testkit/tiny-configs.js';
+import { runWasmtime, wasmtimeOrSkip } from '../../helpers/wasmtime.js';
 
 const ISAS: Isa[] = ['simd', 'relaxed', 'scalar'];
 const TOL = 1e-5; // logits, relative to the largest |logit| (as the ARM64 test)

@@ -4,12 +4,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { randomNetworkParams } from '../../converter/random.js';
-import { condense } from '../../converter/condense.js';
-import { writeModel } from '../../base/cnv2/format.js';
-import { loadModel, wasmPath, type Isa } from '../../runtime/index.js';
-import { TINY_A } from '../../testkit/tiny-configs.js';
-import { rng } from '../../testkit/models.js';
+import { randomNetworkParams } from '../../../converter/random.js';
+import { condense } from '../../../converter/condense.js';
+import { writeModel } from '../../../base/cnv2/format.js';
+import { loadModel, wasmPath, type Isa } from '../../../runtime/index.js';
+import { TINY_A } from '../../../testkit/tiny-configs.js';
+import { rng } from '../../../testkit/models.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-wasi-'));
 const modelBytes = writeModel(condense(randomNetworkParams(TINY_A, 21), { weights: 'f32' }));
@@ -40,7 +40,7 @@ function parseTop(stdout: string) {
 
 t.test('imports nothing but wasi_snapshot_preview1', async (t) => {
   for (const isa of ['simd', 'scalar', 'relaxed'] as Isa[]) {
-    if (isa === 'relaxed') (await import('../../runtime/index.js')).enableRelaxedSimd();
+    if (isa === 'relaxed') (await import('../../../runtime/index.js')).enableRelaxedSimd();
     const mod = await WebAssembly.compile(readFileSync(wasmPath('command', isa)));
     const modules = new Set(WebAssembly.Module.imports(mod).map((i) => i.module));
     t.same([...modules], ['wasi_snapshot_preview1'], isa);

@@ -8,15 +8,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { getConfig } from '../../base/arch/configs.js';
-import { condense } from '../../converter/condense.js';
-import { writeModel } from '../../base/cnv2/format.js';
-import { randomNetworkParams } from '../../converter/random.js';
-import { wasmPath } from '../../runtime/index.js';
-import { rng } from '../../testkit/models.js';
-import { TINY_A } from '../../testkit/tiny-configs.js';
+import { getConfig } from '../../../base/arch/configs.js';
+import { condense } from '../../../converter/condense.js';
+import { writeModel } from '../../../base/cnv2/format.js';
+import { randomNetworkParams } from '../../../converter/random.js';
+import { wasmPath } from '../../../runtime/index.js';
+import { rng } from '../../../testkit/models.js';
+import { TINY_A } from '../../../testkit/tiny-configs.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const harness = path.join(root, 'test/helpers/arm64-run.mjs');
 const inCi = Boolean(process.env.CI);
 const TOL = 1e-5;
@@ -57,7 +57,7 @@ if (qemu.status !== 0) {
     t.test(m.name, async (t) => {
       const modelFile = path.join(dir, `m${mi}.cnv2`);
       writeFileSync(modelFile, m.bytes);
-      const { channels, height, width } = (await import('../../base/cnv2/format.js')).readModel(m.bytes).buffers[0]!;
+      const { channels, height, width } = (await import('../../../base/cnv2/format.js')).readModel(m.bytes).buffers[0]!;
       const n = channels * height * width;
       const r = rng(100 + mi);
       const inputs = [

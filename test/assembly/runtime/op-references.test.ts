@@ -2,15 +2,15 @@
 // fcOpRef, channelShuffleOpRef, and runOpsRef over whole op lists), in the wasm engine's three builds, on awkward
 // shapes: odd sizes, channel offsets into wider buffers, f16 and f32 tensors, optional tensors present and absent.
 import t from 'tap';
-import { halfToFloat } from '../../base/cnv2/f16.js';
-import { readModel, writeModel } from '../../base/cnv2/format.js';
-import { ACT, type BufferShape, type Model, type Op, type Tensor } from '../../base/cnv2/model.js';
-import { isaSupported, loadModel, type Isa } from '../../runtime/index.js';
+import { halfToFloat } from '../../../base/cnv2/f16.js';
+import { readModel, writeModel } from '../../../base/cnv2/format.js';
+import { ACT, type BufferShape, type Model, type Op, type Tensor } from '../../../base/cnv2/model.js';
+import { isaSupported, loadModel, type Isa } from '../../../runtime/index.js';
 import {
   avgpoolOpRef, channelShuffleOpRef, fcOpRef, globalAvgpoolOpRef, makeBuffer, runOpsRef, seOpRef, type FeatureBuffer, type RefOp,
-} from '../reference/ops.js';
-import { baseModels } from '../../testkit/fuzz-model.js';
-import { buildModel, relError, rng } from '../../testkit/models.js';
+} from '../../reference/ops.js';
+import { baseModels } from '../../../testkit/fuzz-model.js';
+import { buildModel, relError, rng } from '../../../testkit/models.js';
 
 const ISAS: Isa[] = ['simd', 'scalar', 'relaxed'];
 const TOL = 2e-6;

@@ -13,7 +13,7 @@ import { executeOps, inputLength, inputPtr, opMadds, outputLength, outputPtr } f
 import { decodePnm, freePixels, preprocess } from './image';
 import { Model, freeModel, labelOf, modelName, opAt } from './model';
 import { OP_CONV2D, opName } from './format';
-import { softmax, top_k } from './kernels/softmax';
+import { softmax, top_k } from '../kernels/softmax';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;

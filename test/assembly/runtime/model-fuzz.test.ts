@@ -3,18 +3,18 @@
 // a typed rejection or a load whose runs give finite logits (or report 'numeric'), never a trap, each case
 // within a second, and the TypeScript reader agreeing on accept/reject. Longer runs: `npm run fuzz`.
 import t from 'tap';
-import { wasmtimeOrSkip } from '../helpers/wasmtime.js';
+import { wasmtimeOrSkip } from '../../helpers/wasmtime.js';
 const tap = t;
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ModelFormatError, readModel } from '../../base/cnv2/format.js';
-import { Cdnv2Error, isaSupported, loadModel, wasmPath, type Isa } from '../../runtime/index.js';
-import { baseModels, checkCase, fuzz, mutate, Rng, TIME_LIMIT_MS, type Field, type Base } from '../../testkit/fuzz-model.js';
+import { ModelFormatError, readModel } from '../../../base/cnv2/format.js';
+import { Cdnv2Error, isaSupported, loadModel, wasmPath, type Isa } from '../../../runtime/index.js';
+import { baseModels, checkCase, fuzz, mutate, Rng, TIME_LIMIT_MS, type Field, type Base } from '../../../testkit/fuzz-model.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const ISAS: Isa[] = ['simd', 'scalar', 'relaxed'];
 const SEED = 20240606;
 const bases = baseModels();

@@ -2,9 +2,9 @@
 // The parser (model.ts) validates the op's attributes and tensors, then asks planConv2d.
 
 import { OpInfo } from '../model';
-import { prepare_channels } from '../kernels/prepare';
-import { conv1x1_group } from '../kernels/conv1x1';
-import { conv2d_group, conv2d_scratch_bytes } from '../kernels/conv2d';
+import { prepare_channels } from '../../kernels/prepare';
+import { conv1x1_group } from '../../kernels/conv1x1';
+import { conv2d_group, conv2d_scratch_bytes } from '../../kernels/conv2d';
 
 /** Pointwise (1x1, stride 1, no padding): a small matrix product over planes, no padded copy. */
 export const CONV_POINTWISE: i32 = 1;

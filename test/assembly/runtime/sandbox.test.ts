@@ -7,11 +7,11 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync,
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WASI } from 'node:wasi';
-import { condense } from '../../converter/condense.js';
-import { randomNetworkParams } from '../../converter/random.js';
-import { writeModel } from '../../base/cnv2/format.js';
-import { enableRelaxedSimd, wasmPath, type Isa } from '../../runtime/index.js';
-import { TINY_A } from '../../testkit/tiny-configs.js';
+import { condense } from '../../../converter/condense.js';
+import { randomNetworkParams } from '../../../converter/random.js';
+import { writeModel } from '../../../base/cnv2/format.js';
+import { enableRelaxedSimd, wasmPath, type Isa } from '../../../runtime/index.js';
+import { TINY_A } from '../../../testkit/tiny-configs.js';
 
 const RIGHT_FD_READ = 1n << 1n;
 const RIGHT_FD_WRITE = 1n << 6n;

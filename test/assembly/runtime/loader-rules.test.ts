@@ -1,14 +1,14 @@
-// The wasm loader rule by rule (issue 26): every check of assembly/model.ts (and the planner's), each reached by
+// The wasm loader rule by rule (issue 26): every check of assembly/runtime/model.ts (and the planner's), each reached by
 // a file that breaks that rule alone, in all three builds (simd, scalar, relaxed), and the same bytes through the
 // TypeScript reader, which must report the same code (base/cnv2/error-codes.ts). The base file is valid in both
 // readers; every case is the base with one edit and correct CRCs (unless the rule is the CRC).
 import t from 'tap';
-import { crc32 } from '../../base/cnv2/crc32.js';
-import { ModelFormatError, readModel, writeModel } from '../../base/cnv2/format.js';
-import { ACT, type MetaEntry, type Model, type Op, type Tensor } from '../../base/cnv2/model.js';
-import { Cdnv2Error, isaSupported, loadModel, type Isa } from '../../runtime/index.js';
-import { assemble, directory, fixAllCrcs, fixHeaderCrc, setU16, setU32, splitSections, u32, withSection } from '../helpers/cnv2-bytes.js';
-import { buildModel, rng } from '../../testkit/models.js';
+import { crc32 } from '../../../base/cnv2/crc32.js';
+import { ModelFormatError, readModel, writeModel } from '../../../base/cnv2/format.js';
+import { ACT, type MetaEntry, type Model, type Op, type Tensor } from '../../../base/cnv2/model.js';
+import { Cdnv2Error, isaSupported, loadModel, type Isa } from '../../../runtime/index.js';
+import { assemble, directory, fixAllCrcs, fixHeaderCrc, setU16, setU32, splitSections, u32, withSection } from '../../helpers/cnv2-bytes.js';
+import { buildModel, rng } from '../../../testkit/models.js';
 
 const ISAS: Isa[] = ['simd', 'scalar', 'relaxed'];
 
@@ -278,7 +278,7 @@ const rules: Rule[] = [
   { rule: 'shuffle changes the spatial size', code: 'shape', bytes: edited((m) => { m.buffers[2] = { channels: 8, height: 6, width: 5 }; }) },
   { rule: 'shuffle input and output channels overlap in one buffer', code: 'alias', bytes: edited((m) => { Object.assign(op(m, 'channel_shuffle'), { outBuffer: 1, channels: 4, outChannel: 2 }); }) },
 
-  // --- the planner (assembly/planner.ts): the TypeScript reader has no arena, so it accepts these files
+  // --- the planner (assembly/runtime/planner.ts): the TypeScript reader has no arena, so it accepts these files
   { rule: 'a buffer alone above the arena limit', code: 'arena', bytes: base, arenaLimitBytes: 256, tsAccepts: true },
   { rule: 'an arena wasm memory cannot hold, even with a 4 GiB limit asked', code: 'arena', bytes: bigPlane(32768, 24576, 0, false), arenaLimitBytes: 0xffffffff, tsAccepts: true },
 ];

@@ -1,7 +1,7 @@
 // The WASI command for ARM boards must stay within 64 KiB (README, project standard): growth is paid for elsewhere.
 import t from 'tap';
 import { statSync } from 'node:fs';
-import { wasmPath } from '../../runtime/index.js';
+import { wasmPath } from '../../../runtime/index.js';
 
 t.test('build/cdnv2.wasm is at most 65536 bytes', async (t) => {
   const bytes = statSync(wasmPath('command', 'simd')).size;

@@ -1,7 +1,7 @@
 // SE (squeeze and excitation, in place): its scratch at load, the call at run time.
 
 import { OpInfo } from '../model';
-import { squeeze_excite } from '../kernels/se';
+import { squeeze_excite } from '../../kernels/se';
 
 /** The channel means, then the hidden activations (squeeze_excite's layout), plus 16 bytes of alignment slack. */
 export function planSe(op: OpInfo): u64 {

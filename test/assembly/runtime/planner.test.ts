@@ -3,10 +3,10 @@
 // sum of the (64-byte aligned) buffer sizes. Lifetimes are computed here from the op list: a buffer lives from the
 // first to the last op that touches it, the input from before op 0 and the output until after the last op.
 import t, { type Test } from 'tap';
-import { writeModel } from '../../base/cnv2/format.js';
-import { ACT, type BufferShape, type Op, type Tensor } from '../../base/cnv2/model.js';
-import { loadModel, type Cdnv2Model, type Isa } from '../../runtime/index.js';
-import { buildModel, rng } from '../../testkit/models.js';
+import { writeModel } from '../../../base/cnv2/format.js';
+import { ACT, type BufferShape, type Op, type Tensor } from '../../../base/cnv2/model.js';
+import { loadModel, type Cdnv2Model, type Isa } from '../../../runtime/index.js';
+import { buildModel, rng } from '../../../testkit/models.js';
 
 interface Plan { ptr: number[]; bytes: number[]; arenaBytes: number }
 

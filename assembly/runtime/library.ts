@@ -8,8 +8,8 @@ import { addHandle, dropHandle, loadModel, modelOf, runModel } from './engine';
 import { executeOps, inputLength, inputPtr, opMadds, outputLength, outputPtr } from './executor';
 import { decodePnm, freePixels, preprocess } from './image';
 import { bufferAt, freeModel, opAt } from './model';
-import { softmax, top_k } from './kernels/softmax';
-import { peak_madd, peak_madds_per_iteration } from './kernels/peak';
+import { softmax, top_k } from '../kernels/softmax';
+import { peak_madd, peak_madds_per_iteration } from '../kernels/peak';
 
 let messageBytes: ArrayBuffer = new ArrayBuffer(0);
 

@@ -7,13 +7,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ModelFormatError, readModel } from '../../base/cnv2/format.js';
-import { Cdnv2Error, isaSupported, loadModel, wasmPath, type Isa } from '../../runtime/index.js';
-import * as hostile from '../helpers/hostile.js';
-import { runWasmtime, wasmtimeOrSkip } from '../helpers/wasmtime.js';
+import { ModelFormatError, readModel } from '../../../base/cnv2/format.js';
+import { Cdnv2Error, isaSupported, loadModel, wasmPath, type Isa } from '../../../runtime/index.js';
+import * as hostile from '../../helpers/hostile.js';
+import { runWasmtime, wasmtimeOrSkip } from '../../helpers/wasmtime.js';
 
 const ISAS: Isa[] = ['simd', 'scalar', 'relaxed'];
-const shipped = readFileSync(new URL('../../models/cdnv2-fmnist.cnv2', import.meta.url));
+const shipped = readFileSync(new URL('../../../models/cdnv2-fmnist.cnv2', import.meta.url));
 const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-hostile-'));
 
 async function wasmCode(bytes: Uint8Array, isa: Isa, opts: { maxMacs?: number } = {}): Promise<string> {
