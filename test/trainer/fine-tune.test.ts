@@ -8,6 +8,7 @@ import path from 'node:path';
 import { PNG } from 'pngjs';
 import t from 'tap';
 
+import { fitImage } from '../../base/data/folder.js';
 import { openSynthetic } from '../../base/data/synthetic.js';
 import { selectBackend } from '../../trainer/backend.js';
 import { loadCheckpoint, masksAreFinal, saveCheckpoint } from '../../trainer/checkpoint.js';
@@ -126,4 +127,14 @@ t.test('bad sources and folders: clear errors', async (t) => {
   await t.rejects(train(tinyRun(path.join(tmp, 'e4'), { ...base, dataDir: empty })), /no train images/);
   await t.rejects(train(tinyRun(path.join(tmp, 'e5'), { ...base, initFrom: undefined, freeze: 'head-only' })), /--freeze needs --init-from/);
   await t.rejects(train(tinyRun(path.join(tmp, 'e6'), { ...base, initFrom: path.join(tmp, 'nothing') })), /no such directory/);
+});
+
+t.test('folder images of another size: shorter side to the input, or to the model\'s resizeShorter, then centre crop', async (t) => {
+  // 8 rows x 16 columns, gray, pixel = 10 * column + row.
+  const img = { width: 16, height: 8, channels: 1, data: Uint8Array.from({ length: 128 }, (_, i) => 10 * (i % 16) + Math.floor(i / 16)) };
+  const out = new Uint8Array(16);
+  fitImage(img, 4, 4, 1, out, 8); // shorter side to 8: no scaling, rows 2-5 and columns 6-9
+  t.same(Array.from(out), [62, 72, 82, 92, 63, 73, 83, 93, 64, 74, 84, 94, 65, 75, 85, 95]);
+  fitImage(img, 4, 4, 1, out); // shorter side to 4: each output the mean of a 2x2 block, columns 4-11
+  t.same(Array.from(out), [46, 66, 86, 106, 48, 68, 88, 108, 50, 70, 90, 110, 52, 72, 92, 112]);
 });
