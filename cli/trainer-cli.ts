@@ -60,6 +60,7 @@ export function register(program: Command): void {
     .option('--init-from <source>', 'start from the weights, BN statistics and masks of a checkpoint, a run or an official PyTorch file (.pth, with --arch); with --dataset folder, a new classifier for the folder\'s classes; fine-tuning defaults (docs/training.md)')
     .addOption(new Option('--freeze <mode>', 'with --init-from: which layers train: none (all), head-only (the classifier), stages (unfreeze from the head down, in equal spans of iterations)')
       .choices([...FREEZE_CHOICES]))
+    .option('--head-lr-scale <x>', 'with a new classifier: its learning rate as a multiple of --lr (default 10)', num('--head-lr-scale', 0))
     .option('--resume', 'continue the run in --out from its last checkpoint, with its stored options (a larger --epochs extends it)', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend: auto = tfjs-node if installed, else wasm (our SIMD kernels)')
       .choices(BACKEND_CHOICES).default('auto'))
@@ -101,7 +102,7 @@ export function register(program: Command): void {
           ['batch', 'batch'], ['lr', 'lr'], ['warmupEpochs', 'warmupEpochs'], ['warmupLr', 'warmupLr'],
           ['weightDecay', 'weightDecay'], ['momentum', 'momentum'], ['labelSmoothing', 'labelSmoothing'],
           ['groupLasso', 'groupLasso'], ['sfr', 'sfr'], ['seed', 'seed'], ['limitTrain', 'limitTrain'],
-          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom'], ['freeze', 'freeze']];
+          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom'], ['freeze', 'freeze'], ['headLrScale', 'headLrScale']];
         for (const [key, storedKey] of fromStore) if (!given(key)) o[key] = stored[storedKey];
         if (!given('ema')) o.ema = stored.ema > 0 ? String(stored.ema) : false;
       }
@@ -136,7 +137,7 @@ export function register(program: Command): void {
         weightDecay: o.weightDecay ?? d.weightDecay, momentum: o.momentum ?? d.momentum, labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
         crop: o.crop, out, resume: o.resume, backend, workers, backendChoice: o.backend as BackendChoice, workerThreads: threads ?? 1,
-        progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom, freeze: o.freeze,
+        progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom, freeze: o.freeze, headLrScale: o.headLrScale,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);

@@ -51,6 +51,8 @@ export interface TrainOptions {
   initFrom?: string;
   /** Which parameters train when starting from another network (--freeze; absent: all). trainer/fine-tune.ts. */
   freeze?: 'none' | 'head-only' | 'stages';
+  /** The new classifier's learning rate as a multiple of the schedule's (fine-tuning with a new head). */
+  headLrScale?: number;
 }
 
 export interface CheckpointState {

@@ -15,6 +15,12 @@ export type FreezeMode = (typeof FREEZE_MODES)[number];
 /** The tensors a new head replaces: the last linear layer (the hidden fc layer, if any, is kept). */
 export const CLASSIFIER_TENSORS = ['head.classifier.weight', 'head.classifier.bias'];
 
+/**
+ * A new classifier learns at this multiple of the schedule's rate (--head-lr-scale): it starts random while the
+ * rest is trained, and at the low fine-tuning rate it would hardly move in a short run.
+ */
+export const DEFAULT_HEAD_LR_SCALE = 10;
+
 /** A PyTorch file rather than a checkpoint directory (torch.save writes .pth, .pth.tar, .pt, .tar). */
 export function isTorchFile(source: string): boolean {
   try { return statSync(source).isFile(); } catch { return /\.(pth|pt|tar)$/i.test(source); }

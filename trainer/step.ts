@@ -58,7 +58,11 @@ export function disposeSlice(s: SliceGradients): void {
   tf.dispose([...s.grads.values(), s.logits, ...s.stats.flatMap((b) => [b.mean, b.variance])]);
 }
 
-export interface UpdateOptions { lr: number; momentum: number; weightDecay: number }
+export interface UpdateOptions {
+  lr: number; momentum: number; weightDecay: number;
+  /** Learning-rate multipliers by parameter name (a new classifier's, when fine-tuning); absent: 1. */
+  lrScale?: Map<string, number>;
+}
 
 /**
  * SGD with Nesterov momentum (PyTorch form; weight decay only on conv and linear weights) from a step's gradients,
@@ -74,7 +78,7 @@ export function applyStep(model: CdnModel, step: SliceGradients, momentum: Map<s
       if (decays.get(name) && o.weightDecay > 0) g = tf.add(g, tf.mul(v, o.weightDecay));
       const buf = momentum.get(name)!;
       buf.assign(tf.add(tf.mul(buf, o.momentum), g));
-      v.assign(tf.sub(v, tf.mul(tf.add(g, tf.mul(buf, o.momentum)), o.lr)));
+      v.assign(tf.sub(v, tf.mul(tf.add(g, tf.mul(buf, o.momentum)), o.lr * (o.lrScale?.get(name) ?? 1))));
     }
     for (const s of step.stats) {
       const rm = model.vars.get(`${s.name}.mean`)!;

@@ -19,7 +19,7 @@ import { CdnModel, initialValues, ownedVariable } from './model.js';
 import { Rng } from '../base/rng.js';
 import type { BackendChoice } from './backend.js';
 import { DataParallel } from './data-parallel.js';
-import { fineTuneConfig, freezeStageAt, loadInitSource, trainableAt, withNewHead } from './fine-tune.js';
+import { CLASSIFIER_TENSORS, DEFAULT_HEAD_LR_SCALE, fineTuneConfig, freezeStageAt, loadInitSource, trainableAt, withNewHead } from './fine-tune.js';
 import { folderClassNames } from '../base/data/folder.js';
 import { acquireRunLock } from './run-lock.js';
 import { applyStep, disposeSlice, sliceGradients } from './step.js';
@@ -64,7 +64,8 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 
 /** Options that must match when resuming (everything that changes the numbers). */
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
-  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'freeze'];
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'freeze',
+  'headLrScale'];
 
 function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
@@ -104,6 +105,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     ...(run.crop !== undefined ? { crop: run.crop } : {}),
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
     ...(run.freeze ? { freeze: run.freeze } : {}),
+    ...(run.headLrScale !== undefined ? { headLrScale: run.headLrScale } : {}),
   };
   if (opts.freeze && !opts.initFrom) throw new Error('--freeze needs --init-from: only a trained network has layers worth freezing');
   let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
@@ -112,7 +114,9 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     resumeFrom = await loadCheckpoint(run.out, (m) => log(`warning: ${m}`));
     const saved = resumeFrom.state.options;
     // More epochs extend the run (the cosine schedule stretches over the new total); anything else must match.
-    const diffs = RESUME_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(opts[k]) && !(k === 'epochs' && opts.epochs > saved.epochs));
+    // (The head's rate multiplier defaults to the stored one: a run with a new head stored its default.)
+    const diffs = RESUME_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(opts[k]) && !(k === 'epochs' && opts.epochs > saved.epochs)
+      && !(k === 'headLrScale' && opts.headLrScale === undefined));
     if (diffs.length) {
       throw new Error(`--resume: options differ from the checkpoint's (${diffs.map((k) => `${k}: ${JSON.stringify(opts[k])} vs ${JSON.stringify(saved[k])}`).join(', ')})`
         + (diffs.includes('epochs') ? '; --epochs may only grow' : ''));
@@ -138,8 +142,10 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   if (!resumeFrom && opts.initFrom) {
     start = await loadInitSource(opts.initFrom, cfg, log);
     ({ config: cfg, newHead } = fineTuneConfig(start, cfg, opts.sfr, folderLabels));
+    if (newHead) opts.headLrScale ??= DEFAULT_HEAD_LR_SCALE;
+    else if (opts.headLrScale !== undefined) throw new Error('--head-lr-scale applies to a new classifier, and this run keeps the source\'s');
     log(`starting from ${start.dir} (${start.state.config.name} after ${start.state.epochsDone} epochs, mask stage ${start.state.stage.lgc}/${start.state.stage.sfr})`
-      + (newHead ? `; new classifier for ${cfg.classes} classes (${cfg.labels.join(', ')}), freeze ${opts.freeze ?? 'none'}` : ''));
+      + (newHead ? `; new classifier for ${cfg.classes} classes (${cfg.labels.join(', ')}) at ${opts.headLrScale}x the learning rate, freeze ${opts.freeze ?? 'none'}` : ''));
   } else if (!resumeFrom && folderLabels) {
     cfg = { ...cfg, classes: folderLabels.length, labels: folderLabels };
   }
@@ -166,6 +172,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   if (start) model.stage = { ...start.state.stage };
   const params = model.trainable();
   const paramNames = params.map((p) => p.name);
+  const headLrScale = opts.headLrScale !== undefined ? new Map(CLASSIFIER_TENSORS.map((n) => [n, opts.headLrScale!])) : undefined;
   const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
   let ema: Map<string, tf.Variable> | undefined;
   if (opts.ema > 0) {
@@ -283,7 +290,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
         const step = dp ? await dp.step(model, xBuf, yBuf, B, lossOpts) : sliceGradients(model, xBuf, yBuf, B, lossOpts);
         const lossVal = step.loss;
         if (!Number.isFinite(lossVal)) throw new Error(`training diverged at iteration ${iteration} (loss ${lossVal}); try a lower --lr`);
-        applyStep(model, step, momentum, { lr, momentum: opts.momentum, weightDecay: opts.weightDecay });
+        applyStep(model, step, momentum, { lr, momentum: opts.momentum, weightDecay: opts.weightDecay, lrScale: headLrScale });
         if (ema) {
           tf.tidy(() => {
             for (const [name, e] of ema!) e.assign(tf.add(tf.mul(e, opts.ema), tf.mul(model.vars.get(name)!, 1 - opts.ema)));

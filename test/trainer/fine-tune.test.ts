@@ -14,6 +14,7 @@ import { selectBackend } from '../../trainer/backend.js';
 import { loadCheckpoint, masksAreFinal, saveCheckpoint } from '../../trainer/checkpoint.js';
 import { freezeStageAt, trainableAt } from '../../trainer/fine-tune.js';
 import { tensorInventory } from '../../base/arch/schema.js';
+import { initialValues } from '../../trainer/model.js';
 import { train } from '../../trainer/train.js';
 import { tinyConfig } from '../../trainer/tiny.js';
 import { TINY, tinyRun } from '../helpers/tiny-run.js';
@@ -137,4 +138,24 @@ t.test('folder images of another size: shorter side to the input, or to the mode
   t.same(Array.from(out), [62, 72, 82, 92, 63, 73, 83, 93, 64, 74, 84, 94, 65, 75, 85, 95]);
   fitImage(img, 4, 4, 1, out); // shorter side to 4: each output the mean of a 2x2 block, columns 4-11
   t.same(Array.from(out), [46, 66, 86, 106, 48, 68, 88, 108, 50, 70, 90, 110, 52, 72, 92, 112]);
+});
+
+t.test('--head-lr-scale: the new classifier steps at that multiple of the rate (default 10), the rest at the rate', async (t) => {
+  const src = await loadCheckpoint(source);
+  const delta = async (out: string, over: object): Promise<{ head: number; fc: number }> => {
+    await train(tinyRun(out, { ...base, epochs: 1, limitTrain: 16, warmupEpochs: 0, lr: 0.01, weightDecay: 0, ...over }));
+    const c = await loadCheckpoint(out);
+    const d = (a: Float32Array, b: Float32Array): number => a.reduce((s, v, i) => s + Math.abs(v - b[i]!), 0);
+    return { head: d(c.model.get('head.classifier.bias')!, initialBias), fc: d(c.model.get('head.fc.bias')!, src.model.get('head.fc.bias')!) };
+  };
+  // One step from the same start (the new classifier from the run's seed, 11): the update is rate x (1 + momentum) x
+  // gradient, so the classifier moves 10x as far.
+  const initialBias = initialValues({ ...TINY, classes: 3, labels: ['cat', 'dog', 'eel'] }, true, 11).get('head.classifier.bias')!;
+  const one = await delta(path.join(tmp, 'scale-1'), { headLrScale: 1 });
+  const ten = await delta(path.join(tmp, 'scale-default'), {});
+  t.ok(Math.abs(ten.head / one.head - 10) < 1e-3, `classifier bias moved ${ten.head.toExponential(3)} vs ${one.head.toExponential(3)}: ratio 10`);
+  t.ok(Math.abs(ten.fc / one.fc - 1) < 1e-6, 'the hidden fc layer moved the same');
+  t.equal((await loadCheckpoint(path.join(tmp, 'scale-default'))).state.options.headLrScale, 10, 'the default is stored');
+  await t.rejects(train(tinyRun(path.join(tmp, 'e7'), { headLrScale: 2, initFrom: source, epochs: 1 })), /--head-lr-scale applies to a new classifier/,
+    'refused when the source\'s classifier is kept');
 });
