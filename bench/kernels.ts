@@ -58,7 +58,11 @@ function fastest(fn: () => void, burstMs = 80): number {
 // measured without an interruption.
 const PEAK_ITERATIONS = 500_000;
 
-interface ConvShape { name: string; cin: number; h: number; w: number; cout: number; groups: number; k: number; s: number; p: number }
+interface ConvShape {
+  name: string; cin: number; h: number; w: number; cout: number; groups: number; k: number; s: number; p: number;
+  /** a depthwise shape run through the general group path instead of depthwise3x3 (for comparison) */
+  general?: boolean;
+}
 
 /** Prepares a convolution of shape c in m; returns its multiply-add count and a function running it once. */
 function setupConv(m: Kernels, c: ConvShape): { madds: number; run: () => void } {
@@ -72,6 +76,11 @@ function setupConv(m: Kernels, c: ConvShape): { madds: number; run: () => void }
   if (c.k === 1 && c.s === 1 && c.p === 0) {
     return { madds, run: () => m.k.conv1x1_group(input, c.cin, c.h * c.w, weight, bias, c.cout, c.groups, out, 0, 1, 0) };
   }
+  if (c.groups === c.cin && c.cin === c.cout && c.k === 3 && c.p === 1 && c.s <= 2 && !c.general) {
+    // What the CONV2D operator picks for a depthwise 3x3 (assembly/ops/conv2d.ts), its per-plane padded copy included.
+    const dwScratch = m.k.alloc(m.k.depthwise3x3_scratch_bytes(c.h, c.w));
+    return { madds, run: () => m.k.depthwise3x3(input, c.cin, c.h, c.w, weight, bias, c.s, out, oh, ow, 0, 1, 0, dwScratch) };
+  }
   const bytes = m.k.conv2d_scratch_bytes(c.cin, c.h, c.w, c.k, c.s, c.p);
   const scratch = bytes ? m.k.alloc(bytes) : 0;
   // Includes the padded copy into scratch: that is part of the kernel's cost.
@@ -83,6 +92,11 @@ function setupConv(m: Kernels, c: ConvShape): { madds: number; run: () => void }
 const shapes: (ConvShape & { target: boolean })[] = [
   { target: true, name: 'conv1x1 g4 (target)', cin: 128, h: 56, w: 56, cout: 128, groups: 4, k: 1, s: 1, p: 0 },
   { target: true, name: 'conv3x3 g8 (target)', cin: 128, h: 56, w: 56, cout: 32, groups: 8, k: 3, s: 1, p: 1 },
+  // ShuffleNetV2 1.0x, first stage (116/2 = 58 channels at 28x28): the depthwise 3x3 target (issue 25), its stride-2
+  // form (the stage-2 entry unit on 56x56) and the same stride-1 layer through the general group path.
+  { target: true, name: 'dw3x3 s1 (target)', cin: 58, h: 28, w: 28, cout: 58, groups: 58, k: 3, s: 1, p: 1 },
+  { target: true, name: 'dw3x3 s2', cin: 58, h: 56, w: 56, cout: 58, groups: 58, k: 3, s: 2, p: 1 },
+  { target: false, name: 'dw3x3 s1 general path', cin: 58, h: 28, w: 28, cout: 58, groups: 58, k: 3, s: 1, p: 1, general: true },
   { target: false, name: 'LGC 1x1 cdnv2-c st3', cin: 400, h: 28, w: 28, cout: 128, groups: 8, k: 1, s: 1, p: 0 },
   { target: false, name: '3x3 cdnv2-c st3', cin: 128, h: 28, w: 28, cout: 32, groups: 8, k: 3, s: 1, p: 1 },
   { target: false, name: '3x3 cdnv2-a st2', cin: 32, h: 56, w: 56, cout: 8, groups: 8, k: 3, s: 1, p: 1 },

@@ -286,6 +286,16 @@ export function condensedGraph(model: Model): TfGraph {
         steps.push((bufs) => write(bufs, op.outBuffer, op.outChannel, tf.avgPool(input(bufs), op.kernel, op.stride, 'valid')));
         break;
       }
+      case 'maxpool': {
+        // Padded with -infinity, so padding never wins (docs/format.md, opcode 7).
+        const input = reader(op.inBuffer, op.inChannel, op.channels, null);
+        const p = op.pad;
+        steps.push((bufs) => {
+          const x = p ? tf.pad(input(bufs), [[0, 0], [p, p], [p, p], [0, 0]], -Infinity) as tf.Tensor4D : input(bufs);
+          return write(bufs, op.outBuffer, op.outChannel, tf.maxPool(x, op.kernel, op.stride, 'valid'));
+        });
+        break;
+      }
       case 'global_avgpool': {
         const input = reader(op.inBuffer, op.inChannel, op.channels, null);
         const prep = affine(op.inScale, op.inShift, op.inAct);

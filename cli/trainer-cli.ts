@@ -6,13 +6,14 @@ import { statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { configNames, getConfig } from '../base/arch/configs.js';
+import { getNetworkConfig, isShuffleNetConfig, networkConfigNames } from '../base/arch/networks.js';
 import { UsageError } from './errors.js';
 import { reportEvaluation } from './eval-report.js';
 import { evalProgress } from './progress.js';
 import type { BackendChoice } from '../trainer/backend.js';
 import type { TrainOptions } from '../trainer/checkpoint.js';
 import { DATASETS, limitSource, openDataset, type DatasetName } from '../base/data/index.js';
+import { OFFICIAL_FOLDER_AUGMENT, parseRandAugment, type FolderAugment } from '../base/data/augment.js';
 
 // Spelled out here rather than imported: backend.ts loads TensorFlow.js, which other subcommands must not wait for.
 const BACKEND_CHOICES: BackendChoice[] = ['auto', 'node', 'wasm', 'cpu'];
@@ -25,6 +26,48 @@ function int(name: string, min: number) {
     return n;
   };
 }
+function probability(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new UsageError(`${name} must be a probability from 0 to 1, got '${v}'`);
+    return n;
+  };
+}
+/** 'min,max' with 0 < min <= max (<= top when given). */
+function range(name: string, top?: number) {
+  return (v: string): [number, number] => {
+    const parts = v.split(',').map((x) => (x.trim() === '' ? NaN : Number(x)));
+    const [lo, hi] = parts as [number, number];
+    if (parts.length !== 2 || !(lo > 0 && hi >= lo && Number.isFinite(hi)) || (top !== undefined && hi > top)) {
+      throw new UsageError(`${name} must be MIN,MAX with 0 < MIN <= MAX${top !== undefined ? ` <= ${top}` : ''}, got '${v}'`);
+    }
+    return [lo, hi];
+  };
+}
+
+/** The options of the official folder augmentation (docs/training.md), as commander names them. */
+const FOLDER_AUGMENT_KEYS = ['resizedCrop', 'resizedCropScale', 'resizedCropRatio', 'trainInterpolation', 'hflip', 'colorJitter',
+  'randAugment', 'randomErasing', 'erasingMode'];
+
+function folderAugmentOf(o: Record<string, unknown>): FolderAugment {
+  const d = OFFICIAL_FOLDER_AUGMENT;
+  if (typeof o.randAugment === 'string') {
+    try { parseRandAugment(o.randAugment); } catch (e) { throw new UsageError(`--rand-augment: ${(e as Error).message}`); }
+  }
+  return {
+    resizedCrop: o.resizedCrop === false ? null : {
+      scale: (o.resizedCropScale as [number, number] | undefined) ?? d.resizedCrop!.scale,
+      ratio: (o.resizedCropRatio as [number, number] | undefined) ?? d.resizedCrop!.ratio,
+    },
+    interpolation: (o.trainInterpolation as FolderAugment['interpolation'] | undefined) ?? d.interpolation,
+    hflip: (o.hflip as number | undefined) ?? d.hflip,
+    colorJitter: (o.colorJitter as number | undefined) ?? d.colorJitter,
+    randAugment: o.randAugment === false ? null : typeof o.randAugment === 'string' ? o.randAugment : d.randAugment,
+    randomErasing: (o.randomErasing as number | undefined) ?? d.randomErasing,
+    erasingMode: (o.erasingMode as FolderAugment['erasingMode'] | undefined) ?? d.erasingMode,
+  };
+}
+
 function num(name: string, min: number) {
   return (v: string): number => {
     const n = Number(v);
@@ -35,8 +78,8 @@ function num(name: string, min: number) {
 
 export function register(program: Command): void {
   program.command('train')
-    .description('train a CondenseNetV2 (learned LGC and SFR masks) with TensorFlow.js; checkpoints every epoch')
-    .option('--arch <name>', `configuration (${configNames().join(', ')}); required unless --resume`)
+    .description('train a CondenseNetV2 (learned LGC and SFR masks) or a (SFR-)ShuffleNetV2 with TensorFlow.js; checkpoints every epoch')
+    .option('--arch <name>', `configuration (${networkConfigNames().join(', ')}); required unless --resume`)
     .addOption(new Option('--dataset <name>', 'data set; required unless --resume').choices([...DATASETS]))
     .option('--data <dir>', 'data directory (default per data set, e.g. /usr/share/datasets/fashion-mnist)')
     .option('--epochs <n>', 'epochs (default: the configuration\'s)', int('--epochs', 1))
@@ -52,7 +95,24 @@ export function register(program: Command): void {
     .option('--group-lasso <lambda>', 'group-lasso coefficient (CondenseNet V1), 0 = off', num('--group-lasso', 0), 0)
     .option('--no-sfr', 'no sparse feature reactivation: the original CondenseNet (LGC only)')
     .option('--no-augment', 'no random crop / flip')
-    .option('--crop <pixels>', 'random-crop shift of the augmentation, in pixels (default: input height / 8; 0: flip only)', int('--crop', 0))
+    .option('--crop <pixels>', 'random-crop shift of the augmentation, in pixels (default: input height / 8; 0: flip only); with --dataset folder it selects this pipeline instead of the official one', int('--crop', 0))
+    .option('--resized-crop-scale <min,max>', 'folder: RandomResizedCrop area fraction (official 0.08,1)', range('--resized-crop-scale', 1))
+    .option('--resized-crop-ratio <min,max>', 'folder: RandomResizedCrop aspect ratio w/h (official 0.75,1.3333)', range('--resized-crop-ratio'))
+    .option('--no-resized-crop', 'folder: no RandomResizedCrop; the model\'s evaluation resize instead')
+    .addOption(new Option('--train-interpolation <filter>', 'folder: filter of the crop resize and RandAugment\'s geometric ops (official: random, bilinear or bicubic per use)')
+      .choices(['random', 'bilinear', 'bicubic']))
+    .option('--hflip <p>', 'folder: probability of a horizontal flip (official 0.5; 0: off)', probability('--hflip'))
+    .option('--color-jitter <x>', 'folder: brightness/contrast/saturation jitter strength, used only with --no-rand-augment as in the official code (0.4; 0: off)', num('--color-jitter', 0))
+    .option('--rand-augment <spec>', 'folder: timm RandAugment specification (official rand-m9-mstd0.5)')
+    .option('--no-rand-augment', 'folder: no RandAugment (colour jitter instead)')
+    .option('--random-erasing <p>', 'folder: probability of random erasing (official 0.2; 0: off)', probability('--random-erasing'))
+    .addOption(new Option('--erasing-mode <mode>', 'folder: random-erasing fill: pixel (N(0,1) per value, official), rand (per channel), const (the mean)')
+      .choices(['pixel', 'rand', 'const']))
+    .option('--classes <n>', 'classifier outputs (default: the configuration\'s; e.g. a few classes of a folder); the class names stay only when their count matches', (v: string) => {
+      const n = int('--classes', 2)(v);
+      if (n > 100_000) throw new UsageError(`--classes must be at most 100000, got '${v}'`);
+      return n;
+    })
     .option('--seed <n>', 'random seed', int('--seed', 0), 1)
     .option('--limit-train <n>', 'use only the first N training images', int('--limit-train', 1))
     .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
@@ -96,18 +156,31 @@ export function register(program: Command): void {
         if (!o.dataset) throw new UsageError("required option '--dataset <name>' not specified");
       }
       const given = (key: string): boolean => cmd.getOptionValueSource(key) === 'cli';
+      // Folder data sets train with the official augmentation unless --crop asks for the padded crop and flips.
+      const folderOptionGiven = FOLDER_AUGMENT_KEYS.some(given);
+      let folderAugment: FolderAugment | undefined;
+      if (stored && !folderOptionGiven && !given('dataset')) folderAugment = stored.folderAugment;
+      else if ((o.dataset ?? stored?.dataset) === 'folder' && o.augment !== false && !given('crop')) folderAugment = folderAugmentOf(o);
+      if (folderOptionGiven && !folderAugment) {
+        throw new UsageError('the folder augmentation options (--resized-crop-*, --train-interpolation, --hflip, --color-jitter, --rand-augment, '
+          + '--random-erasing, --erasing-mode) apply to --dataset folder without --crop or --no-augment');
+      }
       if (stored) {
         // Unless given on the command line, every option that shapes the numbers is the stored one.
         const fromStore: [string, keyof TrainOptions][] = [['arch', 'arch'], ['dataset', 'dataset'], ['epochs', 'epochs'],
           ['batch', 'batch'], ['lr', 'lr'], ['warmupEpochs', 'warmupEpochs'], ['warmupLr', 'warmupLr'],
           ['weightDecay', 'weightDecay'], ['momentum', 'momentum'], ['labelSmoothing', 'labelSmoothing'],
           ['groupLasso', 'groupLasso'], ['sfr', 'sfr'], ['seed', 'seed'], ['limitTrain', 'limitTrain'],
-          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom'], ['freeze', 'freeze'], ['headLrScale', 'headLrScale']];
+          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom'], ['classes', 'classes'],
+          ['freeze', 'freeze'], ['headLrScale', 'headLrScale']];
         for (const [key, storedKey] of fromStore) if (!given(key)) o[key] = stored[storedKey];
         if (!given('ema')) o.ema = stored.ema > 0 ? String(stored.ema) : false;
       }
       let cfg;
-      try { cfg = getConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
+      try { cfg = getNetworkConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
+      if (isShuffleNetConfig(cfg) && cfg.sfr && given('sfr') && !o.sfr) {
+        throw new UsageError(`--no-sfr is for CondenseNetV2; ${cfg.name} has SFR by definition (train ${cfg.name.replace(/^sfr-/, '')} for the plain network)`);
+      }
       const { selectBackend } = await import('../trainer/backend.js');
       const { train } = await import('../trainer/train.js');
       // Two replicas already use both cores: each gets one kernel thread unless --threads says otherwise. By default
@@ -137,7 +210,8 @@ export function register(program: Command): void {
         weightDecay: o.weightDecay ?? d.weightDecay, momentum: o.momentum ?? d.momentum, labelSmoothing: o.labelSmoothing ?? d.labelSmoothing,
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
         crop: o.crop, out, resume: o.resume, backend, workers, backendChoice: o.backend as BackendChoice, workerThreads: threads ?? 1,
-        progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom, freeze: o.freeze, headLrScale: o.headLrScale,
+        progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom, classes: o.classes, folderAugment,
+        freeze: o.freeze, headLrScale: o.headLrScale,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);

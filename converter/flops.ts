@@ -60,6 +60,14 @@ export function analyze(model: Model, fileBytes?: number): Analysis {
           macs: 0, flops: op.kernel * op.kernel * op.channels * ob.height * ob.width, params: 0,
         };
       }
+      case 'maxpool': {
+        const ib = model.buffers[op.inBuffer]!;
+        const ob = model.buffers[op.outBuffer]!;
+        return {
+          index, op: op.kind, input: [op.channels, ib.height, ib.width], output: [op.channels, ob.height, ob.width], groups: 1,
+          macs: 0, flops: op.kernel * op.kernel * op.channels * ob.height * ob.width, params: 0,
+        };
+      }
       case 'global_avgpool': {
         const ib = model.buffers[op.inBuffer]!;
         const n = op.channels * ib.height * ib.width;

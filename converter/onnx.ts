@@ -4,7 +4,7 @@
 //                   Conv with `group`; outIndex (accumulate 0) -> Gather with the inverse permutation;
 //                   outIndex + accumulate 1 (the SFR index-sum) -> one of INDEX_SUM_VARIANTS, then a new tensor.
 //   SE              GlobalAveragePool, Flatten, Gemm, Relu, Gemm, Sigmoid, Reshape, Mul
-//   AVGPOOL         AveragePool;  GLOBAL_AVGPOOL  (scale/shift/act) + GlobalAveragePool;  FC  Flatten + Gemm (+act)
+//   AVGPOOL         AveragePool;  MAXPOOL  MaxPool (pads);  GLOBAL_AVGPOOL  (scale/shift/act) + GlobalAveragePool;  FC  Flatten + Gemm (+act)
 //   CHANNEL_SHUFFLE Reshape, Transpose, Reshape
 // A .cnv2 buffer is mutable (appends, in-place adds); in ONNX every value is immutable, so each buffer is tracked as
 // a list of channel segments, each an ONNX value: an append adds a segment, an in-place add replaces a segment by
@@ -362,6 +362,14 @@ class Exporter {
           const x = this.read(op.inBuffer, op.inChannel, op.channels, null);
           this.write(op.outBuffer, op.outChannel, op.channels, g.node('AveragePool', [x],
             [attrInts('kernel_shape', [op.kernel, op.kernel]), attrInts('strides', [op.stride, op.stride])]));
+          break;
+        }
+        case 'maxpool': {
+          // ONNX MaxPool pads with -infinity: padding never wins, as the format says.
+          const x = this.read(op.inBuffer, op.inChannel, op.channels, null);
+          this.write(op.outBuffer, op.outChannel, op.channels, g.node('MaxPool', [x],
+            [attrInts('kernel_shape', [op.kernel, op.kernel]), attrInts('strides', [op.stride, op.stride]),
+              attrInts('pads', [op.pad, op.pad, op.pad, op.pad])]));
           break;
         }
         case 'global_avgpool': {

@@ -111,7 +111,7 @@ export function parseProfile(text: string): OpProfile[] {
   return rows;
 }
 
-const OP_KINDS = ['', 'conv2d', 'se', 'avgpool', 'global_avgpool', 'fc', 'channel_shuffle'];
+const OP_KINDS = ['', 'conv2d', 'se', 'avgpool', 'global_avgpool', 'fc', 'channel_shuffle', 'maxpool'];
 
 /** The profile as the WASI command prints it (`bench --profile`): one aligned row per op, then the sum. */
 export function formatProfile(rows: OpProfile[]): string {

@@ -17,8 +17,13 @@ export function evaluateModel(model: Cdnv2Model, src: ImageSource, opts: { keepL
   const logits = opts.keepLogits ? new Float32Array(src.count * classes) : undefined;
   let correct = 0;
   for (let i = 0; i < src.count; i++) {
-    src.read(i, pixels);
-    const y = model.runImage({ width: src.width, height: src.height, channels: src.channels, data: pixels });
+    // A folder's original image, so the runtime applies the model's own resize to it (not to a resized copy).
+    let y: Float32Array;
+    if (src.readOriginal) y = model.runImage(src.readOriginal(i));
+    else {
+      src.read(i, pixels);
+      y = model.runImage({ width: src.width, height: src.height, channels: src.channels, data: pixels });
+    }
     let best = 0;
     for (let c = 1; c < classes; c++) if (y[c]! > y[best]!) best = c;
     if (best === src.label(i)) correct++;

@@ -45,6 +45,7 @@ function allOpsModel(): Uint8Array {
       groups: 1, inAct: ACT.relu, outAct: ACT.hardswish, accumulate: 0, weight: 0, bias: 1, inIndex: 2, inScale: 3, inShift: 4, outIndex: 5 },
     { kind: 'channel_shuffle', inBuffer: 1, inChannel: 0, channels: 8, outBuffer: 2, outChannel: 0, groups: 2 },
     { kind: 'avgpool', inBuffer: 2, inChannel: 0, channels: 8, outBuffer: 3, outChannel: 0, kernel: 2, stride: 2 },
+    { kind: 'maxpool', inBuffer: 2, inChannel: 2, channels: 5, outBuffer: 6, outChannel: 1, kernel: 3, stride: 2, pad: 1 },
     { kind: 'se', buffer: 3, channel: 0, channels: 8, hidden: 4, w1: 6, b1: 7, w2: 8, b2: null, gate: 0 },
     { kind: 'global_avgpool', inBuffer: 3, inChannel: 0, channels: 8, outBuffer: 4, outChannel: 0, inAct: ACT.relu, inScale: 9, inShift: 10 },
     { kind: 'fc', inBuffer: 4, inChannel: 0, cin: 8, outBuffer: 5, outChannel: 0, cout: 4, outAct: ACT.none, weight: 11, bias: 12 },
@@ -52,6 +53,7 @@ function allOpsModel(): Uint8Array {
   const buffers = [
     { channels: 3, height: 6, width: 6 }, { channels: 8, height: 6, width: 6 }, { channels: 8, height: 6, width: 6 },
     { channels: 8, height: 3, width: 3 }, { channels: 8, height: 1, width: 1 }, { channels: 4, height: 1, width: 1 },
+    { channels: 6, height: 3, width: 3 }, // the max pool's (read by no later op)
   ];
   const model = buildModel(buffers, ops, tensors, 5);
   model.meta.push({ key: 'input.resize', type: 'string', value: 'nearest' }, { key: 'arch', type: 'string', value: 'all-ops' });

@@ -28,6 +28,12 @@ export interface KernelExports {
     outAct: number, accumulate: number, scratch: number): void;
   avgpool(input: number, channels: number, h: number, w: number, kernel: number, stride: number, out: number, outH: number, outW: number): void;
   global_avgpool(input: number, channels: number, hw: number, scale: number, shift: number, act: number, out: number): void;
+  maxpool_scratch_bytes(h: number, w: number, pad: number): number;
+  maxpool(input: number, channels: number, h: number, w: number, kernel: number, stride: number, pad: number, out: number,
+    outH: number, outW: number, scratch: number): void;
+  depthwise3x3_scratch_bytes(h: number, w: number): number;
+  depthwise3x3(input: number, channels: number, h: number, w: number, weight: number, bias: number, stride: number,
+    out: number, outH: number, outW: number, outIndex: number, outAct: number, accumulate: number, scratch: number): void;
   squeeze_excite(x: number, channels: number, hw: number, hidden: number, w1: number, b1: number, w2: number, b2: number, scratch: number): void;
   fully_connected(input: number, cin: number, weight: number, bias: number, cout: number, outAct: number, out: number): void;
   channel_shuffle(input: number, channels: number, hw: number, groups: number, out: number): void;

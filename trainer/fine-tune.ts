@@ -4,8 +4,8 @@
 // uses the defaults below before it loads TensorFlow.js. docs/training.md, "Fine-tuning".
 import { readFileSync, statSync } from 'node:fs';
 
-import { getConfig, type ArchConfig } from '../base/arch/configs.js';
-import { tensorInventory } from '../base/arch/schema.js';
+import type { TrainDefaults } from '../base/arch/configs.js';
+import { findNetworkConfig, isShuffleNetConfig, networkTensorInventory, type NetworkConfig } from '../base/arch/networks.js';
 import { importedCheckpointContent } from './imported-checkpoint.js';
 import { loadCheckpoint, masksAreFinal, type LoadedCheckpoint, type TrainOptions } from './checkpoint.js';
 
@@ -30,9 +30,10 @@ export function isTorchFile(source: string): boolean {
  * Loads the network to start from. A checkpoint directory (a run or one epoch) as it is; a PyTorch file is
  * imported with `arch` (required) exactly as `cdnv2 import` does, then taken in training form.
  */
-export async function loadInitSource(source: string, arch: ArchConfig | undefined, log: (m: string) => void): Promise<LoadedCheckpoint> {
+export async function loadInitSource(source: string, arch: NetworkConfig | undefined, log: (m: string) => void): Promise<LoadedCheckpoint> {
   if (!isTorchFile(source)) return loadCheckpoint(source, (m) => log(`warning: ${m}`));
   if (!arch) throw new Error(`--init-from ${source}: a PyTorch file needs --arch, the configuration it was trained as`);
+  if (isShuffleNetConfig(arch)) throw new Error(`--init-from ${source}: PyTorch files are read for CondenseNetV2 configurations, not ${arch.name}`);
   const { importTorchCheckpoint } = await import('../converter/pytorch/import.js');
   let bytes: Uint8Array;
   try { bytes = new Uint8Array(readFileSync(source)); } catch (e) {
@@ -47,26 +48,26 @@ export async function loadInitSource(source: string, arch: ArchConfig | undefine
   return { dir: source, manifest: { format: 'imported', version: 0, epoch: 0, files: {}, tensors: [] }, ...content };
 }
 
-/** The fields that make the network's structure (not its classes, names, normalisation or recipe). */
-const STRUCTURE_KEYS = ['input', 'layers', 'growth', 'group1x1', 'group3x3', 'groupTrans', 'condenseFactor', 'sfrFactor', 'bottleneck',
-  'stemChannels', 'stemStride', 'hsStartBlock', 'seStartBlock', 'seReduction', 'headSeReduction', 'fcChannels'] as const;
+/** Configuration fields that do not make the network's structure (classes, names, normalisation, recipe). */
+const NOT_STRUCTURE = new Set(['name', 'description', 'classes', 'labels', 'train', 'mean', 'std', 'resize', 'resizeShorter']);
 
-function structure(cfg: ArchConfig): string {
-  return JSON.stringify(STRUCTURE_KEYS.map((k) => cfg[k]), (_k, v) => (v === Infinity ? 'Infinity' : v));
+function structure(cfg: NetworkConfig): string {
+  const c = cfg as unknown as Record<string, unknown>;
+  return JSON.stringify(Object.keys(c).filter((k) => !NOT_STRUCTURE.has(k)).sort().map((k) => [k, c[k]]), (_k, v) => (v === Infinity ? 'Infinity' : v));
 }
 
 /**
  * The configuration a run started from `source` trains: the source's network with `classes` outputs named
  * `labels` (a folder's class names). Refuses a source of another architecture than `cfg` (the --arch given).
  */
-export function fineTuneConfig(source: LoadedCheckpoint, cfg: ArchConfig, sfr: boolean, labels?: string[]): { config: ArchConfig; newHead: boolean } {
+export function fineTuneConfig(source: LoadedCheckpoint, cfg: NetworkConfig, sfr: boolean, labels?: string[]): { config: NetworkConfig; newHead: boolean } {
   const src = source.state.config;
-  const what = (c: ArchConfig, s: boolean) => `${c.name}${s ? '' : ' without SFR'}`;
+  const what = (c: NetworkConfig, s: boolean) => `${c.name}${s ? '' : ' without SFR'}`;
   if (src.name !== cfg.name || structure(src) !== structure(cfg) || source.state.options.sfr !== sfr) {
     throw new Error(`--init-from: ${source.dir} holds ${what(src, source.state.options.sfr)}, this run trains ${what(cfg, sfr)}`
       + (src.name === cfg.name ? ' (same name, another structure)' : ''));
   }
-  for (const t of tensorInventory(src, sfr)) {
+  for (const t of networkTensorInventory(src, sfr)) {
     const v = source.model.get(t.name);
     if (!v || v.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`--init-from: ${source.dir}: tensor ${t.name} does not match ${cfg.name}`);
   }
@@ -133,7 +134,7 @@ export function trainableAt(freeze: FreezeMode | undefined, params: string[], bl
  * warm-up over the first 5% of the epochs from a tenth of the peak, cosine to 0, 10 epochs, no EMA; weight decay,
  * momentum and label smoothing as the configuration's. `given`: the epochs and batch of the command line.
  */
-export function fineTuneDefaults(cfg: ArchConfig, given: { epochs?: number; batch?: number } = {}): Pick<TrainOptions, 'epochs' | 'batch' | 'lr' | 'warmupEpochs' | 'warmupLr' | 'ema'> {
+export function fineTuneDefaults(cfg: { train: TrainDefaults }, given: { epochs?: number; batch?: number } = {}): Pick<TrainOptions, 'epochs' | 'batch' | 'lr' | 'warmupEpochs' | 'warmupLr' | 'ema'> {
   const t = cfg.train;
   const batch = given.batch ?? Math.min(64, t.batch);
   const lr = Number(((0.1 * t.lr * batch) / t.batch).toPrecision(3));
@@ -142,6 +143,6 @@ export function fineTuneDefaults(cfg: ArchConfig, given: { epochs?: number; batc
 }
 
 /** The configuration named by a source checkpoint's state (for `--init-from` without --arch). */
-export function sourceArch(source: LoadedCheckpoint): ArchConfig {
-  try { return getConfig(source.state.config.name); } catch { return source.state.config; }
+export function sourceArch(source: LoadedCheckpoint): NetworkConfig {
+  return findNetworkConfig(source.state.config.name) ?? source.state.config;
 }

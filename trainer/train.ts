@@ -5,7 +5,8 @@ import cliProgress from 'cli-progress';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { getConfig, type ArchConfig } from '../base/arch/configs.js';
+import { withClasses } from '../base/arch/configs.js';
+import { getNetworkConfig, isShuffleNetConfig, networkHasSfr, type NetworkConfig } from '../base/arch/networks.js';
 import { writeFileAtomicSync } from '../base/io.js';
 import {
   listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type StageRecord,
@@ -13,9 +14,11 @@ import {
 } from './checkpoint.js';
 import { renderTrainingCurves } from './chart.js';
 import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetName, type ImageSource } from '../base/data/index.js';
+import { assembleAugmentedBatch, parseRandAugment } from '../base/data/augment.js';
 import { DataError } from '../base/data/source.js';
 import { evaluateSource } from './evaluate.js';
-import { CdnModel, initialValues, ownedVariable } from './model.js';
+import { ownedVariable } from './model.js';
+import { createTrainModel, networkInitialValues, type TrainModel } from './net.js';
 import { Rng } from '../base/rng.js';
 import type { BackendChoice } from './backend.js';
 import { DataParallel } from './data-parallel.js';
@@ -37,8 +40,8 @@ export interface TrainRun extends TrainOptions {
   workers?: number;
   backendChoice?: BackendChoice;
   workerThreads?: number;
-  /** A derived configuration (tests); default getConfig(arch). Stored in the checkpoint. */
-  config?: ArchConfig;
+  /** A derived configuration (tests); default getNetworkConfig(arch). Stored in the checkpoint. */
+  config?: NetworkConfig;
   /** Stop after this many epochs of this invocation (simulates an interruption; tests). */
   stopAfterEpochs?: number;
   progress?: boolean;
@@ -64,10 +67,10 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 
 /** Options that must match when resuming (everything that changes the numbers). */
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
-  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'freeze',
-  'headLrScale'];
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'classes', 'folderAugment',
+  'freeze', 'headLrScale'];
 
-function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
+function density(model: TrainModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
   for (const m of model.maskList) {
     if (m.kind !== kind) continue;
@@ -97,15 +100,17 @@ export async function train(run: TrainRun): Promise<TrainResult> {
 
 async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<TrainResult> {
   const existing = listCheckpointDirs(run.out);
-  let cfg = run.config ?? getConfig(run.arch);
+  let cfg = run.config ?? getNetworkConfig(run.arch);
   let opts: TrainOptions = {
     arch: run.arch, dataset: run.dataset, epochs: run.epochs, batch: run.batch, lr: run.lr, warmupEpochs: run.warmupEpochs,
     warmupLr: run.warmupLr, weightDecay: run.weightDecay, momentum: run.momentum, labelSmoothing: run.labelSmoothing, ema: run.ema,
-    groupLasso: run.groupLasso, sfr: run.sfr, seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
+    groupLasso: run.groupLasso, sfr: networkHasSfr(cfg, run.sfr), seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
     ...(run.crop !== undefined ? { crop: run.crop } : {}),
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
     ...(run.freeze ? { freeze: run.freeze } : {}),
     ...(run.headLrScale !== undefined ? { headLrScale: run.headLrScale } : {}),
+    ...(run.classes !== undefined ? { classes: run.classes } : {}),
+    ...(run.folderAugment ? { folderAugment: run.folderAugment } : {}),
   };
   if (opts.freeze && !opts.initFrom) throw new Error('--freeze needs --init-from: only a trained network has layers worth freezing');
   let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
@@ -131,6 +136,9 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   }
   // A folder's classes are its sub-directories: the run's classifier has one output per class, named after it.
   const folderLabels = opts.dataset === 'folder' && !run.sources ? folderClassNames(requireDataDir(run.dataDir)) : undefined;
+  if (folderLabels && opts.classes !== undefined && opts.classes !== folderLabels.length) {
+    throw new DataError(`--classes ${opts.classes}, but ${run.dataDir} has ${folderLabels.length} classes (${folderLabels.join(', ')})`);
+  }
   if (resumeFrom && folderLabels && folderLabels.join('\n') !== cfg.labels.join('\n')) {
     throw new DataError(`--resume: the folder's classes (${folderLabels.join(', ')}) are not the run's (${cfg.labels.join(', ')})`);
   }
@@ -147,8 +155,12 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     log(`starting from ${start.dir} (${start.state.config.name} after ${start.state.epochsDone} epochs, mask stage ${start.state.stage.lgc}/${start.state.stage.sfr})`
       + (newHead ? `; new classifier for ${cfg.classes} classes (${cfg.labels.join(', ')}) at ${opts.headLrScale}x the learning rate, freeze ${opts.freeze ?? 'none'}` : ''));
   } else if (!resumeFrom && folderLabels) {
-    cfg = { ...cfg, classes: folderLabels.length, labels: folderLabels };
+    cfg = { ...withClasses(cfg, folderLabels.length), labels: folderLabels };
+  } else if (!resumeFrom && opts.classes !== undefined) {
+    // A resumed run's stored configuration already has its class count.
+    cfg = withClasses(cfg, opts.classes);
   }
+  if (opts.freeze === 'stages' && isShuffleNetConfig(cfg)) throw new Error('--freeze stages: the unfreezing stages are defined for CondenseNetV2\'s dense blocks; use none or head-only');
   if (opts.crop !== undefined && !(Number.isInteger(opts.crop) && opts.crop >= 0 && opts.crop < Math.min(cfg.input.height, cfg.input.width))) {
     throw new Error(`crop must be a whole number of pixels from 0 to ${Math.min(cfg.input.height, cfg.input.width) - 1} for ${cfg.name}, got ${opts.crop}`);
   }
@@ -158,6 +170,11 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   // An empty split would train NaN iterations or report accuracy on nothing.
   if (trainSrc.count === 0) throw new DataError(`${trainSrc.name}: 0 training images`);
   if (testSrc.count === 0) throw new DataError(`${testSrc.name}: 0 test images`);
+  const folderAug = opts.augment ? opts.folderAugment : undefined;
+  if (folderAug) {
+    if (!trainSrc.readOriginal) throw new DataError(`${trainSrc.name}: the folder augmentation needs an image folder (--dataset folder)`);
+    if (folderAug.randAugment) parseRandAugment(folderAug.randAugment);
+  }
   const B = Math.min(opts.batch, trainSrc.count);
   const itersPerEpoch = Math.max(1, Math.floor(trainSrc.count / B));
   const total = opts.epochs * itersPerEpoch;
@@ -167,11 +184,12 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   }
 
   const model = start
-    ? new CdnModel(cfg, opts.sfr, newHead ? withNewHead(start.model, initialValues(cfg, opts.sfr, opts.seed)) : start.model, start.masks)
-    : new CdnModel(cfg, opts.sfr, initialValues(cfg, opts.sfr, opts.seed));
+    ? createTrainModel(cfg, opts.sfr, newHead ? withNewHead(start.model, networkInitialValues(cfg, opts.sfr, opts.seed)) : start.model, start.masks)
+    : createTrainModel(cfg, opts.sfr, networkInitialValues(cfg, opts.sfr, opts.seed));
   if (start) model.stage = { ...start.state.stage };
   const params = model.trainable();
   const paramNames = params.map((p) => p.name);
+  const freezeBlocks = isShuffleNetConfig(cfg) ? 0 : cfg.layers.length; // --freeze stages: CondenseNetV2's dense blocks
   const headLrScale = opts.headLrScale !== undefined ? new Map(CLASSIFIER_TENSORS.map((n) => [n, opts.headLrScale!])) : undefined;
   const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
   let ema: Map<string, tf.Variable> | undefined;
@@ -274,8 +292,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
       bar?.start(itersPerEpoch, firstIt, { loss: '-', acc: '-', lr: '-', stage: `${model.stage.lgc}/${model.stage.sfr}` });
       for (let it = firstIt; it < itersPerEpoch; it++, iteration++) {
         const p = iteration / total;
-        if (opts.freeze === 'stages' && iteration > 0 && freezeStageAt(iteration, total, cfg.layers.length) !== freezeStageAt(iteration - 1, total, cfg.layers.length)) {
-          log(`unfreezing: stage ${freezeStageAt(iteration, total, cfg.layers.length)} from iteration ${iteration}`);
+        if (opts.freeze === 'stages' && iteration > 0 && freezeStageAt(iteration, total, freezeBlocks) !== freezeStageAt(iteration - 1, total, freezeBlocks)) {
+          log(`unfreezing: stage ${freezeStageAt(iteration, total, freezeBlocks)} from iteration ${iteration}`);
         }
         for (const ev of model.updateMasks(p)) {
           const rec: StageRecord = { ...ev, iteration, epoch, density: density(model, ev.kind) };
@@ -284,8 +302,10 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
           if (!bar) log(`${ev.kind} stage ${ev.from} -> ${ev.to} at iteration ${iteration} (progress ${p.toFixed(4)}), mask density ${rec.density.toFixed(4)}`);
         }
         lr = learningRate(opts, iteration, itersPerEpoch, total);
-        assembleBatch(trainSrc, cfg, order.slice(it * B, it * B + B), xBuf, yBuf, aug, aug ? rng : undefined);
-        const only = trainableAt(opts.freeze, paramNames, cfg.layers.length, iteration, total);
+        const batch = order.slice(it * B, it * B + B);
+        if (folderAug) assembleAugmentedBatch(trainSrc, cfg, batch, xBuf, yBuf, folderAug, opts.seed, epoch);
+        else assembleBatch(trainSrc, cfg, batch, xBuf, yBuf, aug, aug ? rng : undefined);
+        const only = trainableAt(opts.freeze, paramNames, freezeBlocks, iteration, total);
         const lossOpts = { labelSmoothing: opts.labelSmoothing, groupLasso: opts.groupLasso, ...(only ? { params: only } : {}) };
         const step = dp ? await dp.step(model, xBuf, yBuf, B, lossOpts) : sliceGradients(model, xBuf, yBuf, B, lossOpts);
         const lossVal = step.loss;

@@ -4,6 +4,8 @@ export { prepare_channels } from '../kernels/prepare';
 export { conv1x1_group } from '../kernels/conv1x1';
 export { conv2d_scratch_bytes, conv2d_group } from '../kernels/conv2d';
 export { avgpool, global_avgpool } from '../kernels/pool';
+export { maxpool, maxpool_scratch_bytes } from '../kernels/maxpool';
+export { depthwise3x3, depthwise3x3_scratch_bytes } from '../kernels/depthwise';
 export { squeeze_excite } from '../kernels/se';
 export { fully_connected } from '../kernels/fc';
 export { channel_shuffle } from '../kernels/shuffle';

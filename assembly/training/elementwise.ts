@@ -28,6 +28,14 @@ export function binary_bcast(op: i32, a: usize, b: usize, out: usize, mid: i32, 
 export function copy_columns(x: usize, cols: i32, c0: i32, out: usize, outCols: i32, dstCol: i32, dstCols: i32, r0: i32, r1: i32): void {
   // Also the concat step: the columns land at [dstCol, dstCol+outCols) of rows dstCols wide.
   const n = <usize>outCols << 2;
+  if (outCols < 4) {
+    // Stack and unstack along the last axis move one float per row: a call of memory.copy each would cost more.
+    for (let r = r0; r < r1; r++) {
+      const s = x + (<usize>r * <usize>cols + <usize>c0) * 4, d = out + (<usize>r * <usize>dstCols + <usize>dstCol) * 4;
+      for (let j: usize = 0; j < n; j += 4) store<f32>(d + j, load<f32>(s + j));
+    }
+    return;
+  }
   for (let r = r0; r < r1; r++) {
     memory.copy(out + (<usize>r * <usize>dstCols + <usize>dstCol) * 4, x + (<usize>r * <usize>cols + <usize>c0) * 4, n);
   }

@@ -9,3 +9,4 @@ export function heap_base(): usize {
   return (__heap_base + 15) & ~15;
 }
 export { binary_bcast, copy_columns, avgpool_tiled, avgpool_tiled_grad } from './elementwise';
+export { dw_pad, dw_crop, dw_forward, dw_input_grad_scatter, dw_filter_grad } from './depthwise';

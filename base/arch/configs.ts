@@ -72,12 +72,31 @@ export const FASHION_MNIST_LABELS = [
 export const CIFAR10_LABELS = [
   'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
 ];
+/**
+ * The 100 CIFAR-100 fine label names in label order (the dataset's `fine_label_names.txt` of the binary version and
+ * the `fine_label_names` of its Python `meta` file: alphabetical).
+ */
+export const CIFAR100_LABELS = [
+  'apple', 'aquarium_fish', 'baby', 'bear', 'beaver', 'bed', 'bee', 'beetle', 'bicycle', 'bottle',
+  'bowl', 'boy', 'bridge', 'bus', 'butterfly', 'camel', 'can', 'castle', 'caterpillar', 'cattle',
+  'chair', 'chimpanzee', 'clock', 'cloud', 'cockroach', 'couch', 'crab', 'crocodile', 'cup', 'dinosaur',
+  'dolphin', 'elephant', 'flatfish', 'forest', 'fox', 'girl', 'hamster', 'house', 'kangaroo', 'keyboard',
+  'lamp', 'lawn_mower', 'leopard', 'lion', 'lizard', 'lobster', 'man', 'maple_tree', 'motorcycle', 'mountain',
+  'mouse', 'mushroom', 'oak_tree', 'orange', 'orchid', 'otter', 'palm_tree', 'pear', 'pickup_truck', 'pine_tree',
+  'plain', 'plate', 'poppy', 'porcupine', 'possum', 'rabbit', 'raccoon', 'ray', 'road', 'rocket',
+  'rose', 'sea', 'seal', 'shark', 'shrew', 'skunk', 'skyscraper', 'snail', 'snake', 'spider',
+  'squirrel', 'streetcar', 'sunflower', 'sweet_pepper', 'table', 'tank', 'telephone', 'television', 'tiger', 'tractor',
+  'train', 'trout', 'tulip', 'turtle', 'wardrobe', 'whale', 'willow_tree', 'wolf', 'woman', 'worm',
+];
 /** The 1000 ILSVRC-2012 class names in the standard order (class index of torchvision's ImageFolder). */
 export const IMAGENET_LABELS: string[] = imagenetClasses.labels;
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
 const CIFAR_MEAN = [0.4914, 0.4822, 0.4465];
 const CIFAR_STD = [0.2470, 0.2435, 0.2616];
+// The per-channel statistics of the CIFAR-100 training images, as commonly quoted.
+const CIFAR100_MEAN = [0.5071, 0.4865, 0.4409];
+const CIFAR100_STD = [0.2673, 0.2564, 0.2762];
 
 // Official recipe (reference §5): 350 epochs, SGD Nesterov 0.9, lr 0.4 with 5 warm-up epochs from 0.1,
 // cosine per iteration, wd 4e-5 without BN/bias, label smoothing 0.1, EMA 0.9998.
@@ -106,14 +125,15 @@ function imagenet(name: string, description: string, layers: number[], growth: n
   };
 }
 
-function cifar(name: string, description: string, n: number): ArchConfig {
+function cifar(name: string, description: string, n: number, variant: 10 | 100 = 10): ArchConfig {
   return {
     name, description,
-    input: { channels: 3, height: 32, width: 32 }, classes: 10,
+    input: { channels: 3, height: 32, width: 32 }, classes: variant,
     layers: [n, n, n], growth: [8, 16, 32], group1x1: 4, group3x3: 4, groupTrans: 4, condenseFactor: 4, sfrFactor: 4, bottleneck: 4,
     stemChannels: 16, stemStride: 1,
     hsStartBlock: Infinity, seStartBlock: Infinity, seReduction: 1, headSeReduction: 0, fcChannels: 0,
-    mean: CIFAR_MEAN, std: CIFAR_STD, labels: CIFAR10_LABELS, train: CIFAR_TRAIN,
+    mean: variant === 10 ? CIFAR_MEAN : CIFAR100_MEAN, std: variant === 10 ? CIFAR_STD : CIFAR100_STD,
+    labels: variant === 10 ? CIFAR10_LABELS : CIFAR100_LABELS, train: CIFAR_TRAIN,
   };
 }
 
@@ -150,6 +170,9 @@ export const CONFIGS: Record<string, ArchConfig> = {
   // Depth = 9n+2 counting LGC, 3x3 and SFR convolutions per layer (reference §7).
   'cdnv2-cifar-110': cifar('cdnv2-cifar-110', 'CondenseNetV2-110, CIFAR 32x32 (paper §4.3, 12-12-12)', 12),
   'cdnv2-cifar-146': cifar('cdnv2-cifar-146', 'CondenseNetV2-146, CIFAR 32x32 (paper §4.3, 16-16-16)', 16),
+  // The same networks with a 100-way classifier, for the paper's CIFAR-100 column (Table 6).
+  'cdnv2-cifar100-110': cifar('cdnv2-cifar100-110', 'CondenseNetV2-110, CIFAR-100 32x32 (paper §4.3, 12-12-12)', 12, 100),
+  'cdnv2-cifar100-146': cifar('cdnv2-cifar100-146', 'CondenseNetV2-146, CIFAR-100 32x32 (paper §4.3, 16-16-16)', 16, 100),
   'cdnv2-fmnist': FMNIST,
   // The same network with 1.5x the growth in blocks 2 and 3: 1.9x the multiply-adds, 2.1x the parameters, for a
   // network that fits the training set better (the 8-16-32 one stops near 92% of the training images).
@@ -170,6 +193,16 @@ export function getConfig(name: string): ArchConfig {
   const c = CONFIGS[name];
   if (!c) throw new Error(`unknown configuration '${name}' (known: ${configNames().join(', ')})`);
   return c;
+}
+
+/**
+ * `cfg` with a classifier of `classes` outputs (`train --classes N`). The class names stay when there are as many,
+ * otherwise the model carries none (hosts then print indices).
+ */
+export function withClasses<C extends Pick<ArchConfig, 'classes' | 'labels'>>(cfg: C, classes: number): C {
+  if (!Number.isInteger(classes) || classes < 2 || classes > 100_000) throw new Error(`classes must be an integer from 2 to 100000, got ${classes}`);
+  if (classes === cfg.classes) return cfg;
+  return { ...cfg, classes, labels: cfg.labels.length === classes ? cfg.labels : [] };
 }
 
 export function activationOfBlock(cfg: ArchConfig, block: number): Activation {

@@ -4,7 +4,7 @@
 
 export const MAGIC = [0x43, 0x4e, 0x56, 0x32]; // "CNV2"
 export const MAJOR_VERSION = 1;
-export const MINOR_VERSION = 1; // 1: rice index tensors (dtype 6), optional labels
+export const MINOR_VERSION = 2; // 1: rice index tensors (dtype 6), optional labels; 2: MAXPOOL (opcode 7)
 export const NONE = 0xffffffff; // an absent tensor reference
 export const HEADER_SIZE = 32;
 export const DIR_ENTRY_SIZE = 16;
@@ -18,7 +18,7 @@ export const META_TYPE_CODES = { 'u32[]': 1, 'f32[]': 2, string: 3, 'string[]': 
 /** Activation codes of the ops. */
 export const ACT = { none: 0, relu: 1, hardswish: 2 } as const;
 
-export type OpName = 'conv2d' | 'se' | 'avgpool' | 'global_avgpool' | 'fc' | 'channel_shuffle';
+export type OpName = 'conv2d' | 'se' | 'avgpool' | 'global_avgpool' | 'fc' | 'channel_shuffle' | 'maxpool';
 
 /** Opcode, and the op's words in file order; fields listed in TENSOR_FIELDS are tensor references (NONE = null). */
 export const OP_LAYOUT: Record<OpName, { opcode: number; fields: string[] }> = {
@@ -35,6 +35,7 @@ export const OP_LAYOUT: Record<OpName, { opcode: number; fields: string[] }> = {
   },
   fc: { opcode: 5, fields: ['inBuffer', 'inChannel', 'cin', 'outBuffer', 'outChannel', 'cout', 'outAct', 'weight', 'bias'] },
   channel_shuffle: { opcode: 6, fields: ['inBuffer', 'inChannel', 'channels', 'outBuffer', 'outChannel', 'groups'] },
+  maxpool: { opcode: 7, fields: ['inBuffer', 'inChannel', 'channels', 'outBuffer', 'outChannel', 'kernel', 'stride', 'pad'] },
 };
 
 export const TENSOR_FIELDS = new Set([

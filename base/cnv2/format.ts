@@ -186,7 +186,8 @@ export function writeModel(model: Model, opts: WriteOptions = {}): Uint8Array {
   const view = new DataView(out.buffer);
   out.set(MAGIC, 0);
   view.setUint16(4, MAJOR_VERSION, true);
-  view.setUint16(6, MINOR_VERSION, true);
+  // 1.2 only for models with a MAXPOOL op: every other model keeps the 1.1 bytes it always had.
+  view.setUint16(6, model.ops.some((op) => op.kind === 'maxpool') ? MINOR_VERSION : 1, true);
   view.setUint32(8, fileSize, true);
   view.setUint32(12, n, true);
   for (let i = 0; i < n; i++) {
@@ -206,7 +207,7 @@ export function writeModel(model: Model, opts: WriteOptions = {}): Uint8Array {
 // ---------------------------------------------------------------------------------------------------------------
 // Reader
 //
-// The rules and their order mirror the wasm loader (assembly/runtime/model.ts) check for check, and each rule reports the
+// The rules and their order mirror the wasm loader (assembly/runtime/parse.ts) check for check, and each rule reports the
 // same code (base/cnv2/error-codes.ts): sections, then META, TENS, and GRPH op by op. Keep the two in step.
 
 /** Bounds-checked little-endian cursor over one section; running past the end is a 'truncated' error. */
@@ -408,7 +409,7 @@ function convKernelScratch(cin: number, h: number, w: number, kernel: number, st
   return bytes > 0x7fffffff ? Infinity : bytes;
 }
 
-/** Per-op rules against buffers and tensors, in the wasm loader's order (assembly/runtime/model.ts parseConv and peers). */
+/** Per-op rules against buffers and tensors, in the wasm loader's order (assembly/runtime/ops/: validateConv2d and peers). */
 class OpChecker {
   private where = '';
   private readonly finiteChecked = new Set<number>();
@@ -500,6 +501,7 @@ class OpChecker {
       case 'global_avgpool': return this.pool(op);
       case 'fc': return this.fc(op);
       case 'channel_shuffle': return this.shuffle(op);
+      case 'maxpool': return this.pool(op);
     }
   }
 
@@ -613,7 +615,7 @@ class OpChecker {
     this.record(op.buffer, op.channel, hi, op.buffer, op.channel, hi);
   }
 
-  private pool(op: Extract<Op, { kind: 'avgpool' | 'global_avgpool' }>): void {
+  private pool(op: Extract<Op, { kind: 'avgpool' | 'global_avgpool' | 'maxpool' }>): void {
     this.record(op.inBuffer, op.inChannel, op.inChannel + op.channels - 1, op.outBuffer, op.outChannel, op.outChannel + op.channels - 1);
     const inB = this.range(op.inBuffer, op.inChannel, op.channels, 'input');
     const outB = this.range(op.outBuffer, op.outChannel, op.channels, 'output');
@@ -628,8 +630,10 @@ class OpChecker {
     }
     const { kernel: k, stride: s } = op;
     if (k < 1 || k > 16 || s < 1 || s > 16) this.fail('graph', 'pool kernel and stride must be 1..16');
-    if (inB.height < k || inB.width < k) this.fail('shape', 'input smaller than the pool kernel');
-    if (Math.floor((inB.height - k) / s) + 1 !== outB.height || Math.floor((inB.width - k) / s) + 1 !== outB.width) {
+    const pad = op.kind === 'maxpool' ? op.pad : 0;
+    if (pad > (k >> 1)) this.fail('graph', `padding ${pad} larger than kernel/2`);
+    if (inB.height + 2 * pad < k || inB.width + 2 * pad < k) this.fail('shape', 'input smaller than the pool kernel');
+    if (Math.floor((inB.height + 2 * pad - k) / s) + 1 !== outB.height || Math.floor((inB.width + 2 * pad - k) / s) + 1 !== outB.width) {
       this.fail('shape', 'pooled size does not match the output buffer');
     }
   }

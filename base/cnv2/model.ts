@@ -81,11 +81,18 @@ export interface ChannelShuffleOp {
   outBuffer: number; outChannel: number; groups: number;
 }
 
-export type Op = Conv2dOp | SeOp | AvgPoolOp | GlobalAvgPoolOp | FcOp | ChannelShuffleOp;
+/** Max over the in-bounds pixels of each window (padding never wins); since format 1.2. */
+export interface MaxPoolOp {
+  kind: 'maxpool';
+  inBuffer: number; inChannel: number; channels: number;
+  outBuffer: number; outChannel: number; kernel: number; stride: number; pad: number;
+}
+
+export type Op = Conv2dOp | SeOp | AvgPoolOp | GlobalAvgPoolOp | FcOp | ChannelShuffleOp | MaxPoolOp;
 export type OpKind = Op['kind'];
 // Every op kind has a layout in the format table and every layout an op kind.
 const layoutOfEveryKind: Record<OpKind, unknown> = OP_LAYOUT;
-const kindOfEveryLayout: Record<OpName, OpKind> = { conv2d: 'conv2d', se: 'se', avgpool: 'avgpool', global_avgpool: 'global_avgpool', fc: 'fc', channel_shuffle: 'channel_shuffle' };
+const kindOfEveryLayout: Record<OpName, OpKind> = { conv2d: 'conv2d', se: 'se', avgpool: 'avgpool', global_avgpool: 'global_avgpool', fc: 'fc', channel_shuffle: 'channel_shuffle', maxpool: 'maxpool' };
 void layoutOfEveryKind; void kindOfEveryLayout;
 
 export interface Model {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 
+import { resizeShorterCenterCrop } from './resample.js';
 import { DataError, type ImageSource } from './source.js';
 
 const EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.ppm', '.pgm']);
@@ -101,6 +102,40 @@ export function fitImage(img: DecodedImage, height: number, width: number, chann
   }
 }
 
+/** The image with `channels` channels at its own size: alpha dropped, gray repeated, RGB to luma (BT.601). */
+export function toChannels(img: DecodedImage, channels: number): DecodedImage {
+  if (img.channels === channels) return img;
+  const n = img.width * img.height, C = img.channels;
+  const data = new Uint8Array(n * channels);
+  for (let p = 0; p < n; p++) {
+    for (let c = 0; c < channels; c++) {
+      let v: number;
+      if (C === 1) v = img.data[p]!;
+      else if (channels === 1) v = Math.round(0.299 * img.data[p * C]! + 0.587 * img.data[p * C + 1]! + 0.114 * img.data[p * C + 2]!);
+      else v = img.data[p * C + Math.min(c, C - 1)]!;
+      data[p * channels + c] = v;
+    }
+  }
+  return { width: img.width, height: img.height, channels, data };
+}
+
+/** How a model wants its images brought to the input size (its configuration, as the runtime's metadata says). */
+export interface FitSpec { resize?: 'bilinear' | 'bicubic' | 'nearest'; resizeShorter?: number }
+
+/**
+ * The model's own preprocessing, as the wasm runtime applies it: with `resizeShorter` or bicubic, the official
+ * evaluation resize (Pillow's antialiased filter, shorter side to resizeShorter or the input size, centre crop);
+ * otherwise the shorter side to the input, bilinear, centre crop (fitImage).
+ */
+export function fitForModel(img: DecodedImage, height: number, width: number, channels: number, spec: FitSpec, out: Uint8Array): void {
+  if (spec.resizeShorter || spec.resize === 'bicubic') {
+    const r = resizeShorterCenterCrop(toChannels(img, channels), spec.resizeShorter ?? Math.max(height, width), height, width, spec.resize === 'bicubic' ? 'bicubic' : 'bilinear');
+    out.set(r.data);
+  } else {
+    fitImage(img, height, width, channels, out);
+  }
+}
+
 function listClasses(dir: string): { classes: string[]; files: { file: string; label: number }[][] } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`${dir}: not a directory`);
   const classes = readdirSync(dir).filter((d) => statSync(path.join(dir, d)).isDirectory()).sort();
@@ -131,8 +166,7 @@ export function folderClassNames(dir: string): string[] {
   return names;
 }
 
-export function openFolder(dir: string, split: 'train' | 'test',
-  shape: { height: number; width: number; channels: number; resizeShorter?: number }): ImageSource & { classNames: string[] } {
+export function openFolder(dir: string, split: 'train' | 'test', shape: { height: number; width: number; channels: number }, fit: FitSpec = {}): ImageSource & { classNames: string[] } {
   let items: { file: string; label: number }[];
   let classes: string[];
   const splitDir = split === 'train' ? ['train'] : ['test', 'val'];
@@ -146,9 +180,9 @@ export function openFolder(dir: string, split: 'train' | 'test',
   }
   if (items.length === 0) throw new DataError(`${dir}: no ${split} images (PNG, JPEG, PPM or PGM) found`);
   return {
-    name: `folder/${split}`, count: items.length, classNames: classes, classes: classes.length,
-    height: shape.height, width: shape.width, channels: shape.channels,
-    read: (i, out) => fitImage(decodeImage(items[i]!.file), shape.height, shape.width, shape.channels, out, shape.resizeShorter),
+    name: `folder/${split}`, count: items.length, classNames: classes, classes: classes.length, ...shape,
+    read: (i, out) => fitForModel(decodeImage(items[i]!.file), shape.height, shape.width, shape.channels, fit, out),
+    readOriginal: (i) => toChannels(decodeImage(items[i]!.file), shape.channels),
     label: (i) => items[i]!.label,
     close: () => {},
   };

@@ -9,6 +9,11 @@ export interface ImageSource {
   /** Writes image i as HWC uint8 into out (length height*width*channels). */
   read(i: number, out: Uint8Array): void;
   label(i: number): number;
+  /**
+   * Image i as stored (HWC uint8, any size, already in `channels` channels), for sources whose images are resized
+   * to the input (folders): the training augmentation crops it, and the wasm runtime's evaluation resizes it itself.
+   */
+  readOriginal?(i: number): { width: number; height: number; channels: number; data: Uint8Array };
   close(): void;
 }
 
@@ -23,5 +28,6 @@ export function limitSource(src: ImageSource, n: number | undefined): ImageSourc
   return {
     name: src.name, count: n, height: src.height, width: src.width, channels: src.channels, classes: src.classes,
     read: (i, out) => src.read(i, out), label: (i) => src.label(i), close: () => src.close(),
+    ...(src.readOriginal ? { readOriginal: (i: number) => src.readOriginal!(i) } : {}),
   };
 }

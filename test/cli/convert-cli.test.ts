@@ -62,3 +62,45 @@ t.test('convert refuses unfinished masks and missing checkpoints', async (t) => 
   t.equal(missing.code, 1, 'missing checkpoint: exit 1');
   t.match(missing.stderr, /nothing-here/, 'names the directory');
 });
+
+/** `p` with every float tensor scaled by 0.8 (BN variances stay positive), masks and index lists shared. */
+function scaled(p: unknown): unknown {
+  if (p instanceof Float32Array) return p.map((v) => v * 0.8);
+  if (p instanceof Float64Array) return p.map((v) => v * 0.8);
+  if (ArrayBuffer.isView(p) || p === null || typeof p !== 'object') return p;
+  if (Array.isArray(p)) return p.map(scaled);
+  return Object.fromEntries(Object.entries(p).map(([k, v]) => [k, scaled(v)]));
+}
+
+t.test('convert takes the EMA weights by default and the raw ones with --no-ema (official --wo_ema_weight)', async (t) => {
+  const emaReference = scaled(reference) as typeof reference;
+  const ckptDir = writeTinyCheckpoint(path.join(dir, 'ema-run'), cfg, reference, cfg.condenseFactor - 1, emaReference);
+  const rng = new Rng(3);
+  const x = Float64Array.from({ length: cfg.input.channels * cfg.input.height * cfg.input.width }, () => rng.normal());
+  const relErr = (want: Float64Array | number[], got: ArrayLike<number>): number => {
+    let err = 0, scale = 1;
+    Array.from(want).forEach((v, i) => { err = Math.max(err, Math.abs(v - got[i]!)); scale = Math.max(scale, Math.abs(v)); });
+    return err / scale;
+  };
+  const logitsOf = (...args: string[]): ArrayLike<number> => {
+    const out = path.join(dir, `ema-${args.length}.cnv2`);
+    const r = cdnv2('convert', ckptDir, '-o', out, ...args);
+    t.equal(r.code, 0, r.stderr);
+    return interpretLogits(readModel(readFileSync(out)), x);
+  };
+  const withEma = logitsOf();
+  const raw = logitsOf('--no-ema');
+  const wantEma = referenceForward(emaReference, x), wantRaw = referenceForward(reference, x);
+  t.ok(relErr(wantRaw, wantEma) > 1e-2, 'test setup: the EMA and raw networks differ');
+  t.ok(relErr(wantEma, withEma) < 1e-5, 'default: the EMA network');
+  t.ok(relErr(wantRaw, raw) < 1e-5, '--no-ema: the raw network');
+  // Without EMA weights the flag changes nothing: a note, exit 0, the same model.
+  const plainDir = makeCheckpoint(path.join(dir, 'no-ema-run'), cfg.condenseFactor - 1);
+  const a = path.join(dir, 'plain.cnv2'), b = path.join(dir, 'plain-no-ema.cnv2');
+  t.equal(cdnv2('convert', plainDir, '-o', a).code, 0);
+  const r = cdnv2('convert', plainDir, '-o', b, '--no-ema');
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stderr, /has no EMA weights .*--no-ema changes nothing/, 'a note says the flag changed nothing');
+  t.same(readFileSync(b).length, readFileSync(a).length);
+  t.ok(relErr(Array.from(interpretLogits(readModel(readFileSync(a)), x)), interpretLogits(readModel(readFileSync(b)), x)) === 0, 'the same model');
+});

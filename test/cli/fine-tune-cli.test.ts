@@ -19,8 +19,9 @@ import { cdnv2, root } from '../helpers/cli.js';
 const tmp = mkdtempSync(path.join(tmpdir(), 'cdnv2-ft-cli-'));
 t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
 
-// (--limit-test: the runs' own per-epoch evaluation is only logged; the assertions evaluate the converted files.)
-const RUN = ['--backend', 'wasm', '--workers', '1', '--threads', '1', '--no-progress', '--limit-test', '20'];
+// (--limit-test: the runs' own per-epoch evaluation is only logged; the assertions evaluate the converted files.
+// --crop 4: the padded crop and flips, not the official ImageNet augmentation, for 28x28 images in a few steps.)
+const RUN = ['--backend', 'wasm', '--workers', '1', '--threads', '1', '--no-progress', '--limit-test', '20', '--crop', '4'];
 const SOURCE_CLASSES = [0, 1, 2, 3, 4, 6, 8];  // T-shirt/top, Trouser, Pullover, Dress, Coat, Shirt, Bag
 const TARGET_CLASSES = [5, 7, 9];              // Sandal, Sneaker, Ankle boot: never seen by the source
 // The same schedule for both runs (the new head at the schedule's rate too, so that only the start differs).

@@ -52,9 +52,10 @@ function trainingFormWeights(cfg: ArchConfig, reference: NetworkParams): Map<str
 /**
  * A trainer checkpoint of `cfg` at LGC stage `stageLgc` (the last stage: final masks) whose masks are those of
  * `reference` (the converter's own generator) in the trainer's [in, out] layout, and whose weights and BN
- * statistics are `reference`'s, put into the trainer's layouts by this file (not by the code under test).
+ * statistics are `reference`'s, put into the trainer's layouts by this file (not by the code under test). With
+ * `emaReference`, the checkpoint also holds EMA weights: those of `emaReference` (same masks as `reference`).
  */
-export function writeTinyCheckpoint(runDir: string, cfg: ArchConfig, reference: NetworkParams, stageLgc: number): string {
+export function writeTinyCheckpoint(runDir: string, cfg: ArchConfig, reference: NetworkParams, stageLgc: number, emaReference?: NetworkParams): string {
   const model = trainingFormWeights(cfg, reference);
   const ours: Uint8Array[] = [];
   const dims: [number, number][] = [];
@@ -77,11 +78,12 @@ export function writeTinyCheckpoint(runDir: string, cfg: ArchConfig, reference: 
     config: cfg,
     options: {
       arch: 'tiny', dataset: 'fmnist', epochs: 4, batch: 8, lr: 0.1, warmupEpochs: 0, warmupLr: 0.1, weightDecay: 0,
-      momentum: 0.9, labelSmoothing: 0, ema: 0, groupLasso: 0, sfr: true, seed: 1, augment: false,
+      momentum: 0.9, labelSmoothing: 0, ema: emaReference ? 0.999 : 0, groupLasso: 0, sfr: true, seed: 1, augment: false,
     },
     epochsDone: 4, iteration: 40, itersPerEpoch: 10, totalIterations: 40,
     stage: { lgc: stageLgc, sfr: cfg.sfrFactor - 1 }, history: [], stages: [], rng: [], backend: 'cpu',
     date: '2026-01-01T00:00:00Z', trainCount: 80,
   };
-  return saveCheckpoint(runDir, { state, model, masks, momentum });
+  const ema = emaReference ? trainingFormWeights(cfg, emaReference) : undefined;
+  return saveCheckpoint(runDir, { state, model, masks, momentum, ema });
 }

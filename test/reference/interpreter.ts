@@ -126,6 +126,27 @@ export function interpret(model: Model, input: Float64Array): Float64Array[] {
         }
         break;
       }
+      case 'maxpool': {
+        const ib = model.buffers[op.inBuffer]!, ob = model.buffers[op.outBuffer]!;
+        const src = bufs[op.inBuffer]!, dst = bufs[op.outBuffer]!;
+        for (let c = 0; c < op.channels; c++) {
+          for (let oy = 0; oy < ob.height; oy++) {
+            for (let ox = 0; ox < ob.width; ox++) {
+              let m = -Infinity;
+              for (let ky = 0; ky < op.kernel; ky++) {
+                const y = op.stride * oy + ky - op.pad;
+                if (y < 0 || y >= ib.height) continue;
+                for (let kx = 0; kx < op.kernel; kx++) {
+                  const x = op.stride * ox + kx - op.pad;
+                  if (x >= 0 && x < ib.width) m = Math.max(m, src[((op.inChannel + c) * ib.height + y) * ib.width + x]!);
+                }
+              }
+              dst[((op.outChannel + c) * ob.height + oy) * ob.width + ox] = m;
+            }
+          }
+        }
+        break;
+      }
       case 'global_avgpool': {
         const ib = model.buffers[op.inBuffer]!;
         const HW = ib.height * ib.width;

@@ -1,5 +1,5 @@
 // Plain reference implementations of the runtime's numeric kernels (assembly/kernels/*) and of the whole-op semantics
-// of docs/format.md opcodes 1-6. Written for obviousness, not speed: float64 accumulation, one output at a time, no
+// of docs/format.md opcodes 1-7. Written for obviousness, not speed: float64 accumulation, one output at a time, no
 // tiling. Feature maps are channel-planar (CHW) Float32Arrays; channel c of an h x w map starts at c*h*w.
 
 export const ACT_NONE = 0;
@@ -106,6 +106,30 @@ export function avgpoolRef(p: AvgPoolParams): Float32Array {
           for (let kx = 0; kx < p.kernel; kx++) s += p.input[(c * p.h + oy * p.stride + ky) * p.w + ox * p.stride + kx];
         }
         out[(c * oh + oy) * ow + ox] = s / (p.kernel * p.kernel);
+      }
+    }
+  }
+  return out;
+}
+
+export interface MaxPoolParams { input: Float32Array; channels: number; h: number; w: number; kernel: number; stride: number; pad: number }
+/** maxpool: max over the in-bounds pixels of each window (padding never wins, as PyTorch's MaxPool2d). */
+export function maxpoolRef(p: MaxPoolParams): Float32Array {
+  const oh = outSize(p.h, p.kernel, p.stride, p.pad), ow = outSize(p.w, p.kernel, p.stride, p.pad);
+  const out = new Float32Array(p.channels * oh * ow);
+  for (let c = 0; c < p.channels; c++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        let m = -Infinity;
+        for (let ky = 0; ky < p.kernel; ky++) {
+          const y = oy * p.stride + ky - p.pad;
+          if (y < 0 || y >= p.h) continue;
+          for (let kx = 0; kx < p.kernel; kx++) {
+            const x = ox * p.stride + kx - p.pad;
+            if (x >= 0 && x < p.w) m = Math.max(m, p.input[(c * p.h + y) * p.w + x]);
+          }
+        }
+        out[(c * oh + oy) * ow + ox] = m;
       }
     }
   }
@@ -287,10 +311,20 @@ export function channelShuffleOpRef(buffers: FeatureBuffer[], op: ChannelShuffle
   planes(dst, op.outChannel, op.channels).set(channelShuffleRef(planes(src, op.inChannel, op.channels), op.channels, hw, op.groups));
 }
 
-/** Any of the six ops, tagged by opcode, for running a whole graph with runOpsRef. */
+/** opcode 7 MAXPOOL (padding never wins). */
+export interface MaxPoolOp extends AvgPoolOp { pad: number }
+export function maxpoolOpRef(buffers: FeatureBuffer[], op: MaxPoolOp): void {
+  const src = buffers[op.inBuffer], dst = buffers[op.outBuffer];
+  const y = maxpoolRef({ input: planes(src, op.inChannel, op.channels), channels: op.channels, h: src.height, w: src.width, kernel: op.kernel, stride: op.stride, pad: op.pad });
+  if (y.length !== op.channels * dst.height * dst.width) throw new Error('maxpool output size does not match buffer');
+  planes(dst, op.outChannel, op.channels).set(y);
+}
+
+/** Any of the seven ops, tagged by opcode, for running a whole graph with runOpsRef. */
 export type RefOp =
   | ({ opcode: 1 } & Conv2dOp) | ({ opcode: 2 } & SeOp) | ({ opcode: 3 } & AvgPoolOp)
-  | ({ opcode: 4 } & GlobalAvgPoolOp) | ({ opcode: 5 } & FcOp) | ({ opcode: 6 } & ChannelShuffleOp);
+  | ({ opcode: 4 } & GlobalAvgPoolOp) | ({ opcode: 5 } & FcOp) | ({ opcode: 6 } & ChannelShuffleOp)
+  | ({ opcode: 7 } & MaxPoolOp);
 
 /** Runs ops in order over the buffers (modified in place). */
 export function runOpsRef(buffers: FeatureBuffer[], ops: RefOp[]): void {
@@ -302,6 +336,7 @@ export function runOpsRef(buffers: FeatureBuffer[], ops: RefOp[]): void {
       case 4: globalAvgpoolOpRef(buffers, op); break;
       case 5: fcOpRef(buffers, op); break;
       case 6: channelShuffleOpRef(buffers, op); break;
+      case 7: maxpoolOpRef(buffers, op); break;
     }
   }
 }

@@ -203,6 +203,52 @@ t.test('Concat on several axes', async (t) => {
   }
 });
 
+t.test('SplitV, Pack and Unpack (split, stack, unstack) on several axes, with gradients', async (t) => {
+  // Small cases run the JS loops, the >= 2^14-element ones copy_columns in wasm (one float per row for a last-axis
+  // stack or unstack: the ShuffleNet channel shuffle). Each output and gradient is a copy: errors are exact zeros.
+  const splits: { shape: number[]; sizes: number | number[]; axis: number }[] = [
+    { shape: [2, 3, 5], sizes: [1, 2], axis: 1 },
+    { shape: [2, 3, 6], sizes: 2, axis: -1 },
+    { shape: [4, 3], sizes: [3, -1], axis: 0 },
+    { shape: [3, 7, 7, 10], sizes: [3, 7], axis: 3 },
+    { shape: [16, 14, 14, 48], sizes: 2, axis: 3 }, // a basic unit's channel split (wasm)
+    { shape: [9, 15, 13, 12], sizes: [5, 10], axis: 1 },
+  ];
+  for (const c of splits) {
+    const n = size(c.shape);
+    await compare(t, `split ${JSON.stringify(c.shape)} ${JSON.stringify(c.sizes)} axis ${c.axis}`, () => {
+      const x = tf.tensor(data(70, n), c.shape);
+      const parts = tf.split(x, c.sizes, c.axis);
+      const dys = parts.map((p, k) => tf.tensor(data(71 + k, p.size), p.shape));
+      const g = tf.grad((a: tf.Tensor) => tf.addN(tf.split(a, c.sizes, c.axis).map((p, k) => tf.sum(tf.mul(p, dys[k]!)))))(x);
+      return [...parts, g];
+    });
+  }
+  const stacks: { shape: number[]; n: number; axis: number }[] = [
+    { shape: [3, 2], n: 2, axis: 2 },
+    { shape: [3, 2], n: 3, axis: 0 },
+    { shape: [2, 3, 3, 5], n: 2, axis: 4 },
+    { shape: [2, 3, 3, 5], n: 2, axis: 1 },
+    { shape: [16, 14, 14, 24], n: 2, axis: 4 }, // concat + channel shuffle (wasm)
+    { shape: [7, 9, 9, 35], n: 3, axis: -1 },
+    { shape: [5, 11, 13, 23], n: 2, axis: 2 },
+  ];
+  for (const c of stacks) {
+    await compare(t, `stack ${c.n} x ${JSON.stringify(c.shape)} axis ${c.axis}`,
+      withGrads((...xs) => tf.stack(xs, c.axis), Array.from({ length: c.n }, (_, k) => ({ shape: c.shape, seed: 75 + k }))));
+    const full = c.shape.slice();
+    const ax = c.axis < 0 ? c.axis + full.length + 1 : c.axis;
+    full.splice(ax, 0, c.n);
+    await compare(t, `unstack ${JSON.stringify(full)} axis ${ax}`, () => {
+      const x = tf.tensor(data(80, size(full)), full);
+      const parts = tf.unstack(x, ax);
+      const dys = parts.map((p, k) => tf.tensor(data(81 + k, p.size), p.shape));
+      const g = tf.grad((a: tf.Tensor) => tf.addN(tf.unstack(a, ax).map((p, k) => tf.sum(tf.mul(p, dys[k]!)))))(x);
+      return [...parts, g];
+    });
+  }
+});
+
 t.test('AvgPool and AvgPoolGrad: 2x2 transitions and global pools', async (t) => {
   const cases: { shape: number[]; filter: [number, number]; stride: number; fast: boolean }[] = [
     { shape: [2, 6, 8, 5], filter: [2, 2], stride: 2, fast: true },
@@ -267,6 +313,71 @@ t.test('Conv2D and both gradients: 3x3 stride 1 same / pad 1; other convolutions
     [{ shape: [2, 5, 5, 3], seed: 20 }, { shape: [1, 1, 3, 4], seed: 21 }]), false);
   await compare(t, 'conv2d 3x3 valid falls back', withGrads((x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid'),
     [{ shape: [2, 5, 5, 3], seed: 20 }, { shape: [3, 3, 3, 4], seed: 21 }]), false);
+});
+
+t.test('DepthwiseConv2dNative and both gradients: 3x3, multiplier 1, stride 1 and 2, the padding cases; others fall back', async (t) => {
+  // Forward sums 9 products per output, the input gradient at most 9, the filter gradient N*OH*OW (< 1000 here):
+  // all well inside TOL (header). Channel counts below 4 take the scalar loop, others not a multiple of 4 the
+  // overlapping last vector block; 58 is the 1.0x network's first stage.
+  type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+  const cases: { x: number[]; stride: 1 | 2; pad: Pad }[] = [
+    { x: [1, 7, 7, 3], stride: 1, pad: 'same' },
+    { x: [3, 5, 9, 6], stride: 2, pad: 'same' }, // odd sizes: 'same' pads 1 on every side
+    { x: [2, 8, 8, 58], stride: 2, pad: 'same' }, // even sizes: 'same' pads 0 top/left, 1 bottom/right
+    { x: [2, 9, 10, 58], stride: 1, pad: 1 },
+    { x: [3, 7, 6, 9], stride: 2, pad: 1 },
+    { x: [1, 1, 1, 5], stride: 1, pad: 'same' }, // 1x1 map: only the centre tap sees data
+    { x: [1, 1, 1, 4], stride: 2, pad: 1 },
+    { x: [3, 2, 2, 4], stride: 2, pad: 'same' }, // 2x2 maps
+    { x: [3, 2, 2, 7], stride: 1, pad: 1 },
+    { x: [1, 6, 7, 7], stride: 2, pad: 'valid' },
+    { x: [2, 5, 5, 13], stride: 1, pad: 'valid' },
+    { x: [1, 6, 5, 2], stride: 2, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] }, // explicit, asymmetric
+  ];
+  for (const c of cases) {
+    await compare(t, `depthwise x[${c.x}] stride ${c.stride} pad ${JSON.stringify(c.pad)}`,
+      withGrads((x, f) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.stride, c.pad), [{ shape: c.x, seed: 30 }, { shape: [3, 3, c.x[3]!, 1], seed: 31, scale: 0.3 }]));
+  }
+  const outside: { name: string; x: number[]; f: number[]; stride: number | [number, number]; pad: Pad; dilation?: number }[] = [
+    { name: 'channel multiplier 2', x: [2, 5, 5, 3], f: [3, 3, 3, 2], stride: 1, pad: 'same' },
+    { name: '5x5 filter', x: [2, 6, 6, 4], f: [5, 5, 4, 1], stride: 1, pad: 'same' },
+    { name: 'dilation 2', x: [2, 7, 7, 4], f: [3, 3, 4, 1], stride: 1, pad: 'same', dilation: 2 },
+    { name: 'strides [1, 2]', x: [2, 6, 6, 5], f: [3, 3, 5, 1], stride: [1, 2], pad: 'same' },
+    { name: 'pad 3', x: [1, 4, 4, 4], f: [3, 3, 4, 1], stride: 1, pad: 3 },
+  ];
+  for (const c of outside) {
+    const f = (x: tf.Tensor, w: tf.Tensor): tf.Tensor => tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation ?? 1);
+    const inputs = [{ shape: c.x, seed: 32 }, { shape: c.f, seed: 33, scale: 0.3 }];
+    // TF.js has no gradient for dilated depthwise convolutions: forward only there.
+    const run = c.dilation ? () => { const [x, w] = inputs.map((i) => tf.tensor(data(i.seed, size(i.shape), i.scale ?? 1), i.shape)); return [f(x!, w!)]; } : withGrads(f, inputs);
+    await compare(t, `depthwise ${c.name} falls back`, run, false);
+  }
+});
+
+t.test('tf.grad through a small depthwise network (ShuffleNet-style unit) equals the CPU backend', async (t) => {
+  // 1x1 conv -> BN-free ReLU -> depthwise s2 -> 1x1 conv, a stride-1 depthwise on the other branch, concat,
+  // channel shuffle (reshape + transpose), global mean, squared loss: every gradient of x and the four weights.
+  const unit = (x: tf.Tensor, w1: tf.Tensor, d1: tf.Tensor, w2: tf.Tensor, d2: tf.Tensor): tf.Tensor => {
+    const a = tf.relu(tf.conv2d(x as tf.Tensor4D, w1 as tf.Tensor4D, 1, 'same'));
+    const b = tf.conv2d(tf.depthwiseConv2d(a, d1 as tf.Tensor4D, 2, 'same'), w2 as tf.Tensor4D, 1, 'same');
+    const c = tf.depthwiseConv2d(tf.avgPool(x as tf.Tensor4D, 2, 2, 'same'), d2 as tf.Tensor4D, 1, 1);
+    const cat = tf.concat([b, c], 3);
+    const [n, h, w, ch] = cat.shape as [number, number, number, number];
+    const shuffled = tf.reshape(tf.transpose(tf.reshape(cat, [n, h, w, 2, ch / 2]), [0, 1, 2, 4, 3]), [n, h, w, ch]);
+    return tf.mean(tf.square(shuffled));
+  };
+  const shapes = [[3, 9, 9, 6], [1, 1, 6, 10], [3, 3, 10, 1], [1, 1, 10, 6], [3, 3, 6, 1]];
+  const run = (): tf.Tensor[] => {
+    const xs = shapes.map((s, i) => tf.tensor(data(40 + i, size(s), i === 0 ? 1 : 0.4), s));
+    const { value, grads } = tf.valueAndGrads((...a: tf.Tensor[]) => unit(a[0]!, a[1]!, a[2]!, a[3]!, a[4]!) as tf.Scalar)(xs);
+    return [value, ...grads];
+  };
+  await compare(t, 'depthwise unit: loss and 5 gradients', run, false); // the 1x1 convs fall back (not 3x3)
+  await tf.setBackend(WASM_BACKEND);
+  const prof = await tf.profile(() => tf.tidy(() => { run(); return []; }));
+  for (const k of ['DepthwiseConv2dNative', 'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter']) {
+    t.ok(prof.kernelNames.includes(k), `${k} ran on the wasm backend`);
+  }
 });
 
 /** Group convolution from TF.js ops: a 'same' conv2d per contiguous channel group, concatenated. */
@@ -431,6 +542,17 @@ t.test('TrainKernels: 1 thread and 2 threads give identical results in both buil
       k.conv3x3BackpropInput(dy, w, c.N, c.H, c.W, c.cin, c.cout, c.groups),
       k.conv3x3BackpropFilter(x, dy, c.N, c.H, c.W, c.cin, c.cout, c.groups),
     ]);
+  }
+  // Depthwise 3x3: above the split threshold (rows of the output; images for padding and the stride-2 scatter),
+  // odd image counts, channel tails; the filter gradient's two partial sums are cut at the same row either way.
+  const dws = [
+    { N: 7, H: 28, W: 28, C: 58, OH: 28, OW: 28, stride: 1, padTop: 1, padLeft: 1 },
+    { N: 9, H: 15, W: 14, C: 30, OH: 8, OW: 7, stride: 2, padTop: 1, padLeft: 0 },
+    { N: 3, H: 5, W: 5, C: 2, OH: 3, OW: 3, stride: 2, padTop: 1, padLeft: 1 }, // small: one thread, scalar channels
+  ];
+  for (const g of dws) {
+    const x = data(59, g.N * g.H * g.W * g.C), dy = data(60, g.N * g.OH * g.OW * g.C), w = data(61, 9 * g.C, 0.3);
+    same(`depthwise ${JSON.stringify(g)}`, (k) => [k.depthwise(x, w, g), k.depthwiseBackpropInput(dy, w, g), k.depthwiseBackpropFilter(x, dy, g)]);
   }
   // Batch norm: small (one thread), and above the split threshold with row counts that are not a multiple of the
   // 64-row block and channel counts with a scalar tail.

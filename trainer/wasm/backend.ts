@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import { JS_KERNELS, type KernelHost } from './js-kernels.js';
-import { TrainKernels, type Activation, type TrainKernelOptions } from './kernels.js';
+import { TrainKernels, type Activation, type DepthwiseShape, type TrainKernelOptions } from './kernels.js';
 
 export const WASM_BACKEND = 'cdnv2-wasm';
 
@@ -219,12 +219,62 @@ const affineAct: Kernel = ({ inputs, backend, attrs }) => {
   return y.info;
 };
 
+/**
+ * The shape of a depthwise convolution the wasm kernels run: NHWC float32, 3x3, channel multiplier 1, no dilation,
+ * the same stride (1 or 2) both ways, pads of at most 2 ('same', 'valid' or explicit); undefined otherwise.
+ */
+function depthwiseFastPath(xShape: number[], filterShape: number[], attrs: tf.NamedAttrMap): DepthwiseShape | undefined {
+  if (xShape.length !== 4 || filterShape.length !== 4 || filterShape[0] !== 3 || filterShape[1] !== 3 || filterShape[3] !== 1) return undefined;
+  if ((attrs.dataFormat ?? 'NHWC') !== 'NHWC') return undefined;
+  const strides = pair(attrs.strides as number | number[]);
+  const dil = pair(attrs.dilations as number | number[] | undefined);
+  if (strides[0] !== strides[1] || (strides[0] !== 1 && strides[0] !== 2) || dil[0] !== 1 || dil[1] !== 1) return undefined;
+  const info = tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    strides as [number, number], 1, attrs.pad as 'same' | 'valid' | number | tf.backend_util.ExplicitPadding,
+    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined, true);
+  const p = info.padInfo;
+  if ([p.top, p.bottom, p.left, p.right].some((v) => v < 0 || v > 2) || info.outHeight < 1 || info.outWidth < 1 || info.batchSize < 1 || info.inChannels < 1) return undefined;
+  return { N: info.batchSize, H: info.inHeight, W: info.inWidth, C: info.inChannels, OH: info.outHeight, OW: info.outWidth,
+    stride: strides[0]!, padTop: p.top, padLeft: p.left };
+}
+
+const depthwiseConv2d: Kernel = ({ inputs, backend, attrs }) => {
+  const { x, filter } = inputs as { x: tf.TensorInfo; filter: tf.TensorInfo };
+  const g = x.dtype === 'float32' && filter.dtype === 'float32' ? depthwiseFastPath(x.shape, filter.shape, attrs!) : undefined;
+  if (!g) return cpuKernel('DepthwiseConv2dNative')({ inputs, backend, attrs });
+  const out = backend.output([g.N, g.OH, g.OW, g.C]);
+  backend.withPointers([x, filter], (px, pw) => backend.kernels.depthwiseP(px!, pw!, out.ptr, g));
+  return out.info;
+};
+
+const depthwiseConv2dBackpropInput: Kernel = ({ inputs, backend, attrs }) => {
+  const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const inputShape = attrs!.inputShape as number[];
+  const g = dy.dtype === 'float32' && filter.dtype === 'float32' ? depthwiseFastPath(inputShape, filter.shape, attrs!) : undefined;
+  if (!g || g.OH !== dy.shape[1] || g.OW !== dy.shape[2]) return cpuKernel('DepthwiseConv2dNativeBackpropInput')({ inputs, backend, attrs });
+  const out = backend.output([g.N, g.H, g.W, g.C]);
+  backend.withPointers([dy], (pdy) => backend.kernels.depthwiseBackpropInputP(pdy!, backend.f32(filter), out.ptr, g));
+  return out.info;
+};
+
+const depthwiseConv2dBackpropFilter: Kernel = ({ inputs, backend, attrs }) => {
+  const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const filterShape = attrs!.filterShape as number[];
+  const g = x.dtype === 'float32' && dy.dtype === 'float32' ? depthwiseFastPath(x.shape, filterShape, attrs!) : undefined;
+  if (!g || g.OH !== dy.shape[1] || g.OW !== dy.shape[2]) return cpuKernel('DepthwiseConv2dNativeBackpropFilter')({ inputs, backend, attrs });
+  const dw = backend.withPointers([x, dy], (px, pdy) => backend.kernels.depthwiseBackpropFilterP(px!, pdy!, g));
+  return backend.out([3, 3, g.C, 1], dw);
+};
+
 const OVERRIDES: Record<string, Kernel> = {
   ...JS_KERNELS,
   BatchMatMul: batchMatMul,
   Conv2D: conv2d,
   Conv2DBackpropInput: conv2dBackpropInput,
   Conv2DBackpropFilter: conv2dBackpropFilter,
+  DepthwiseConv2dNative: depthwiseConv2d,
+  DepthwiseConv2dNativeBackpropInput: depthwiseConv2dBackpropInput,
+  DepthwiseConv2dNativeBackpropFilter: depthwiseConv2dBackpropFilter,
   [GROUP_CONV3X3]: groupConv,
   [GROUP_CONV3X3_INPUT_GRAD]: groupConvInputGrad,
   [GROUP_CONV3X3_FILTER_GRAD]: groupConvFilterGrad,

@@ -209,6 +209,71 @@ const concat: Kernel = (args) => {
   return res.info;
 };
 
+/**
+ * Copies of whole column ranges between row-major matrices, in wasm on both threads when large (copy_columns):
+ * each copy takes columns [c0, c0+n) of source `src` (rows of `cols`) into columns [d0, d0+n) of output `out` (rows
+ * of `dcols`), for every one of `rows` rows. Split, stack and unstack along any axis are such copies.
+ */
+function copyColumnRanges(backend: KernelHost, srcs: tf.TensorInfo[], outs: ReturnType<KernelHost['output']>[], rows: number,
+  copies: { src: number; cols: number; c0: number; out: number; n: number; d0: number; dcols: number }[]): void {
+  const total = copies.reduce((s, c) => s + c.n, 0) * rows;
+  if (total >= WASM_MIN_ELEMENTS) {
+    backend.withPointers(srcs, (...ptrs) => {
+      for (const c of copies) backend.kernels.copyColumnsP(ptrs[c.src]!, c.cols, c.c0, outs[c.out]!.ptr, c.n, c.d0, c.dcols, rows);
+    });
+    return;
+  }
+  for (const c of copies) {
+    const v = backend.f32(srcs[c.src]!), o = outs[c.out]!.values;
+    for (let row = 0; row < rows; row++) {
+      const i = row * c.cols + c.c0, d = row * c.dcols + c.d0;
+      for (let j = 0; j < c.n; j++) o[d + j] = v[i + j]!;
+    }
+  }
+}
+
+/** tf.split along any axis (the channel split of ShuffleNet units): column ranges of x seen as [outer, size*inner]. */
+const splitV: Kernel = (args) => {
+  const x = args.inputs.x as tf.TensorInfo;
+  if (x.dtype !== 'float32' || x.shape.length === 0 || size(x.shape) === 0) return cpu('SplitV', args);
+  const axis = tf.util.parseAxisParam(args.attrs!.axis as number, x.shape)[0]!;
+  const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, args.attrs!.numOrSizeSplits as number | number[], axis);
+  const outer = size(x.shape.slice(0, axis)), inner = size(x.shape.slice(axis + 1)), cols = x.shape[axis]! * inner;
+  const outs = sizes.map((sz) => { const shape = x.shape.slice(); shape[axis] = sz; return args.backend.output(shape); });
+  let at = 0;
+  const copies = sizes.map((sz, k) => { const c = { src: 0, cols, c0: at, out: k, n: sz * inner, d0: 0, dcols: sz * inner }; at += sz * inner; return c; });
+  copyColumnRanges(args.backend, [x], outs, outer, copies);
+  return outs.map((o) => o.info);
+};
+
+/** tf.stack: input k becomes columns [k*inner, (k+1)*inner) of the output seen as [outer, N*inner]. */
+const pack: Kernel = (args) => {
+  const xs = Object.values(args.inputs) as tf.TensorInfo[];
+  const first = xs[0];
+  if (!first || xs.some((t) => t.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, first.shape)) || size(first.shape) === 0) return cpu('Pack', args);
+  const r = first.shape.length;
+  let axis = args.attrs!.axis as number;
+  if (axis < 0) axis += r + 1;
+  if (axis < 0 || axis > r) return cpu('Pack', args);
+  const outer = size(first.shape.slice(0, axis)), inner = size(first.shape.slice(axis)), N = xs.length;
+  const out = args.backend.output([...first.shape.slice(0, axis), N, ...first.shape.slice(axis)]);
+  copyColumnRanges(args.backend, xs, [out], outer, xs.map((_, k) => ({ src: k, cols: inner, c0: 0, out: 0, n: inner, d0: k * inner, dcols: N * inner })));
+  return out.info;
+};
+
+/** tf.unstack (the gradient of stack): output k is columns [k*inner, (k+1)*inner) of the input seen as [outer, N*inner]. */
+const unpack: Kernel = (args) => {
+  const x = args.inputs.value as tf.TensorInfo;
+  if (x.dtype !== 'float32' || x.shape.length === 0 || size(x.shape) === 0) return cpu('Unpack', args);
+  const axis = tf.util.parseAxisParam(args.attrs!.axis as number, x.shape)[0]!;
+  const N = x.shape[axis]!;
+  const outer = size(x.shape.slice(0, axis)), inner = size(x.shape.slice(axis + 1));
+  const shape = [...x.shape.slice(0, axis), ...x.shape.slice(axis + 1)];
+  const outs = Array.from({ length: N }, () => args.backend.output(shape));
+  copyColumnRanges(args.backend, [x], outs, outer, outs.map((_, k) => ({ src: 0, cols: N * inner, c0: k * inner, out: k, n: inner, d0: 0, dcols: inner })));
+  return outs.map((o) => o.info);
+};
+
 const pair = (v: unknown): [number, number] => (Array.isArray(v) ? [v[0] as number, v[1] as number] : [v as number, v as number]);
 
 /**
@@ -311,6 +376,9 @@ export const JS_KERNELS: Record<string, Kernel> = {
   RealDiv: binary('RealDiv', 3),
   Slice: slice,
   Concat: concat,
+  SplitV: splitV,
+  Pack: pack,
+  Unpack: unpack,
   AvgPool: avgPool,
   AvgPoolGrad: avgPoolGrad,
   Transpose: transpose,

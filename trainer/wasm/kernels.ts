@@ -33,11 +33,23 @@ interface Exports {
   avgpool_tiled(x: number, H: number, W: number, C: number, fh: number, fw: number, out: number, n0: number, n1: number): void;
   avgpool_tiled_grad(dy: number, H: number, W: number, C: number, fh: number, fw: number, dx: number, n0: number, n1: number): void;
   copy_columns(x: number, cols: number, c0: number, out: number, outCols: number, dstCol: number, dstCols: number, r0: number, r1: number): void;
+  dw_pad(x: number, H: number, W: number, C: number, pt: number, pl: number, Hp: number, Wp: number, dst: number, n0: number, n1: number): void;
+  dw_crop(src: number, Hp: number, Wp: number, C: number, pt: number, pl: number, H: number, W: number, dst: number, n0: number, n1: number): void;
+  dw_forward(xp: number, Hp: number, Wp: number, C: number, w: number, s: number, OH: number, OW: number, y: number, r0: number, r1: number): void;
+  dw_input_grad_scatter(dy: number, OH: number, OW: number, C: number, w: number, s: number, dxp: number, Hp: number, Wp: number, n0: number, n1: number): void;
+  dw_filter_grad(xp: number, Hp: number, Wp: number, C: number, dy: number, s: number, OH: number, OW: number, dw: number, r0: number, r1: number): void;
 }
+
+/**
+ * A 3x3 depthwise convolution with channel multiplier 1 on NHWC tensors: input [N,H,W,C], output [N,OH,OW,C],
+ * the same stride both ways and the zero padding TF.js computed (top/left; the bottom/right ones follow from the
+ * sizes). The host checks the pads are at most 2, which the input gradient's transposed convolution relies on.
+ */
+export interface DepthwiseShape { N: number; H: number; W: number; C: number; OH: number; OW: number; stride: number; padTop: number; padLeft: number }
 
 /** Kernels whose last two arguments are a range [start, end) that two threads can share. */
 const SPLIT_KERNELS = ['gemm', 'bn_sums', 'bn_grad_sums', 'bn_grad_dx', 'conv3x3_planes', 'conv3x3_filter_grad', 'binary_bcast', 'copy_columns', 'pack_padded', 'unpack_padded',
-  'affine_act', 'avgpool_tiled', 'avgpool_tiled_grad'] as const;
+  'affine_act', 'avgpool_tiled', 'avgpool_tiled_grad', 'dw_pad', 'dw_crop', 'dw_forward', 'dw_input_grad_scatter', 'dw_filter_grad'] as const;
 type SplitKernel = (typeof SPLIT_KERNELS)[number];
 const PAGE = 65536;
 const MAX_PAGES = 32768; // must match scripts/build-wasm.mjs
@@ -352,6 +364,61 @@ export class TrainKernels {
     this.split('copy_columns', [px, cols, c0, pout, n, dstCol, dstCols], rows, rows * n, 1);
   }
 
+  /** The zero-padded copy of a depthwise input the kernels read: [N,Hp,Wp,C], the input at row padTop, column padLeft. */
+  private depthwisePadded(px: number, g: DepthwiseShape, tmp: (n: number) => number): { xp: number; Hp: number; Wp: number } {
+    const { N, H, W, C, OH, OW, stride: s, padTop: pt, padLeft: pl } = g;
+    const Hp = Math.max(pt + H, (OH - 1) * s + 3), Wp = Math.max(pl + W, (OW - 1) * s + 3);
+    const xp = tmp(N * Hp * Wp * C);
+    this.split('dw_pad', [px, H, W, C, pt, pl, Hp, Wp, xp], N, N * Hp * Wp * C, 1);
+    return { xp, Hp, Wp };
+  }
+
+  /** 3x3 depthwise convolution: NHWC x -> NHWC y; filter [3,3,C] at pw (both threads, by output rows). */
+  depthwiseP(px: number, pw: number, py: number, g: DepthwiseShape): void {
+    this.scoped((tmp) => {
+      const { xp, Hp, Wp } = this.depthwisePadded(px, g, tmp);
+      this.split('dw_forward', [xp, Hp, Wp, g.C, pw, g.stride, g.OH, g.OW, py], g.N * g.OH, g.N * g.OH * g.OW * g.C * 9, 1);
+    });
+  }
+
+  /**
+   * Input gradient of depthwiseP: NHWC dy [N,OH,OW,C] -> dx [N,H,W,C]. Stride 1: the forward kernel on dy padded by
+   * 2 - pad, with the taps flipped. Other strides: dy scattered into a padded dx (by images), then cropped.
+   */
+  depthwiseBackpropInputP(pdy: number, filter: Float32Array, pdx: number, g: DepthwiseShape): void {
+    const { N, H, W, C, OH, OW, stride: s, padTop: pt, padLeft: pl } = g;
+    this.scoped((tmp, put) => {
+      if (s === 1) {
+        const flipped = new Float32Array(9 * C);
+        for (let t = 0; t < 9; t++) flipped.set(filter.subarray((8 - t) * C, (9 - t) * C), t * C);
+        const dyp = tmp(N * (H + 2) * (W + 2) * C);
+        this.split('dw_pad', [pdy, OH, OW, C, 2 - pt, 2 - pl, H + 2, W + 2, dyp], N, N * (H + 2) * (W + 2) * C, 1);
+        this.split('dw_forward', [dyp, H + 2, W + 2, C, put(flipped), 1, H, W, pdx], N * H, N * H * W * C * 9, 1);
+        return;
+      }
+      const Hp = Math.max(pt + H, (OH - 1) * s + 3), Wp = Math.max(pl + W, (OW - 1) * s + 3);
+      const dxp = tmp(N * Hp * Wp * C);
+      this.split('dw_input_grad_scatter', [pdy, OH, OW, C, put(filter), s, dxp, Hp, Wp], N, N * OH * OW * C * 9, 1);
+      this.split('dw_crop', [dxp, Hp, Wp, C, pt, pl, H, W, pdx], N, N * H * W * C, 1);
+    });
+  }
+
+  /**
+   * Filter gradient of depthwiseP, [3,3,C] (JS values): two partial sums over the output rows, cut at the same row
+   * whatever the thread count (so 1 and 2 threads agree bit for bit), added here.
+   */
+  depthwiseBackpropFilterP(px: number, pdy: number, g: DepthwiseShape): Float32Array {
+    return this.scoped((tmp) => {
+      const { xp, Hp, Wp } = this.depthwisePadded(px, g, tmp);
+      const parts = [tmp(9 * g.C), tmp(9 * g.C)];
+      this.splitParts('dw_filter_grad', (i) => [xp, Hp, Wp, g.C, pdy, g.stride, g.OH, g.OW, parts[i]!], g.N * g.OH, g.N * g.OH * g.OW * g.C * 9, 1);
+      const a = this.view(parts[0]!, 9 * g.C), b = this.view(parts[1]!, 9 * g.C);
+      const dw = new Float32Array(9 * g.C);
+      for (let i = 0; i < dw.length; i++) dw[i] = a[i]! + b[i]!;
+      return dw;
+    });
+  }
+
   // ---- the same on JS arrays (copies in and out; tests and benchmarks) ----
 
   private onArrays<T>(inputs: Float32Array[], outFloats: number[], fn: (ins: number[], outs: number[]) => T): { result: T; outs: Float32Array[] } {
@@ -377,6 +444,18 @@ export class TrainKernels {
 
   conv3x3BackpropFilter(x: Float32Array, dy: Float32Array, N: number, H: number, W: number, cin: number, cout: number, groups: number): Float32Array {
     return this.onArrays([x, dy], [], ([px, pdy]) => this.conv3x3BackpropFilterP(px!, pdy!, N, H, W, cin, cout, groups)).result;
+  }
+
+  depthwise(x: Float32Array, filter: Float32Array, g: DepthwiseShape): Float32Array {
+    return this.onArrays([x, filter], [g.N * g.OH * g.OW * g.C], ([px, pw], [py]) => this.depthwiseP(px!, pw!, py!, g)).outs[0]!;
+  }
+
+  depthwiseBackpropInput(dy: Float32Array, filter: Float32Array, g: DepthwiseShape): Float32Array {
+    return this.onArrays([dy], [g.N * g.H * g.W * g.C], ([pdy], [pdx]) => this.depthwiseBackpropInputP(pdy!, filter, pdx!, g)).outs[0]!;
+  }
+
+  depthwiseBackpropFilter(x: Float32Array, dy: Float32Array, g: DepthwiseShape): Float32Array {
+    return this.onArrays([x, dy], [], ([px, pdy]) => this.depthwiseBackpropFilterP(px!, pdy!, g)).result;
   }
 
   batchNormAct(x: Float32Array, P: number, C: number, gamma: Float32Array, beta: Float32Array, eps: number, act: Activation):
