@@ -6,7 +6,7 @@ import { statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { configNames, getConfig } from '../base/arch/configs.js';
+import { getNetworkConfig, isShuffleNetConfig, networkConfigNames } from '../base/arch/networks.js';
 import { UsageError } from './errors.js';
 import { reportEvaluation } from './eval-report.js';
 import { evalProgress } from './progress.js';
@@ -77,8 +77,8 @@ function num(name: string, min: number) {
 
 export function register(program: Command): void {
   program.command('train')
-    .description('train a CondenseNetV2 (learned LGC and SFR masks) with TensorFlow.js; checkpoints every epoch')
-    .option('--arch <name>', `configuration (${configNames().join(', ')}); required unless --resume`)
+    .description('train a CondenseNetV2 (learned LGC and SFR masks) or a (SFR-)ShuffleNetV2 with TensorFlow.js; checkpoints every epoch')
+    .option('--arch <name>', `configuration (${networkConfigNames().join(', ')}); required unless --resume`)
     .addOption(new Option('--dataset <name>', 'data set; required unless --resume').choices([...DATASETS]))
     .option('--data <dir>', 'data directory (default per data set, e.g. /usr/share/datasets/fashion-mnist)')
     .option('--epochs <n>', 'epochs (default: the configuration\'s)', int('--epochs', 1))
@@ -164,7 +164,10 @@ export function register(program: Command): void {
         if (!given('ema')) o.ema = stored.ema > 0 ? String(stored.ema) : false;
       }
       let cfg;
-      try { cfg = getConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
+      try { cfg = getNetworkConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
+      if (isShuffleNetConfig(cfg) && cfg.sfr && given('sfr') && !o.sfr) {
+        throw new UsageError(`--no-sfr is for CondenseNetV2; ${cfg.name} has SFR by definition (train ${cfg.name.replace(/^sfr-/, '')} for the plain network)`);
+      }
       const { selectBackend } = await import('../trainer/backend.js');
       const { train } = await import('../trainer/train.js');
       // Two replicas already use both cores: each gets one kernel thread unless --threads says otherwise. By default

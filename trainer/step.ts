@@ -4,7 +4,8 @@
 // all of them compute exactly the same thing.
 import * as tf from '@tensorflow/tfjs';
 
-import { BN_MOMENTUM, type BnBatchStat, type CdnModel } from './model.js';
+import { BN_MOMENTUM, type BnBatchStat } from './model.js';
+import type { TrainModel } from './net.js';
 
 export interface LossOptions {
   labelSmoothing: number;
@@ -22,7 +23,7 @@ export interface SliceGradients {
 }
 
 /** x: n normalised NHWC images, y: their labels. The caller disposes the returned tensors (disposeSlice). */
-export function sliceGradients(model: CdnModel, x: Float32Array, y: Int32Array, n: number, opts: LossOptions): SliceGradients {
+export function sliceGradients(model: TrainModel, x: Float32Array, y: Int32Array, n: number, opts: LossOptions): SliceGradients {
   const { height: H, width: W, channels: C } = model.cfg.input;
   const params = model.trainable();
   const byVar = new Map(params.map((p) => [p.variable.name, p.name]));
@@ -62,7 +63,7 @@ export interface UpdateOptions { lr: number; momentum: number; weightDecay: numb
  * and the BN running statistics from its batch statistics (PyTorch convention: unbiased batch variance).
  * `momentum` holds one buffer per trainable parameter, by name.
  */
-export function applyStep(model: CdnModel, step: SliceGradients, momentum: Map<string, tf.Variable>, o: UpdateOptions): void {
+export function applyStep(model: TrainModel, step: SliceGradients, momentum: Map<string, tf.Variable>, o: UpdateOptions): void {
   const decays = new Map(model.trainable().map((p) => [p.name, p.decay]));
   tf.tidy(() => {
     for (const [name, g0] of step.grads) {

@@ -5,7 +5,8 @@ import cliProgress from 'cli-progress';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { getConfig, withClasses, type ArchConfig } from '../base/arch/configs.js';
+import { withClasses } from '../base/arch/configs.js';
+import { getNetworkConfig, networkHasSfr, networkTensorInventory, type NetworkConfig } from '../base/arch/networks.js';
 import { writeFileAtomicSync } from '../base/io.js';
 import {
   listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type LoadedCheckpoint, type StageRecord,
@@ -16,7 +17,8 @@ import { assembleBatch, defaultAugment, limitSource, openDataset, type DatasetNa
 import { assembleAugmentedBatch, parseRandAugment } from '../base/data/augment.js';
 import { DataError } from '../base/data/source.js';
 import { evaluateSource } from './evaluate.js';
-import { CdnModel, initialValues, ownedVariable, tensorInventory } from './model.js';
+import { ownedVariable } from './model.js';
+import { createTrainModel, networkInitialValues, type TrainModel } from './net.js';
 import { Rng } from '../base/rng.js';
 import type { BackendChoice } from './backend.js';
 import { DataParallel } from './data-parallel.js';
@@ -36,8 +38,8 @@ export interface TrainRun extends TrainOptions {
   workers?: number;
   backendChoice?: BackendChoice;
   workerThreads?: number;
-  /** A derived configuration (tests); default getConfig(arch). Stored in the checkpoint. */
-  config?: ArchConfig;
+  /** A derived configuration (tests); default getNetworkConfig(arch). Stored in the checkpoint. */
+  config?: NetworkConfig;
   /** Stop after this many epochs of this invocation (simulates an interruption; tests). */
   stopAfterEpochs?: number;
   progress?: boolean;
@@ -65,7 +67,7 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
   'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'classes', 'folderAugment'];
 
-function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
+function density(model: TrainModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
   for (const m of model.maskList) {
     if (m.kind !== kind) continue;
@@ -78,11 +80,11 @@ function density(model: CdnModel, kind: 'lgc' | 'sfr'): number {
 
 
 /** A checkpoint can seed a run of the same network: configuration name, SFR, and every tensor's size. */
-function checkInitCompatible(c: LoadedCheckpoint, cfg: ArchConfig, sfr: boolean): void {
+function checkInitCompatible(c: LoadedCheckpoint, cfg: NetworkConfig, sfr: boolean): void {
   if (c.state.config.name !== cfg.name || c.state.options.sfr !== sfr) {
     throw new Error(`--init-from: ${c.dir} holds ${c.state.config.name}${c.state.options.sfr ? '' : ' without SFR'}, this run trains ${cfg.name}${sfr ? '' : ' without SFR'}`);
   }
-  for (const t of tensorInventory(cfg, sfr)) {
+  for (const t of networkTensorInventory(cfg, sfr)) {
     const v = c.model.get(t.name);
     if (!v || v.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`--init-from: ${c.dir}: tensor ${t.name} does not match ${cfg.name}`);
   }
@@ -101,11 +103,11 @@ export async function train(run: TrainRun): Promise<TrainResult> {
 
 async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<TrainResult> {
   const existing = listCheckpointDirs(run.out);
-  let cfg = run.config ?? getConfig(run.arch);
+  let cfg = run.config ?? getNetworkConfig(run.arch);
   let opts: TrainOptions = {
     arch: run.arch, dataset: run.dataset, epochs: run.epochs, batch: run.batch, lr: run.lr, warmupEpochs: run.warmupEpochs,
     warmupLr: run.warmupLr, weightDecay: run.weightDecay, momentum: run.momentum, labelSmoothing: run.labelSmoothing, ema: run.ema,
-    groupLasso: run.groupLasso, sfr: run.sfr, seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
+    groupLasso: run.groupLasso, sfr: networkHasSfr(cfg, run.sfr), seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
     ...(run.crop !== undefined ? { crop: run.crop } : {}),
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
     ...(run.classes !== undefined ? { classes: run.classes } : {}),
@@ -164,8 +166,8 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     log(`starting from ${start.dir} (${start.state.config.name} after ${start.state.epochsDone} epochs, mask stage ${start.state.stage.lgc}/${start.state.stage.sfr})`);
   }
   const model = start
-    ? new CdnModel(cfg, opts.sfr, start.model, start.masks)
-    : new CdnModel(cfg, opts.sfr, initialValues(cfg, opts.sfr, opts.seed));
+    ? createTrainModel(cfg, opts.sfr, start.model, start.masks)
+    : createTrainModel(cfg, opts.sfr, networkInitialValues(cfg, opts.sfr, opts.seed));
   if (start) model.stage = { ...start.state.stage };
   const params = model.trainable();
   const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));

@@ -9,9 +9,11 @@ import {
 } from '@assemblyscript/wasi-shim/assembly/bindings/wasi_snapshot_preview1';
 import { ERR_INPUT, errorMessage, errorName, errorCode, fail, tryAlloc } from './errors';
 import { loadModel, runModel } from './engine';
-import { executeOps, inputLength, inputPtr, opMadds, outputLength, outputPtr } from './executor';
+import { executeOps, inputLength, inputPtr, outputLength, outputPtr } from './executor';
+import { opMadds } from './ops/registry';
 import { decodePnm, freePixels, preprocess } from './image';
-import { Model, freeModel, labelOf, modelName, opAt } from './model';
+import { Model, freeModel, opAt } from './model';
+import { labelOf, modelName } from './meta';
 import { OP_CONV2D, opName } from './format';
 import { softmax, top_k } from '../kernels/softmax';
 

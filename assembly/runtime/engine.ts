@@ -1,7 +1,9 @@
 // The engine facade both entry points use: load (parse, validate, plan), run, and model handles.
 
 import { ERR_COMPUTE, ERR_HANDLE, ERR_NUMERIC, clearError, fail } from './errors';
-import { Model, freeModel, parseModel, proveWrites } from './model';
+import { Model, freeModel } from './model';
+import { parseModel } from './parse';
+import { proveWrites } from './writes';
 import { planMemory } from './planner';
 import { execute, outputLength, outputPtr } from './executor';
 

@@ -207,7 +207,7 @@ export function writeModel(model: Model, opts: WriteOptions = {}): Uint8Array {
 // ---------------------------------------------------------------------------------------------------------------
 // Reader
 //
-// The rules and their order mirror the wasm loader (assembly/runtime/model.ts) check for check, and each rule reports the
+// The rules and their order mirror the wasm loader (assembly/runtime/parse.ts) check for check, and each rule reports the
 // same code (base/cnv2/error-codes.ts): sections, then META, TENS, and GRPH op by op. Keep the two in step.
 
 /** Bounds-checked little-endian cursor over one section; running past the end is a 'truncated' error. */
@@ -409,7 +409,7 @@ function convKernelScratch(cin: number, h: number, w: number, kernel: number, st
   return bytes > 0x7fffffff ? Infinity : bytes;
 }
 
-/** Per-op rules against buffers and tensors, in the wasm loader's order (assembly/runtime/model.ts parseConv and peers). */
+/** Per-op rules against buffers and tensors, in the wasm loader's order (assembly/runtime/ops/: validateConv2d and peers). */
 class OpChecker {
   private where = '';
   private readonly finiteChecked = new Set<number>();

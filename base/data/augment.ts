@@ -345,7 +345,7 @@ export const imageRng = (seed: number, epoch: number, index: number): Rng => Rng
  * A training batch of an image folder with the official augmentation: like assembleBatch, but from each image's
  * original pixels (`src.readOriginal`) and with one generator per (seed, epoch, image).
  */
-export function assembleAugmentedBatch(src: ImageSource, cfg: ArchConfig, indices: ArrayLike<number>, out: Float32Array, labels: Int32Array,
+export function assembleAugmentedBatch(src: ImageSource, cfg: Pick<ArchConfig, 'input' | 'mean' | 'std' | 'resize' | 'resizeShorter'>, indices: ArrayLike<number>, out: Float32Array, labels: Int32Array,
   aug: FolderAugment, seed: number, epoch: number): void {
   if (!src.readOriginal) throw new DataError(`${src.name}: the folder augmentation needs the original images`);
   const { height: H, width: W, channels: C } = cfg.input;

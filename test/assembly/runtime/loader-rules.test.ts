@@ -1,4 +1,4 @@
-// The wasm loader rule by rule (issue 26): every check of assembly/runtime/model.ts (and the planner's), each reached by
+// The wasm loader rule by rule (issue 26): every check of the loader (assembly/runtime/) and the planner, each reached by
 // a file that breaks that rule alone, in all three builds (simd, scalar, relaxed), and the same bytes through the
 // TypeScript reader, which must report the same code (base/cnv2/error-codes.ts). The base file is valid in both
 // readers; every case is the base with one edit and correct CRCs (unless the rule is the CRC).
@@ -209,7 +209,7 @@ const rules: Rule[] = [
   { rule: 'op words past the section', code: 'truncated', bytes: withSection(base, 'GRPH', (b) => { setU32(b, 4, 7); return Uint8Array.from([...b, 6, 0, 6, 0, 1, 0, 0, 0]); }) },
   { rule: 'GRPH bytes after its last op', code: 'graph', bytes: withSection(base, 'GRPH', (b) => Uint8Array.from([...b, 0, 0, 0, 0])) },
 
-  // --- CONV2D (parseConv), in its order
+  // --- CONV2D (ops/conv2d.ts validateConv2d), in its order
   { rule: 'conv kernel 2', code: 'graph', bytes: edited((m) => { conv(m).kernel = 2; }) },
   { rule: 'conv stride 5', code: 'graph', bytes: edited((m) => { conv(m).stride = 5; }) },
   { rule: 'conv pad above kernel/2', code: 'graph', bytes: edited((m) => { conv(m).pad = 2; }) },
