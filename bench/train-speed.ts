@@ -61,8 +61,8 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
   const tf = await import('@tensorflow/tfjs');
   const { selectBackend } = await import('../trainer/backend.js');
   const { registerWasmTrainBackend, WASM_BACKEND } = await import('../trainer/wasm/backend.js');
-  const { getConfig } = await import('../base/arch/configs.js');
-  const { CdnModel, initialValues } = await import('../trainer/model.js');
+  const { getNetworkConfig } = await import('../base/arch/networks.js');
+  const { createTrainModel, networkInitialValues } = await import('../trainer/net.js');
   const { Rng } = await import('../base/rng.js');
   const { applyStep, disposeSlice, sliceGradients } = await import('../trainer/step.js');
   const { DataParallel } = await import('../trainer/data-parallel.js');
@@ -79,9 +79,9 @@ async function runJob(job: Job, send: (m: WorkerMessage) => void): Promise<void>
   }
   send({ type: 'ready', backend: tf.getBackend() + isa, threads });
 
-  const cfg = getConfig(job.arch);
+  const cfg = getNetworkConfig(job.arch);
   const hp = cfg.train;
-  const model = new CdnModel(cfg, true, initialValues(cfg, true, 1));
+  const model = createTrainModel(cfg, true, networkInitialValues(cfg, true, 1));
   const params = model.trainable();
   const momentum = new Map(params.map((p) => [p.name, tf.variable(tf.zerosLike(p.variable), false)]));
   const { height: H, width: W, channels: C } = cfg.input;

@@ -1,7 +1,9 @@
 // Converter commands: `cdnv2 arch` (random model of a named config), `cdnv2 info`, `cdnv2 convert` (checkpoint).
 import type { Command } from 'commander';
 
-import { CONFIGS, configNames } from '../base/arch/configs.js';
+import { CONFIGS } from '../base/arch/configs.js';
+import { findNetworkConfig, isShuffleNetConfig, networkConfigNames } from '../base/arch/networks.js';
+import { shuffleCost, type ShuffleNetConfig } from '../base/arch/shufflenet.js';
 import { UsageError } from './errors.js';
 import { printable } from './text.js';
 import { condense, type WeightsDtype } from '../converter/condense.js';
@@ -85,25 +87,70 @@ function table(a: Analysis): string {
   const head = ['#', 'op', 'input', 'output', 'groups', 'MACs', 'FLOPs', 'params'];
   const rows = a.layers.map((r) => [String(r.index), r.op, shape(r.input), shape(r.output), String(r.groups),
     String(r.macs), String(r.flops), String(r.params)]);
+  return rowsTable(head, rows, 2);
+}
+
+function rowsTable(head: string[], rows: string[][], leftColumns: number): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]): string => r.map((c, i) => (i <= 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [fmt(head), ...rows.map(fmt)].join('\n');
+  const fmt = (r: string[]): string => r.map((c, i) => (i < leftColumns ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [fmt(head), ...rows.map(fmt)].map((l) => l.trimEnd()).join('\n');
+}
+
+/** `cdnv2 arch <shufflenet config>`: the layers and totals of the deployed network (SFR masks final). */
+function shuffleSummary(cfg: ShuffleNetConfig): string {
+  const a = shuffleCost(cfg);
+  const rows = a.layers.map((r) => [r.name, r.op, shape(r.input), shape(r.output), String(r.groups), String(r.macs), String(r.flops), String(r.params)]);
+  return [
+    `config   ${cfg.name}: ${cfg.description}`,
+    `input    ${cfg.input.channels}x${cfg.input.height}x${cfg.input.width}, ${cfg.classes} classes`,
+    '',
+    rowsTable(['layer', 'op', 'input', 'output', 'groups', 'MACs', 'FLOPs', 'params'], rows, 2),
+    '',
+    `total    ${a.totals.flops} FLOPs (${formatCount(a.totals.flops)}), ${a.totals.macs} MACs, ${a.totals.params} params (${formatCount(a.totals.params)})`
+      + ' as deployed (SFR masks final; docs/flops.md)',
+  ].join('\n');
+}
+
+/** `cdnv2 arch --list`: every configuration of both families. */
+function configListing(): string {
+  const rows = networkConfigNames().map((n) => {
+    const c = findNetworkConfig(n)!;
+    const family = isShuffleNetConfig(c) ? 'shufflenetv2' : 'condensenetv2';
+    return [n, family, `${c.input.channels}x${c.input.height}x${c.input.width}`, c.description];
+  });
+  return rowsTable(['name', 'family', 'input', 'description'], rows, 4);
 }
 
 export function register(program: Command): void {
   program
     .command('arch')
-    .description('write a model of a named configuration with deterministic random weights and final masks')
-    .argument('<config>', `configuration (${configNames().join(', ')})`)
-    .requiredOption('-o, --output <file>', 'model file to write (.cnv2)')
+    .description('write a model of a named configuration with deterministic random weights and final masks; '
+      + 'for a ShuffleNet configuration, print its layers, FLOPs and parameters')
+    .argument('[config]', `configuration (${networkConfigNames().join(', ')})`)
+    .option('-o, --output <file>', 'model file to write (.cnv2); required for CondenseNetV2 configurations')
     .option('--seed <n>', 'random seed', '1')
     .option('--weights <dtype>', 'weight storage: f32 or f16', 'f32')
     .option('--no-sfr', 'omit sparse feature reactivation (CondenseNet V1 dense layers)')
-    .action(async (name: string, opts: { output: string; seed: string; weights: string; sfr: boolean }) => {
-      const cfg = CONFIGS[name];
-      if (!cfg) throw new UsageError(`unknown configuration '${name}' (known: ${configNames().join(', ')})`);
+    .option('--list', 'list the configurations of both families (name, family, input, description)')
+    .option('--json', 'ShuffleNet configurations: print the layers and totals as JSON')
+    .action(async (name: string | undefined, opts: { output?: string; seed: string; weights: string; sfr: boolean; list?: boolean; json?: boolean }) => {
+      if (opts.list) {
+        process.stdout.write(`${configListing()}\n`);
+        return;
+      }
+      if (!name) throw new UsageError('missing configuration name (cdnv2 arch --list shows them)');
+      const any = findNetworkConfig(name);
+      if (!any) throw new UsageError(`unknown configuration '${name}' (known: ${networkConfigNames().join(', ')})`);
       const weights = parseWeights(opts.weights);
       const seed = parseSeed(opts.seed);
+      if (isShuffleNetConfig(any)) {
+        if (!opts.sfr) throw new UsageError(`--no-sfr is for CondenseNetV2; ${name} ${any.sfr ? 'has SFR by definition (use ' + name.replace(/^sfr-/, '') + ')' : 'has no SFR'}`);
+        if (opts.output) throw new Error(`writing a ${name} model file needs the ShuffleNet converter, which this build does not have yet`);
+        process.stdout.write(`${opts.json ? JSON.stringify({ name, ...shuffleCost(any) }) : shuffleSummary(any)}\n`);
+        return;
+      }
+      if (!opts.output) throw new UsageError(`arch ${name}: -o, --output <file> is required for CondenseNetV2 configurations`);
+      const cfg = CONFIGS[name]!;
       const model = condense(randomNetworkParams(cfg, seed, { sfr: opts.sfr }), { weights });
       const bytes = writeModel(model);
       await writeFileAtomic(opts.output, bytes);
@@ -181,6 +228,9 @@ export function register(program: Command): void {
       // Imported here, not statically: trainer code is only needed by this command.
       const { loadCheckpoint, checkpointToNetworkParams, masksAreFinal, maskReport } = await import('../trainer/checkpoint.js');
       const ckpt = await loadCheckpoint(dir);
+      if (isShuffleNetConfig(ckpt.state.config)) {
+        throw new Error(`${dir}: converting a ${ckpt.state.config.name} checkpoint needs the ShuffleNet converter, which this build does not have yet`);
+      }
       if (!masksAreFinal(ckpt)) {
         const bad = maskReport(ckpt).find((r) => !r.groupwise || r.keptPerGroup.some((k) => k !== r.expected));
         const where = bad ? ` (${bad.name} keeps ${bad.keptPerGroup.join('/')} per group, final is ${bad.expected})` : '';

@@ -6,7 +6,7 @@ import { statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { configNames, getConfig } from '../base/arch/configs.js';
+import { getNetworkConfig, isShuffleNetConfig, networkConfigNames } from '../base/arch/networks.js';
 import { UsageError } from './errors.js';
 import { reportEvaluation } from './eval-report.js';
 import { evalProgress } from './progress.js';
@@ -17,6 +17,7 @@ import { OFFICIAL_FOLDER_AUGMENT, parseRandAugment, type FolderAugment } from '.
 
 // Spelled out here rather than imported: backend.ts loads TensorFlow.js, which other subcommands must not wait for.
 const BACKEND_CHOICES: BackendChoice[] = ['auto', 'node', 'wasm', 'cpu'];
+const FREEZE_CHOICES = ['none', 'head-only', 'stages'] as const; // trainer/fine-tune.ts FREEZE_MODES
 
 function int(name: string, min: number) {
   return (v: string): number => {
@@ -77,8 +78,8 @@ function num(name: string, min: number) {
 
 export function register(program: Command): void {
   program.command('train')
-    .description('train a CondenseNetV2 (learned LGC and SFR masks) with TensorFlow.js; checkpoints every epoch')
-    .option('--arch <name>', `configuration (${configNames().join(', ')}); required unless --resume`)
+    .description('train a CondenseNetV2 (learned LGC and SFR masks) or a (SFR-)ShuffleNetV2 with TensorFlow.js; checkpoints every epoch')
+    .option('--arch <name>', `configuration (${networkConfigNames().join(', ')}); required unless --resume`)
     .addOption(new Option('--dataset <name>', 'data set; required unless --resume').choices([...DATASETS]))
     .option('--data <dir>', 'data directory (default per data set, e.g. /usr/share/datasets/fashion-mnist)')
     .option('--epochs <n>', 'epochs (default: the configuration\'s)', int('--epochs', 1))
@@ -107,12 +108,19 @@ export function register(program: Command): void {
     .option('--random-erasing <p>', 'folder: probability of random erasing (official 0.2; 0: off)', probability('--random-erasing'))
     .addOption(new Option('--erasing-mode <mode>', 'folder: random-erasing fill: pixel (N(0,1) per value, official), rand (per channel), const (the mean)')
       .choices(['pixel', 'rand', 'const']))
-    .option('--classes <n>', 'classifier outputs (default: the configuration\'s; e.g. a few classes of a folder); the class names stay only when their count matches', int('--classes', 2))
+    .option('--classes <n>', 'classifier outputs (default: the configuration\'s; e.g. a few classes of a folder); the class names stay only when their count matches', (v: string) => {
+      const n = int('--classes', 2)(v);
+      if (n > 100_000) throw new UsageError(`--classes must be at most 100000, got '${v}'`);
+      return n;
+    })
     .option('--seed <n>', 'random seed', int('--seed', 0), 1)
     .option('--limit-train <n>', 'use only the first N training images', int('--limit-train', 1))
     .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
     .option('--out <dir>', 'run directory (checkpoints, metrics.jsonl, training-curve.svg/png)')
-    .option('--init-from <checkpoint>', 'start from the weights, BN statistics and masks of a checkpoint or run (e.g. fine-tune a finished run at a lower --lr); schedule, momentum and history start fresh')
+    .option('--init-from <source>', 'start from the weights, BN statistics and masks of a checkpoint, a run or an official PyTorch file (.pth, with --arch); with --dataset folder, a new classifier for the folder\'s classes; fine-tuning defaults (docs/training.md)')
+    .addOption(new Option('--freeze <mode>', 'with --init-from: which layers train: none (all), head-only (the classifier), stages (unfreeze from the head down, in equal spans of iterations)')
+      .choices([...FREEZE_CHOICES]))
+    .option('--head-lr-scale <x>', 'with a new classifier: its learning rate as a multiple of --lr (default 10)', num('--head-lr-scale', 0))
     .option('--resume', 'continue the run in --out from its last checkpoint, with its stored options (a larger --epochs extends it)', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend: auto = tfjs-node if installed, else wasm (our SIMD kernels)')
       .choices(BACKEND_CHOICES).default('auto'))
@@ -136,6 +144,14 @@ export function register(program: Command): void {
         const runDir = o.out ?? path.join('runs', `${o.arch}-${o.dataset}`);
         stored = (await loadCheckpoint(runDir, (m) => process.stderr.write(`warning: ${m}\n`))).state.options;
       } else {
+        if (o.freeze && !o.initFrom) throw new UsageError('--freeze needs --init-from (the network whose layers it freezes)');
+        if (!o.arch && o.initFrom) {
+          // The configuration of the network fine-tuned is the source's; a PyTorch file does not say it.
+          const { isTorchFile, sourceArch } = await import('../trainer/fine-tune.js');
+          if (isTorchFile(o.initFrom)) throw new UsageError(`--init-from ${o.initFrom}: a PyTorch file needs --arch, the configuration it was trained as`);
+          const { loadCheckpoint } = await import('../trainer/checkpoint.js');
+          o.arch = sourceArch(await loadCheckpoint(o.initFrom, (m) => process.stderr.write(`warning: ${m}\n`))).name;
+        }
         if (!o.arch) throw new UsageError("required option '--arch <name>' not specified");
         if (!o.dataset) throw new UsageError("required option '--dataset <name>' not specified");
       }
@@ -143,7 +159,7 @@ export function register(program: Command): void {
       // Folder data sets train with the official augmentation unless --crop asks for the padded crop and flips.
       const folderOptionGiven = FOLDER_AUGMENT_KEYS.some(given);
       let folderAugment: FolderAugment | undefined;
-      if (stored && !folderOptionGiven && !given('dataset')) folderAugment = stored.folderAugment;
+      if (stored && !folderOptionGiven) folderAugment = stored.folderAugment;
       else if ((o.dataset ?? stored?.dataset) === 'folder' && o.augment !== false && !given('crop')) folderAugment = folderAugmentOf(o);
       if (folderOptionGiven && !folderAugment) {
         throw new UsageError('the folder augmentation options (--resized-crop-*, --train-interpolation, --hflip, --color-jitter, --rand-augment, '
@@ -155,12 +171,16 @@ export function register(program: Command): void {
           ['batch', 'batch'], ['lr', 'lr'], ['warmupEpochs', 'warmupEpochs'], ['warmupLr', 'warmupLr'],
           ['weightDecay', 'weightDecay'], ['momentum', 'momentum'], ['labelSmoothing', 'labelSmoothing'],
           ['groupLasso', 'groupLasso'], ['sfr', 'sfr'], ['seed', 'seed'], ['limitTrain', 'limitTrain'],
-          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom'], ['classes', 'classes']];
+          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom'], ['classes', 'classes'],
+          ['freeze', 'freeze'], ['headLrScale', 'headLrScale']];
         for (const [key, storedKey] of fromStore) if (!given(key)) o[key] = stored[storedKey];
         if (!given('ema')) o.ema = stored.ema > 0 ? String(stored.ema) : false;
       }
       let cfg;
-      try { cfg = getConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
+      try { cfg = getNetworkConfig(o.arch); } catch (e) { throw new UsageError((e as Error).message); }
+      if (isShuffleNetConfig(cfg) && cfg.sfr && given('sfr') && !o.sfr) {
+        throw new UsageError(`--no-sfr is for CondenseNetV2; ${cfg.name} has SFR by definition (train ${cfg.name.replace(/^sfr-/, '')} for the plain network)`);
+      }
       const { selectBackend } = await import('../trainer/backend.js');
       const { train } = await import('../trainer/train.js');
       // Two replicas already use both cores: each gets one kernel thread unless --threads says otherwise. By default
@@ -173,7 +193,9 @@ export function register(program: Command): void {
       // (With one CPU the single replica has the one thread it would have had anyway.)
       const workers: number = o.workers ?? (auto && backend.startsWith(WASM_BACKEND) && os.availableParallelism() >= 2 ? 2 : 1);
       process.stderr.write(`backend: ${backend}${workers === 2 ? ' per replica, 2 data-parallel replicas' : ''}\n`);
-      const d = cfg.train;
+      // Starting from a trained network: a fine-tuning recipe for what the command line leaves out.
+      const { fineTuneDefaults } = await import('../trainer/fine-tune.js');
+      const d = o.initFrom && !o.resume ? { ...cfg.train, ...fineTuneDefaults(cfg, { epochs: o.epochs, batch: o.batch }) } : cfg.train;
       let ema = d.ema;
       if (o.ema === false) ema = 0;
       else if (o.ema === true) ema = 0.9998;
@@ -189,6 +211,7 @@ export function register(program: Command): void {
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
         crop: o.crop, out, resume: o.resume, backend, workers, backendChoice: o.backend as BackendChoice, workerThreads: threads ?? 1,
         progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom, classes: o.classes, folderAugment,
+        freeze: o.freeze, headLrScale: o.headLrScale,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);

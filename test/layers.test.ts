@@ -1,7 +1,8 @@
 // The dependency order of the TypeScript tree (docs/architecture.md, "Layers"), from every import the TypeScript
 // parser finds (static, type-only, re-exports and literal dynamic imports): no import cycle between files, no
 // import from a higher layer or between folders of one layer, no product code importing test/, no TensorFlow.js
-// below the trainer, and test/ laid out like the source tree.
+// below the trainer, and test/ laid out like the source tree. The same for the AssemblyScript tree (assembly/):
+// the inference runtime and the training kernels each import only themselves and the shared micro-kernels.
 import t from 'tap';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -20,6 +21,13 @@ export const LAYERS: Record<string, number> = {
 };
 /** Folders that must not load TensorFlow.js (so convert, info and classify start without it). */
 const TF_FREE = ['base', 'runtime', 'converter'];
+
+/** Folders of the AssemblyScript tree and the folders each may import besides its own. */
+export const ASSEMBLY_LAYERS: Record<string, string[]> = {
+  'assembly/kernels': [],                     // micro-kernels: pure functions over pointers and shapes
+  'assembly/runtime': ['assembly/kernels'],   // inference: model parsing, operators, planner, executor, entries
+  'assembly/training': ['assembly/kernels'],  // the TF.js training backend's kernels
+};
 
 type Graph = Map<string, string[]>; // file -> files it imports (repository-relative paths)
 
@@ -47,6 +55,12 @@ function resolve(from: string, spec: string): string {
 }
 
 const top = (file: string): string => file.split('/')[0]!;
+const assemblyFolder = (file: string): string => file.split('/').slice(0, 2).join('/');
+
+/** An AssemblyScript relative specifier (no extension: `./x` is `x.ts`) to the repository path of its file. */
+function resolveAssembly(from: string, spec: string): string {
+  return path.posix.normalize(path.posix.join(path.posix.dirname(from), spec)) + '.ts';
+}
 
 /** Import cycles (strongly connected components of more than one file, or a file importing itself). */
 export function cycles(graph: Graph): string[][] {
@@ -83,6 +97,20 @@ export function layerViolations(graph: Graph, layers: Record<string, number>): s
       if (b === 'test') bad.push(`${from} imports test code ${to}`);
       else if (!(b in layers)) bad.push(`${from} imports ${to}, outside the layered folders`);
       else if (layers[b]! >= layers[a]!) bad.push(`${from} (${a}/, layer ${layers[a]}) imports ${to} (${b}/, layer ${layers[b]})`);
+    }
+  }
+  return bad;
+}
+
+/** Imports in the AssemblyScript tree that leave a file's folder for one it may not import. */
+export function assemblyViolations(graph: Graph, layers: Record<string, string[]>): string[] {
+  const bad: string[] = [];
+  for (const [from, tos] of graph) {
+    const a = assemblyFolder(from);
+    if (!(a in layers)) { bad.push(`${from}: folder ${a}/ has no layer`); continue; }
+    for (const to of tos) {
+      const b = assemblyFolder(to);
+      if (b !== a && !layers[a]!.includes(b)) bad.push(`${from} (${a}/) imports ${to} (${b}/)`);
     }
   }
   return bad;
@@ -138,4 +166,40 @@ t.test('test/ mirrors the source tree', async (t) => {
   t.same(stray, [], 'every test folder is named after a source folder');
   const atRoot = testFiles.filter((f) => f.split('/').length === 2);
   t.same(atRoot, ['test/layers.test.ts'], 'only the whole-tree test sits at test/ itself');
+});
+
+const assemblyFiles = listSources('assembly');
+const assemblyGraph: Graph = new Map();
+const assemblyBare = new Map<string, string[]>();
+for (const f of assemblyFiles) {
+  const specs = specifiers(f);
+  assemblyGraph.set(f, specs.filter((s) => s.startsWith('.')).map((s) => resolveAssembly(f, s)));
+  assemblyBare.set(f, specs.filter((s) => !s.startsWith('.')));
+}
+
+t.test('assembly/: the checks catch what they are for', async (t) => {
+  const g: Graph = new Map([
+    ['assembly/runtime/a.ts', ['assembly/training/b.ts', 'assembly/kernels/k.ts']],
+    ['assembly/training/b.ts', ['assembly/runtime/a.ts']],
+    ['assembly/kernels/k.ts', ['assembly/runtime/a.ts', 'assembly/kernels/j.ts']],
+    ['assembly/loose.ts', []],
+  ]);
+  t.same(assemblyViolations(g, ASSEMBLY_LAYERS).length, 4, 'runtime -> training, training -> runtime, kernels -> runtime, a file outside the folders');
+});
+
+t.test('assembly/: every folder has sources and every relative import names a file', async (t) => {
+  for (const dir of Object.keys(ASSEMBLY_LAYERS)) t.ok(assemblyFiles.some((f) => f.startsWith(dir + '/')), `${dir}/ has sources`);
+  const missing = [...assemblyGraph].flatMap(([f, tos]) => tos.filter((to) => !existsSync(path.join(root, to))).map((to) => `${f} -> ${to}`));
+  t.same(missing, [], 'every relative import names a file');
+  t.ok([...assemblyGraph.values()].reduce((n, tos) => n + tos.length, 0) > 50, 'the parser found the imports');
+});
+
+t.test('assembly/: runtime and training import only themselves and the kernels; kernels import neither', async (t) => {
+  t.same(assemblyViolations(assemblyGraph, ASSEMBLY_LAYERS), []);
+  const bare = [...assemblyBare].flatMap(([f, specs]) => specs.filter((s) => !s.startsWith('@assemblyscript/')).map((s) => `${f}: ${s}`));
+  t.same(bare, [], 'no package but AssemblyScript\'s own');
+});
+
+t.test('assembly/: no import cycles between files', async (t) => {
+  t.same(cycles(assemblyGraph), []);
 });

@@ -6,9 +6,11 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import path from 'node:path';
 
 import { upgradeConfig, type ArchConfig } from '../base/arch/configs.js';
+import { isShuffleNetConfig, networkMaskInventory, networkTensorInventory, type NetworkConfig } from '../base/arch/networks.js';
+import { shuffleFinalSfrStage, shuffleMaskInventory } from '../base/arch/shufflenet.js';
 import type { BatchNormParams, DenseLayerParams, LinearParams, NetworkParams, SeParams } from '../base/arch/params.js';
 import { lgcKeptAt, lgcKeptPerGroup, lgcMaskIsGroupwise, sfrKeptAt, sfrKeptPerGroup, sfrMaskIsGroupwise } from './masks.js';
-import { BN_EPS, headSeHidden, layerSpecs, maskInventory, tensorInventory } from '../base/arch/schema.js';
+import { BN_EPS, headSeHidden, layerSpecs, maskInventory } from '../base/arch/schema.js';
 
 export const CHECKPOINT_FORMAT = 'cdnv2-checkpoint';
 /** 2: the manifest carries the SHA-256 of its own other fields (`manifestSha256`). Version 1 is still read. */
@@ -50,6 +52,10 @@ export interface TrainOptions {
   crop?: number;
   /** The run started from this checkpoint's weights, BN statistics and masks instead of random weights. */
   initFrom?: string;
+  /** Which parameters train when starting from another network (--freeze; absent: all). trainer/fine-tune.ts. */
+  freeze?: 'none' | 'head-only' | 'stages';
+  /** The new classifier's learning rate as a multiple of the schedule's (fine-tuning with a new head). */
+  headLrScale?: number;
   /** Classifier outputs when not the configuration's own (`--classes N`); the stored config already has them. */
   classes?: number;
   /** Image folders: the official augmentation (base/data/augment.ts) instead of the padded crop and flip. */
@@ -57,7 +63,7 @@ export interface TrainOptions {
 }
 
 export interface CheckpointState {
-  config: ArchConfig;
+  config: NetworkConfig;
   options: TrainOptions;
   epochsDone: number;
   iteration: number;          // iterations done
@@ -98,11 +104,12 @@ export class CheckpointError extends Error {
 }
 
 // ---------- config (de)serialisation: JSON has no Infinity ----------
-function encodeConfig(cfg: ArchConfig): unknown {
+function encodeConfig(cfg: NetworkConfig): unknown {
   return JSON.parse(JSON.stringify(cfg, (_k, v) => (v === Infinity ? 'Infinity' : v)));
 }
-function decodeConfig(raw: unknown): ArchConfig {
-  return upgradeConfig(JSON.parse(JSON.stringify(raw), (_k, v) => (v === 'Infinity' ? Infinity : v)) as ArchConfig);
+function decodeConfig(raw: unknown): NetworkConfig {
+  const cfg = JSON.parse(JSON.stringify(raw), (_k, v) => (v === 'Infinity' ? Infinity : v)) as NetworkConfig;
+  return isShuffleNetConfig(cfg) ? cfg : upgradeConfig(cfg);
 }
 
 function sha256(buf: Uint8Array): string {
@@ -175,9 +182,9 @@ export function saveCheckpoint(runDir: string, content: CheckpointContent): stri
     offset += bytes.length;
   };
   const cfg = content.state.config;
-  const inv = tensorInventory(cfg, content.state.options.sfr);
+  const inv = networkTensorInventory(cfg, content.state.options.sfr);
   for (const t of inv) add('model', t.name, t.shape, content.model.get(t.name)!);
-  for (const m of maskInventory(cfg, content.state.options.sfr)) add('mask', m.name, [m.inCh, m.outCh], content.masks.get(m.name)!);
+  for (const m of networkMaskInventory(cfg, content.state.options.sfr)) add('mask', m.name, [m.inCh, m.outCh], content.masks.get(m.name)!);
   for (const t of inv) if (t.kind === 'param') add('momentum', t.name, t.shape, content.momentum.get(t.name)!);
   if (content.ema) for (const t of inv) add('ema', t.name, t.shape, content.ema.get(t.name)!);
   const bin = Buffer.concat(chunks);
@@ -257,7 +264,7 @@ function readOne(dir: string): LoadedCheckpoint {
     const copy = new Uint8Array(bin.subarray(t.offset, t.offset + n));
     return (ctor === 'float32' ? new Float32Array(copy.buffer) : copy) as T;
   };
-  const inv = tensorInventory(cfg, sfr);
+  const inv = networkTensorInventory(cfg, sfr);
   const model = new Map<string, Float32Array>();
   const momentum = new Map<string, Float32Array>();
   let ema: Map<string, Float32Array> | undefined;
@@ -269,7 +276,7 @@ function readOne(dir: string): LoadedCheckpoint {
     if (ema) ema.set(t.name, take('ema', t.name, t.shape, 'float32'));
   }
   const masks = new Map<string, Uint8Array>();
-  for (const m of maskInventory(cfg, sfr)) {
+  for (const m of networkMaskInventory(cfg, sfr)) {
     const v = take<Uint8Array>('mask', m.name, [m.inCh, m.outCh], 'uint8');
     for (let i = 0; i < v.length; i++) if (v[i]! > 1) throw new CheckpointError(`${dir}: mask ${m.name} has a value other than 0/1`);
     masks.set(m.name, v);
@@ -325,6 +332,7 @@ export function checkpointToNetworkParams(ckpt: LoadedCheckpoint, opts: { ema?: 
   if (useEma && !ckpt.ema) throw new CheckpointError(`${ckpt.dir}: EMA weights requested but the checkpoint has none`);
   const src = useEma ? ckpt.ema! : ckpt.model;
   const cfg = ckpt.state.config;
+  if (isShuffleNetConfig(cfg)) throw new CheckpointError(`${ckpt.dir}: ${cfg.name} is a ShuffleNet checkpoint, not CondenseNetV2 (docs/shufflenet.md)`);
   const sfr = ckpt.state.options.sfr;
   const G = cfg.group3x3;
   const t = (n: string): Float32Array => { const v = src.get(n); if (!v) throw new CheckpointError(`tensor ${n} missing`); return v; };
@@ -384,6 +392,13 @@ export interface MaskReport { name: string; kind: 'lgc' | 'sfr'; keptPerGroup: n
 /** Per mask: connections kept per group and the number a final mask must keep. */
 export function maskReport(ckpt: Pick<LoadedCheckpoint, 'state' | 'masks'>): MaskReport[] {
   const cfg = ckpt.state.config;
+  if (isShuffleNetConfig(cfg)) {
+    return shuffleMaskInventory(cfg).map((m) => {
+      const mask = ckpt.masks.get(m.name)!;
+      return { name: m.name, kind: m.kind, keptPerGroup: sfrKeptPerGroup(mask, m.inCh, m.outCh, m.groups),
+        expected: sfrKeptAt(m.outCh, m.factor, m.factor - 1), groupwise: sfrMaskIsGroupwise(mask, m.inCh, m.outCh, m.groups) };
+    });
+  }
   return maskInventory(cfg, ckpt.state.options.sfr).map((m) => {
     const mask = ckpt.masks.get(m.name)!;
     if (m.kind === 'lgc') {
@@ -402,6 +417,11 @@ export function maskReport(ckpt: Pick<LoadedCheckpoint, 'state' | 'masks'>): Mas
  */
 export function masksAreFinal(ckpt: Pick<LoadedCheckpoint, 'state' | 'masks'>): boolean {
   const cfg = ckpt.state.config;
+  if (isShuffleNetConfig(cfg)) {
+    // Each SFR mask has its own S; stage.sfr counts the drops of all of them (docs/shufflenet.md).
+    if (ckpt.state.stage.sfr < shuffleFinalSfrStage(cfg)) return false;
+    return maskReport(ckpt).every((r) => r.groupwise && r.keptPerGroup.every((k) => k === r.expected));
+  }
   if (ckpt.state.stage.lgc < cfg.condenseFactor - 1) return false;
   if (ckpt.state.options.sfr && ckpt.state.stage.sfr < cfg.sfrFactor - 1) return false;
   return maskReport(ckpt).every((r) => r.groupwise && r.keptPerGroup.every((k) => k === r.expected));

@@ -12,9 +12,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
 
-import type { ArchConfig } from '../base/arch/configs.js';
+import type { NetworkConfig } from '../base/arch/networks.js';
 import type { BackendChoice } from './backend.js';
-import type { BnBatchStat, CdnModel } from './model.js';
+import type { BnBatchStat } from './model.js';
+import type { TrainModel } from './net.js';
 import { disposeSlice, sliceGradients, type LossOptions, type SliceGradients } from './step.js';
 
 export interface SharedBuffers {
@@ -29,7 +30,7 @@ export interface SharedBuffers {
 }
 
 export interface WorkerInit {
-  config: ArchConfig;
+  config: NetworkConfig;
   sfr: boolean;
   backend: BackendChoice;
   threads: number;
@@ -50,7 +51,7 @@ export type FromWorker =
 export interface TensorSlot { name: string; shape: number[]; offset: number; size: number; param: boolean }
 
 /** Offsets of every tensor and mask in the shared buffers (same on both sides). */
-export function sharedLayout(model: CdnModel): {
+export function sharedLayout(model: TrainModel): {
   tensors: TensorSlot[]; tensorCount: number; params: TensorSlot[];
   masks: { name: string; offset: number; size: number }[]; maskCount: number; bnChannels: number;
 } {
@@ -91,7 +92,7 @@ export class DataParallel {
   private pending?: { resolve: (m: FromWorker) => void; reject: (e: Error) => void };
   private failure?: Error;
   private readonly onExit = (code: number): void => this.fail(new Error(`data-parallel worker exited (code ${code})`));
-  private constructor(private readonly worker: Worker, model: CdnModel, buffers: SharedBuffers, readonly workerBackend: string) {
+  private constructor(private readonly worker: Worker, model: TrainModel, buffers: SharedBuffers, readonly workerBackend: string) {
     this.layout = sharedLayout(model);
     this.views = {
       values: new Float32Array(buffers.values), grads: new Float32Array(buffers.grads), masks: new Uint8Array(buffers.masks),
@@ -103,7 +104,7 @@ export class DataParallel {
   }
 
   /** Starts the worker with a replica of `model` (same configuration); resolves once its backend is ready. */
-  static async start(model: CdnModel, opts: { backend: BackendChoice; threads?: number; maxSlice: number }): Promise<DataParallel> {
+  static async start(model: TrainModel, opts: { backend: BackendChoice; threads?: number; maxSlice: number }): Promise<DataParallel> {
     const lay = sharedLayout(model);
     const { height: H, width: W, channels: C } = model.cfg.input;
     const buffers: SharedBuffers = {
@@ -149,7 +150,7 @@ export class DataParallel {
    * Gradients of the mean loss over the whole batch (n images of x, y): the first ceil(n/2) images here, the rest
    * on the worker, combined weighted by their sizes. Same result type as sliceGradients over the whole batch.
    */
-  async step(model: CdnModel, x: Float32Array, y: Int32Array, n: number, loss: LossOptions): Promise<SliceGradients> {
+  async step(model: TrainModel, x: Float32Array, y: Int32Array, n: number, loss: LossOptions): Promise<SliceGradients> {
     if (this.failure) throw this.failure;
     const { height: H, width: W, channels: C } = model.cfg.input;
     const per = H * W * C;
@@ -185,7 +186,7 @@ export class DataParallel {
     return combine(local, done, this.views, this.layout, n0, n1);
   }
 
-  private publishMasks(model: CdnModel): void {
+  private publishMasks(model: TrainModel): void {
     const key = `${model.stage.lgc}/${model.stage.sfr}`;
     if (key !== this.masksKey) {
       for (const m of this.layout.masks) this.views.masks.set(model.masks.get(m.name)!, m.offset);
@@ -198,7 +199,7 @@ export class DataParallel {
    * An evaluateSource `logitsOf` that splits every batch between the two replicas: eval-mode logits of the weights
    * and running statistics `lookup` gives (default: the model's own), published to the worker once, here.
    */
-  evaluator(model: CdnModel, lookup?: (name: string) => tf.Tensor): (images: Float32Array, count: number) => Promise<tf.Tensor2D> {
+  evaluator(model: TrainModel, lookup?: (name: string) => tf.Tensor): (images: Float32Array, count: number) => Promise<tf.Tensor2D> {
     const get = lookup ?? ((n: string) => model.get(n));
     for (const v of this.layout.tensors) this.views.values.set(get(v.name).dataSync() as Float32Array, v.offset);
     this.valuesVersion++;
@@ -249,7 +250,9 @@ function combine(local: SliceGradients, done: Extract<FromWorker, { type: 'done'
   let stats: BnBatchStat[] = [];
   // One plain loop per parameter rather than three TF.js ops: this runs while the worker waits.
   for (const p of layout.params) {
-    const g0 = local.grads.get(p.name)!.dataSync() as Float32Array;
+    const t0 = local.grads.get(p.name);
+    if (!t0) continue; // frozen in this step (the worker skipped it too)
+    const g0 = t0.dataSync() as Float32Array;
     const g = new Float32Array(p.size);
     for (let i = 0, j = p.offset; i < p.size; i++, j++) g[i] = w0 * g0[i]! + w1 * views.grads[j]!;
     grads.set(p.name, tf.tensor(g, p.shape));

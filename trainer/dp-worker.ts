@@ -5,7 +5,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 import { selectBackend } from './backend.js';
 import { sharedLayout, type FromWorker, type ToWorker, type WorkerInit } from './data-parallel.js';
-import { CdnModel, tensorInventory } from './model.js';
+import { networkTensorInventory } from '../base/arch/networks.js';
+import { createTrainModel } from './net.js';
 import { disposeSlice, sliceGradients } from './step.js';
 
 const init = workerData as WorkerInit;
@@ -24,8 +25,8 @@ try {
 
   // Batch-norm running statistics are never used here (training-mode forward passes only): placeholders.
   const placeholders = new Map<string, Float32Array>();
-  for (const t of tensorInventory(init.config, init.sfr)) placeholders.set(t.name, new Float32Array(t.shape.reduce((a, b) => a * b, 1)));
-  const model = new CdnModel(init.config, init.sfr, placeholders);
+  for (const t of networkTensorInventory(init.config, init.sfr)) placeholders.set(t.name, new Float32Array(t.shape.reduce((a, b) => a * b, 1)));
+  const model = createTrainModel(init.config, init.sfr, placeholders);
   const layout = sharedLayout(model);
   // Which publication of `values` the model holds: a step's (parameters only) or an evaluation's (every tensor).
   let loaded = { version: 0, all: false };
@@ -62,7 +63,10 @@ try {
       load(m.valuesVersion, false);
       loadMasks(m.masksVersion);
       const r = sliceGradients(model, x, y, m.n, m.loss);
-      for (const p of layout.params) grads.set(r.grads.get(p.name)!.dataSync() as Float32Array, p.offset);
+      for (const p of layout.params) {
+        const g = r.grads.get(p.name); // absent: frozen in this step
+        if (g) grads.set(g.dataSync() as Float32Array, p.offset);
+      }
       logits.set(r.logits.dataSync() as Float32Array);
       let off = 0;
       const shapes: { name: string; channels: number; count: number }[] = [];

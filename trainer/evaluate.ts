@@ -1,16 +1,16 @@
 // Eval-mode forward passes (BN running statistics, EMA weights when present) on checkpoints.
 import * as tf from '@tensorflow/tfjs';
 
-import type { ArchConfig } from '../base/arch/configs.js';
+import type { NetworkConfig } from '../base/arch/networks.js';
 import type { LoadedCheckpoint } from './checkpoint.js';
 import { assembleBatch, type ImageSource } from '../base/data/index.js';
-import { CdnModel } from './model.js';
+import { createTrainModel, type TrainModel } from './net.js';
 
 /** Builds the TF.js model of a checkpoint (EMA weights when opts.ema is true or, by default, when present). */
-export function modelFromCheckpoint(ckpt: LoadedCheckpoint, opts: { ema?: boolean } = {}): CdnModel {
+export function modelFromCheckpoint(ckpt: LoadedCheckpoint, opts: { ema?: boolean } = {}): TrainModel {
   const useEma = opts.ema ?? ckpt.ema !== undefined;
   if (useEma && !ckpt.ema) throw new Error(`${ckpt.dir}: EMA weights requested but the checkpoint has none`);
-  const m = new CdnModel(ckpt.state.config, ckpt.state.options.sfr, useEma ? ckpt.ema! : ckpt.model, ckpt.masks);
+  const m = createTrainModel(ckpt.state.config, ckpt.state.options.sfr, useEma ? ckpt.ema! : ckpt.model, ckpt.masks);
   m.stage = { ...ckpt.state.stage };
   return m;
 }
@@ -31,7 +31,24 @@ export function evalLogits(ckpt: LoadedCheckpoint, images: Float32Array, n: numb
   }
 }
 
-function logitsOf(model: CdnModel, cfg: ArchConfig, n: number, batch: number, slice: (start: number, count: number) => Float32Array): Float32Array {
+/**
+ * Eval-mode logits of `n` normalised NHWC images for a network given by its parameters (training-form tensors in
+ * the checkpoint's layouts, BN running statistics included, and its masks; either family): what a converted model
+ * must reproduce. Returns N x classes logits (row-major).
+ */
+export function networkEvalLogits(cfg: NetworkConfig, sfr: boolean, values: Map<string, Float32Array>, masks: Map<string, Uint8Array>,
+  images: Float32Array, n: number, opts: { batch?: number } = {}): Float32Array {
+  const per = cfg.input.height * cfg.input.width * cfg.input.channels;
+  if (images.length < n * per) throw new Error(`networkEvalLogits: ${images.length} values for ${n} images of ${per}`);
+  const model = createTrainModel(cfg, sfr, values, masks);
+  try {
+    return logitsOf(model, cfg, n, opts.batch ?? 64, (start, count) => images.subarray(start * per, (start + count) * per));
+  } finally {
+    model.dispose();
+  }
+}
+
+function logitsOf(model: TrainModel, cfg: NetworkConfig, n: number, batch: number, slice: (start: number, count: number) => Float32Array): Float32Array {
   const out = new Float32Array(n * cfg.classes);
   for (let s = 0; s < n; s += batch) {
     const c = Math.min(batch, n - s);
@@ -54,7 +71,7 @@ export interface EvalOptions {
 }
 
 /** Evaluates a model on the first `src.count` images in file order, batch by batch. */
-export async function evaluateSource(model: CdnModel, src: ImageSource, opts: EvalOptions = {}): Promise<EvalResult> {
+export async function evaluateSource(model: TrainModel, src: ImageSource, opts: EvalOptions = {}): Promise<EvalResult> {
   const cfg = model.cfg;
   const batch = opts.batch ?? 100;
   const per = cfg.input.height * cfg.input.width * cfg.input.channels;

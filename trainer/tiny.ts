@@ -1,5 +1,6 @@
 // Small derived configurations for tests and quick experiments (not part of the named CONFIGS).
 import { getConfig, type ArchConfig } from '../base/arch/configs.js';
+import { SHUFFLENET_CONFIGS, type ShuffleNetConfig } from '../base/arch/shufflenet.js';
 
 /** A configuration derived from a named one with fields overridden (e.g. a tiny network on 8x8 inputs). */
 export function deriveConfig(base: string | ArchConfig, overrides: Partial<ArchConfig>): ArchConfig {
@@ -17,4 +18,21 @@ export function tinyConfig(overrides: Partial<ArchConfig> = {}): ArchConfig {
     mean: [0.5], std: [0.25], labels: ['a', 'b', 'c', 'd'],
     ...overrides,
   });
+}
+
+/**
+ * A tiny SFR-ShuffleNetV2 (8x8 gray, 4 classes; two stages of a stride-2 and a basic unit, SFR with S = G = b) that
+ * trains in seconds; maxPool and stemStride can be switched on to exercise the ImageNet stem.
+ */
+export function tinyShuffleConfig(overrides: Partial<ShuffleNetConfig> = {}): ShuffleNetConfig {
+  const b = SHUFFLENET_CONFIGS['sfr-shufflenetv2-fmnist']!;
+  return {
+    ...b, name: 'tiny-shufflenet', description: 'tiny SFR-ShuffleNetV2 test network',
+    input: { channels: 1, height: 8, width: 8 }, classes: 4,
+    stemChannels: 8, stemStride: 1, maxPool: false, stageChannels: [8, 16], stageUnits: [2, 2], lastChannels: 16,
+    sfr: true, sfrFactor: [4, 8], sfrGroups: [4, 8],
+    mean: [0.5], std: [0.25], labels: ['a', 'b', 'c', 'd'],
+    ...overrides,
+    train: { ...b.train, ...(overrides.train ?? {}) },
+  };
 }

@@ -18,12 +18,17 @@ const SLACK_BYTES: i64 = 128;
 // Bytes per tap of a quad panel: the tap's byte offset (in a 16-byte slot) and the 4 outputs' weights, splatted.
 const TAP_BYTES: i64 = 80;
 
+/** Pointwise (1x1, stride 1, no padding): conv1x1_group's case, a matrix product over planes without a padded copy. */
+@inline export function conv2d_is_pointwise(kernel: i32, stride: i32, pad: i32): bool {
+  return kernel == 1 && stride == 1 && pad == 0;
+}
+
 /**
  * Scratch bytes conv2d_group needs for this shape (padded input, slack, tap table); 0 when none is needed (1x1, stride 1, pad 0), -1 when the size
  * does not fit in an i32 (the caller must reject such a layer).
  */
 export function conv2d_scratch_bytes(cin: i32, h: i32, w: i32, kernel: i32, stride: i32, pad: i32): i32 {
-  if (kernel == 1 && stride == 1 && pad == 0) return 0;
+  if (conv2d_is_pointwise(kernel, stride, pad)) return 0;
   // + 16: aligning the panel; + 64: its four splatted biases.
   const bytes = <i64>cin * <i64>(h + 2 * pad) * <i64>(w + 2 * pad) * 4 + SLACK_BYTES + 16 + 64 + <i64>cin * <i64>(kernel * kernel) * TAP_BYTES;
   return bytes > <i64>i32.MAX_VALUE ? -1 : <i32>bytes;
@@ -37,7 +42,7 @@ export function conv2d_scratch_bytes(cin: i32, h: i32, w: i32, kernel: i32, stri
 export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usize, bias: usize, cout: i32, groups: i32,
                              kernel: i32, stride: i32, pad: i32, out: usize, outH: i32, outW: i32, outIndex: usize,
                              outAct: i32, accumulate: i32, scratch: usize): void {
-  if (kernel == 1 && stride == 1 && pad == 0) {
+  if (conv2d_is_pointwise(kernel, stride, pad)) {
     conv1x1_group(input, cin, h * w, weight, bias, cout, groups, out, outIndex, outAct, accumulate);
     return;
   }

@@ -9,9 +9,11 @@ import {
 } from '@assemblyscript/wasi-shim/assembly/bindings/wasi_snapshot_preview1';
 import { ERR_INPUT, errorMessage, errorName, errorCode, fail, tryAlloc } from './errors';
 import { loadModel, runModel } from './engine';
-import { executeOps, inputLength, inputPtr, opMadds, outputLength, outputPtr } from './executor';
+import { executeOps, inputLength, inputPtr, outputLength, outputPtr } from './executor';
+import { opMadds } from './ops/registry';
 import { decodePnm, freePixels, preprocess } from './image';
-import { Model, freeModel, labelOf, modelName, opAt } from './model';
+import { Model, freeModel, opAt } from './model';
+import { labelOf, modelName } from './meta';
 import { OP_CONV2D, opName } from './format';
 import { softmax, top_k } from '../kernels/softmax';
 
@@ -322,9 +324,9 @@ function info(m: Model): i32 {
   out('tensors: ' + m.nTensors.toString() + '\n');
   out('arena bytes: ' + m.arenaBytes.toString() + '\n');
   out('multiply-adds: ' + (<u64>m.macs).toString() + '\n');
-  let counts = new Array<i32>(7);
+  let counts = new Array<i32>(8);
   for (let i = 0; i < m.nOps; i++) counts[<i32>opAt(m, i).code]++;
-  for (let c = 1; c < 7; c++) if (counts[c] > 0) out('  ' + opName(<u32>c) + ': ' + counts[c].toString() + '\n');
+  for (let c = 1; c < 8; c++) if (counts[c] > 0) out('  ' + opName(<u32>c) + ': ' + counts[c].toString() + '\n');
   return EXIT_OK;
 }
 

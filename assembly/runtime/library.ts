@@ -5,7 +5,8 @@
 
 import { ERR_HANDLE, ERR_INPUT, ERR_NUMERIC, errorCode, errorMessage, fail, tryAlloc } from './errors';
 import { addHandle, dropHandle, loadModel, modelOf, runModel } from './engine';
-import { executeOps, inputLength, inputPtr, opMadds, outputLength, outputPtr } from './executor';
+import { executeOps, inputLength, inputPtr, outputLength, outputPtr } from './executor';
+import { opMadds } from './ops/registry';
 import { decodePnm, freePixels, preprocess } from './image';
 import { bufferAt, freeModel, opAt } from './model';
 import { softmax, top_k } from '../kernels/softmax';

@@ -199,7 +199,7 @@ export function getConfig(name: string): ArchConfig {
  * `cfg` with a classifier of `classes` outputs (`train --classes N`). The class names stay when there are as many,
  * otherwise the model carries none (hosts then print indices).
  */
-export function withClasses(cfg: ArchConfig, classes: number): ArchConfig {
+export function withClasses<C extends Pick<ArchConfig, 'classes' | 'labels'>>(cfg: C, classes: number): C {
   if (!Number.isInteger(classes) || classes < 2 || classes > 100_000) throw new Error(`classes must be an integer from 2 to 100000, got ${classes}`);
   if (classes === cfg.classes) return cfg;
   return { ...cfg, classes, labels: cfg.labels.length === classes ? cfg.labels : [] };

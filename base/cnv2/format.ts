@@ -207,7 +207,7 @@ export function writeModel(model: Model, opts: WriteOptions = {}): Uint8Array {
 // ---------------------------------------------------------------------------------------------------------------
 // Reader
 //
-// The rules and their order mirror the wasm loader (assembly/runtime/model.ts) check for check, and each rule reports the
+// The rules and their order mirror the wasm loader (assembly/runtime/parse.ts) check for check, and each rule reports the
 // same code (base/cnv2/error-codes.ts): sections, then META, TENS, and GRPH op by op. Keep the two in step.
 
 /** Bounds-checked little-endian cursor over one section; running past the end is a 'truncated' error. */
@@ -409,7 +409,7 @@ function convKernelScratch(cin: number, h: number, w: number, kernel: number, st
   return bytes > 0x7fffffff ? Infinity : bytes;
 }
 
-/** Per-op rules against buffers and tensors, in the wasm loader's order (assembly/runtime/model.ts parseConv and peers). */
+/** Per-op rules against buffers and tensors, in the wasm loader's order (assembly/runtime/ops/: validateConv2d and peers). */
 class OpChecker {
   private where = '';
   private readonly finiteChecked = new Set<number>();
@@ -636,6 +636,8 @@ class OpChecker {
     if (Math.floor((inB.height + 2 * pad - k) / s) + 1 !== outB.height || Math.floor((inB.width + 2 * pad - k) / s) + 1 !== outB.width) {
       this.fail('shape', 'pooled size does not match the output buffer');
     }
+    // The runtime's scratch for a max pool: one padded plane and 8 floats (assembly/kernels/maxpool.ts).
+    if (((inB.height + 2 * pad) * (inB.width + 2 * pad) + 8) * 4 > 0x7fffffff) this.fail('overflow', 'scratch size overflows');
   }
 
   private fc(op: Extract<Op, { kind: 'fc' }>): void {

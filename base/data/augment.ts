@@ -137,7 +137,7 @@ export function sharpness(img: Image8, f: number): Image8 {
 
 function mapLut(img: Image8, lutOf: (c: number) => (v: number) => number): Image8 {
   const C = img.channels;
-  const luts = Array.from({ length: C }, (_, c) => Uint8Array.from({ length: 256 }, (_, v) => lutOf(c)(v)));
+  const luts = Array.from({ length: C }, (_, c) => { const f = lutOf(c); return Uint8Array.from({ length: 256 }, (_, v) => f(v)); });
   return { ...img, data: img.data.map((v, i) => luts[i % C]![v]!) };
 }
 function histogram(img: Image8, c: number): number[] {
@@ -182,7 +182,8 @@ export function equalize(img: Image8): Image8 {
 /** img.rotate(degrees) (counter-clockwise about the centre, same size), as Pillow builds its affine matrix. */
 export function rotate(img: Image8, degrees: number, filter: Filter, fill: readonly number[]): Image8 {
   const a = -(degrees * Math.PI) / 180;
-  const cos = Math.cos(a), sin = Math.sin(a);
+  // Pillow rounds the matrix to 15 decimals, so quarter turns map pixel centres exactly.
+  const cos = Math.round(Math.cos(a) * 1e15) / 1e15, sin = Math.round(Math.sin(a) * 1e15) / 1e15;
   const cx = img.width / 2, cy = img.height / 2;
   return affine(img, [cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy], filter, fill);
 }
@@ -344,7 +345,7 @@ export const imageRng = (seed: number, epoch: number, index: number): Rng => Rng
  * A training batch of an image folder with the official augmentation: like assembleBatch, but from each image's
  * original pixels (`src.readOriginal`) and with one generator per (seed, epoch, image).
  */
-export function assembleAugmentedBatch(src: ImageSource, cfg: ArchConfig, indices: ArrayLike<number>, out: Float32Array, labels: Int32Array,
+export function assembleAugmentedBatch(src: ImageSource, cfg: Pick<ArchConfig, 'input' | 'mean' | 'std' | 'resize' | 'resizeShorter'>, indices: ArrayLike<number>, out: Float32Array, labels: Int32Array,
   aug: FolderAugment, seed: number, epoch: number): void {
   if (!src.readOriginal) throw new DataError(`${src.name}: the folder augmentation needs the original images`);
   const { height: H, width: W, channels: C } = cfg.input;

@@ -1,5 +1,8 @@
 // Data set selection by name, batch assembly with augmentation and normalisation.
 import type { ArchConfig } from '../arch/configs.js';
+
+/** What the data readers need of a configuration (of either network family). */
+export type DataConfig = Pick<ArchConfig, 'name' | 'input' | 'classes' | 'mean' | 'std' | 'resize' | 'resizeShorter'>;
 import { Rng } from '../rng.js';
 import { openCifar } from './cifar.js';
 import { openFolder } from './folder.js';
@@ -24,7 +27,7 @@ export function flipAllowed(ds: DatasetName): boolean {
   return ds !== 'mnist' && ds !== 'synthetic';
 }
 
-export function openDataset(ds: DatasetName, split: 'train' | 'test', cfg: ArchConfig, dataDir?: string): ImageSource {
+export function openDataset(ds: DatasetName, split: 'train' | 'test', cfg: DataConfig, dataDir?: string): ImageSource {
   const dir = dataDir ?? DEFAULT_DATA_DIRS[ds];
   let src: ImageSource;
   switch (ds) {
@@ -52,7 +55,7 @@ export function openDataset(ds: DatasetName, split: 'train' | 'test', cfg: ArchC
 export interface Augment { crop: number; flip: boolean }
 
 /** Default augmentation: random crop with zero padding of size/8 pixels, and horizontal flip where it makes sense. */
-export function defaultAugment(cfg: ArchConfig, ds: DatasetName): Augment {
+export function defaultAugment(cfg: DataConfig, ds: DatasetName): Augment {
   return { crop: Math.max(1, Math.round(cfg.input.height / 8)), flip: flipAllowed(ds) };
 }
 
@@ -60,7 +63,7 @@ export function defaultAugment(cfg: ArchConfig, ds: DatasetName): Augment {
  * Fills `out` (N x H x W x C float32, normalised with the config's mean/std) with the images `indices`.
  * With `aug` and `rng`, each image gets a random crop (zero padding, i.e. black) and maybe a flip.
  */
-export function assembleBatch(src: ImageSource, cfg: ArchConfig, indices: ArrayLike<number>, out: Float32Array, labels: Int32Array,
+export function assembleBatch(src: ImageSource, cfg: DataConfig, indices: ArrayLike<number>, out: Float32Array, labels: Int32Array,
   aug?: Augment, rng?: Rng): void {
   const { height: H, width: W, channels: C } = cfg.input;
   const img = new Uint8Array(H * W * C);

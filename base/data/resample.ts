@@ -3,9 +3,10 @@
 //   pass then vertical, each rounded to 8 bits; triangle filter (bilinear) or Keys cubic with a = -0.5 (bicubic);
 // - affine transform (Pillow's Geometry.c, used by rotate/shear/translate): each output pixel centre mapped
 //   through the matrix, sampled bilinearly (2x2) or bicubically (4x4) without antialiasing, the fill colour where
-//   the mapped point falls outside the source.
-// Pillow computes in fixed point; this computes in float64 and rounds, so values may differ from Pillow's by one
-// level. Own code rather than an image library: the evaluation side has to equal the runtime's Pillow resize
+//   the mapped point falls outside the source; its bicubic is the cubic convolution with a = -1 (Geometry.c's
+//   BICUBIC macro), not the resize's a = -0.5.
+// Pillow computes in fixed point or float32; this computes in float64, so a value may differ from Pillow's by one
+// level (test/base/augment-pil.test.ts compares with Pillow). Own code rather than an image library: the evaluation side has to equal the runtime's Pillow resize
 // (assembly/image.ts) and the training side the official Pillow pipeline, while image libraries (sharp/libvips,
 // jimp, pica) define their own filters.
 
@@ -17,6 +18,13 @@ function kernel(filter: Filter, x: number): number {
   if (filter === 'bilinear') return x < 1 ? 1 - x : 0;
   if (x < 1) return (1.5 * x - 2.5) * x * x + 1;
   return x < 2 ? (((x - 5) * x + 8) * x - 4) * -0.5 : 0;
+}
+
+/** Cubic convolution with a = -1 (Pillow's affine-transform bicubic). */
+function cubicA1(x: number): number {
+  x = Math.abs(x);
+  if (x < 1) return (x - 2) * x * x + 1;
+  return x < 2 ? ((-x + 5) * x - 8) * x + 4 : 0;
 }
 
 const to8 = (v: number): number => (v <= 0 ? 0 : v >= 255 ? 255 : Math.floor(v + 0.5));
@@ -117,8 +125,10 @@ export function resizeShorterCenterCrop(img: Image8, shorter: number, height: nu
 export function affine(img: Image8, m: readonly number[], filter: Filter, fill: readonly number[]): Image8 {
   const { width: W, height: H, channels: C, data } = img;
   const out = new Uint8Array(W * H * C);
-  const at = (x: number, y: number, c: number): number => data[((y < 0 ? 0 : y >= H ? H - 1 : y) * W + (x < 0 ? 0 : x >= W ? W - 1 : x)) * C + c]!;
   const [a, b, cc, d, e, f] = m as [number, number, number, number, number, number];
+  const taps = filter === 'bilinear' ? 2 : 4, first = filter === 'bilinear' ? 0 : -1;
+  const wx = new Float64Array(taps), wy = new Float64Array(taps);
+  const ix = new Int32Array(taps), iy = new Int32Array(taps);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       const xin = a * (x + 0.5) + b * (y + 0.5) + cc, yin = d * (x + 0.5) + e * (y + 0.5) + f;
@@ -129,18 +139,24 @@ export function affine(img: Image8, m: readonly number[], filter: Filter, fill: 
       }
       const sx = xin - 0.5, sy = yin - 0.5;
       const x0 = Math.floor(sx), y0 = Math.floor(sy), fx = sx - x0, fy = sy - y0;
+      // Taps and weights once per pixel; source indices clamped to the edge.
+      for (let k = 0; k < taps; k++) {
+        const i = x0 + first + k, j = y0 + first + k;
+        ix[k] = i < 0 ? 0 : i >= W ? W - 1 : i;
+        iy[k] = j < 0 ? 0 : j >= H ? H - 1 : j;
+        wx[k] = filter === 'bilinear' ? (k === 0 ? 1 - fx : fx) : cubicA1(fx - first - k);
+        wy[k] = filter === 'bilinear' ? (k === 0 ? 1 - fy : fy) : cubicA1(fy - first - k);
+      }
       for (let c = 0; c < C; c++) {
         let v = 0;
-        if (filter === 'bilinear') {
-          v = (at(x0, y0, c) * (1 - fx) + at(x0 + 1, y0, c) * fx) * (1 - fy) + (at(x0, y0 + 1, c) * (1 - fx) + at(x0 + 1, y0 + 1, c) * fx) * fy;
-        } else {
-          for (let j = -1; j <= 2; j++) {
-            let row = 0;
-            for (let i = -1; i <= 2; i++) row += kernel('bicubic', fx - i) * at(x0 + i, y0 + j, c);
-            v += kernel('bicubic', fy - j) * row;
-          }
+        for (let j = 0; j < taps; j++) {
+          const row = iy[j]! * W;
+          let s = 0;
+          for (let i = 0; i < taps; i++) s += wx[i]! * data[(row + ix[i]!) * C + c]!;
+          v += wy[j]! * s;
         }
-        out[o + c] = to8(v);
+        // Pillow's transform casts to 8 bits (truncates), unlike its resize, which rounds.
+        out[o + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v);
       }
     }
   }

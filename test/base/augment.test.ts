@@ -197,7 +197,7 @@ t.test('the RandAugment ops against their definitions (Pillow ImageOps / affine 
   wrong = 0;
   // The centre (x+.5, y+.5) maps to x + y + 1: halfway between source pixels x+y and x+y+1; the fill past the edge.
   for (let y = 0; y < 6; y++) for (let x = 0; x < 6; x++) {
-    const want = x + y + 1 < 6 ? Math.floor((at(sq, x + y, y) + at(sq, x + y + 1, y)) / 2 + 0.5) : 0;
+    const want = x + y + 1 < 6 ? Math.floor((at(sq, x + y, y) + at(sq, x + y + 1, y)) / 2) : 0; // truncated, as Pillow
     if (at(sh, x, y) !== want) wrong++;
   }
   t.equal(wrong, 0, 'ShearX(1): out(x, y) = mean of in(x+y, y) and in(x+y+1, y), the fill where x+y+1 >= W');

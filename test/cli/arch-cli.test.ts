@@ -42,7 +42,7 @@ t.test('arch options', async (t) => {
 t.test('usage errors exit 2', async (t) => {
   const bad = cdnv2('arch', 'cdnv2-z', '-o', path.join(dir, 'z.cnv2'));
   t.equal(bad.code, 2, 'unknown config');
-  t.match(bad.stderr, /unknown configuration 'cdnv2-z' \(known: cdnv2-a, cdnv2-b, cdnv2-c, cdnv2-cifar-110, cdnv2-cifar-146, cdnv2-cifar100-110, cdnv2-cifar100-146, cdnv2-fmnist, cdnv2-fmnist-w, cdnv2-tiny\)/);
+  t.match(bad.stderr, /unknown configuration 'cdnv2-z' \(known: cdnv2-a, cdnv2-b, cdnv2-c, cdnv2-cifar-110, cdnv2-cifar-146, cdnv2-cifar100-110, cdnv2-cifar100-146, cdnv2-fmnist, cdnv2-fmnist-w, cdnv2-tiny, shufflenetv2-0\.5x, .*, sfr-shufflenetv2-cifar\)/);
   t.notOk(existsSync(path.join(dir, 'z.cnv2')), 'nothing written');
   t.equal(cdnv2('arch', 'cdnv2-a', '-o', path.join(dir, 'z.cnv2'), '--weights', 'f64').code, 2, 'bad --weights');
   t.equal(cdnv2('arch', 'cdnv2-a', '-o', path.join(dir, 'z.cnv2'), '--seed', 'x1').code, 2, 'bad --seed');
