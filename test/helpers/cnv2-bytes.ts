@@ -34,7 +34,7 @@ export function splitSections(file: Uint8Array): RawSection[] {
 }
 
 /** Lays sections out like the writer does (16-aligned, zero padding), with correct sizes and CRCs. */
-export function assemble(sections: RawSection[]): Uint8Array {
+export function assemble(sections: RawSection[], minor: number = MINOR_VERSION): Uint8Array {
   const n = sections.length;
   let off = Math.ceil((32 + 16 * n) / 16) * 16;
   const offsets = sections.map((s) => { const o = off; off = Math.ceil((o + s.body.length) / 16) * 16; return o; });
@@ -42,7 +42,7 @@ export function assemble(sections: RawSection[]): Uint8Array {
   const out = new Uint8Array(size);
   out.set([0x43, 0x4e, 0x56, 0x32], 0);
   new DataView(out.buffer).setUint16(4, MAJOR_VERSION, true);
-  new DataView(out.buffer).setUint16(6, MINOR_VERSION, true);
+  new DataView(out.buffer).setUint16(6, minor, true);
   setU32(out, 8, size);
   setU32(out, 12, n);
   sections.forEach((s, i) => {
@@ -72,7 +72,8 @@ export function fixAllCrcs(file: Uint8Array): Uint8Array {
   return fixHeaderCrc(file);
 }
 
-/** Replaces one section's body (any length) and re-assembles the file with valid CRCs. */
+/** Replaces one section's body (any length) and re-assembles the file with valid CRCs; the minor version is kept. */
 export function withSection(file: Uint8Array, tag: string, edit: (body: Uint8Array) => Uint8Array): Uint8Array {
-  return assemble(splitSections(file).map((s) => (s.tag === tag ? { tag, body: edit(s.body.slice()) } : s)));
+  const minor = new DataView(file.buffer, file.byteOffset, file.byteLength).getUint16(6, true);
+  return assemble(splitSections(file).map((s) => (s.tag === tag ? { tag, body: edit(s.body.slice()) } : s)), minor);
 }
