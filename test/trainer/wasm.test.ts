@@ -205,6 +205,35 @@ t.test('Concat on several axes', async (t) => {
   }
 });
 
+t.test('MaxPool and MaxPoolGrad: 3x3 stride 2 pad 1 (the ImageNet stem), other windows, ties after ReLU', async (t) => {
+  // The gradient sends each dy to the first maximum of its window (row-major), as the CPU kernel: the ReLU cases
+  // (many all-zero windows) and the rounded inputs (ties between equal values) check that choice; a wrong one moves
+  // a whole dy value (O(1) error). Values are copies or sums of at most 9 dy values.
+  type Pad = 'same' | 'valid' | number;
+  const cases: { x: number[]; f: number; s: number; pad: Pad }[] = [
+    { x: [2, 7, 7, 5], f: 3, s: 2, pad: 1 },
+    { x: [1, 8, 8, 24], f: 3, s: 2, pad: 1 },
+    { x: [3, 1, 1, 4], f: 3, s: 2, pad: 1 }, // 1x1 map
+    { x: [2, 2, 2, 6], f: 3, s: 2, pad: 1 }, // 2x2 map
+    { x: [1, 5, 6, 3], f: 3, s: 2, pad: 'same' }, // scalar channels
+    { x: [2, 6, 6, 9], f: 2, s: 2, pad: 'valid' },
+    { x: [3, 9, 7, 7], f: 3, s: 1, pad: 'same' },
+  ];
+  for (const c of cases) {
+    const pool = (x: tf.Tensor): tf.Tensor => tf.maxPool(x as tf.Tensor4D, c.f, c.s, c.pad);
+    await compare(t, `maxPool x[${c.x}] ${c.f}x${c.f} stride ${c.s} pad ${c.pad}`, withGrads(pool, [{ shape: c.x, seed: 90 }]));
+    // Inputs with ties fed directly (a ReLU or round in the graph would zero the gradient where the ties are).
+    for (const [what, f] of [['ReLU-like (mostly zeros)', (v: number) => Math.max(0, v - 0.8)], ['rounded', (v: number) => Math.round(v * 0.7)]] as const) {
+      await compare(t, `maxPool of ${what} values x[${c.x}] ${c.f}x${c.f} stride ${c.s} pad ${c.pad}`, () => {
+        const x = tf.tensor(data(91, size(c.x)).map(f), c.x);
+        const y = pool(x);
+        const dy = tf.tensor(data(99, y.size), y.shape);
+        return [y, tf.grad((a: tf.Tensor) => pool(a))(x, dy)];
+      });
+    }
+  }
+});
+
 t.test('SplitV, Pack and Unpack (split, stack, unstack) on several axes, with gradients', async (t) => {
   // Small cases run the JS loops, the >= 2^14-element ones copy_columns in wasm (one float per row for a last-axis
   // stack or unstack: the ShuffleNet channel shuffle). Each output and gradient is a copy: errors are exact zeros.
@@ -555,6 +584,15 @@ t.test('TrainKernels: 1 thread and 2 threads give identical results in both buil
   for (const g of dws) {
     const x = data(59, g.N * g.H * g.W * g.C), dy = data(60, g.N * g.OH * g.OW * g.C), w = data(61, 9 * g.C, 0.3);
     same(`depthwise ${JSON.stringify(g)}`, (k) => [k.depthwise(x, w, g), k.depthwiseBackpropInput(dy, w, g), k.depthwiseBackpropFilter(x, dy, g)]);
+  }
+  // Max pool: forward split by output rows, gradient by images (odd counts), channel tails.
+  const pools = [
+    { N: 7, H: 56, W: 56, C: 24, OH: 28, OW: 28, fh: 3, fw: 3, sh: 2, sw: 2, padTop: 1, padLeft: 1 },
+    { N: 5, H: 33, W: 31, C: 30, OH: 17, OW: 16, fh: 3, fw: 3, sh: 2, sw: 2, padTop: 1, padLeft: 1 },
+  ];
+  for (const g of pools) {
+    const x = data(62, g.N * g.H * g.W * g.C), dy = data(63, g.N * g.OH * g.OW * g.C);
+    same(`maxPool ${JSON.stringify(g)}`, (k) => [k.maxPool(x, g), k.maxPoolGrad(x, dy, g)]);
   }
   // Batch norm: small (one thread), and above the split threshold with row counts that are not a multiple of the
   // 64-row block and channel counts with a scalar tail.
