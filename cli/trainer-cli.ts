@@ -159,7 +159,7 @@ export function register(program: Command): void {
       // Folder data sets train with the official augmentation unless --crop asks for the padded crop and flips.
       const folderOptionGiven = FOLDER_AUGMENT_KEYS.some(given);
       let folderAugment: FolderAugment | undefined;
-      if (stored && !folderOptionGiven && !given('dataset')) folderAugment = stored.folderAugment;
+      if (stored && !folderOptionGiven) folderAugment = stored.folderAugment;
       else if ((o.dataset ?? stored?.dataset) === 'folder' && o.augment !== false && !given('crop')) folderAugment = folderAugmentOf(o);
       if (folderOptionGiven && !folderAugment) {
         throw new UsageError('the folder augmentation options (--resized-crop-*, --train-interpolation, --hflip, --color-jitter, --rand-augment, '
