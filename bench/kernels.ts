@@ -77,12 +77,17 @@ function setupConv(m: Kernels, c: ConvShape): { madds: number; run: () => void }
     return { madds, run: () => m.k.conv1x1_group(input, c.cin, c.h * c.w, weight, bias, c.cout, c.groups, out, 0, 1, 0) };
   }
   if (c.groups === c.cin && c.cin === c.cout && c.k === 3 && c.p === 1 && c.s <= 2 && !c.general) {
-    // What the CONV2D operator picks for a depthwise 3x3 (assembly/ops/conv2d.ts), its per-plane padded copy included.
+    // What the CONV2D operator picks for a depthwise 3x3 (assembly/runtime/ops/conv2d.ts), without an output
+    // activation, as ShuffleNetV2's depthwise convs (BN only).
     const dwScratch = m.k.alloc(m.k.depthwise3x3_scratch_bytes(c.h, c.w));
-    return { madds, run: () => m.k.depthwise3x3(input, c.cin, c.h, c.w, weight, bias, c.s, out, oh, ow, 0, 1, 0, dwScratch) };
+    return { madds, run: () => m.k.depthwise3x3(input, c.cin, c.h, c.w, weight, bias, c.s, out, oh, ow, 0, 0, 0, dwScratch) };
   }
   const bytes = m.k.conv2d_scratch_bytes(c.cin, c.h, c.w, c.k, c.s, c.p);
   const scratch = bytes ? m.k.alloc(bytes) : 0;
+  if (c.general) {
+    return { madds, run: () => m.k.conv2d_group(input, c.cin, c.h, c.w, weight, bias, c.cout, c.groups, c.k, c.s, c.p, out, oh, ow,
+      0, 0, 0, scratch) };
+  }
   // Includes the padded copy into scratch: that is part of the kernel's cost.
   return { madds, run: () => m.k.conv2d_group(input, c.cin, c.h, c.w, weight, bias, c.cout, c.groups, c.k, c.s, c.p, out, oh, ow,
     0, 1, 0, scratch) };
@@ -97,6 +102,7 @@ const shapes: (ConvShape & { target: boolean })[] = [
   { target: true, name: 'dw3x3 s1 (target)', cin: 58, h: 28, w: 28, cout: 58, groups: 58, k: 3, s: 1, p: 1 },
   { target: true, name: 'dw3x3 s2', cin: 58, h: 56, w: 56, cout: 58, groups: 58, k: 3, s: 2, p: 1 },
   { target: false, name: 'dw3x3 s1 general path', cin: 58, h: 28, w: 28, cout: 58, groups: 58, k: 3, s: 1, p: 1, general: true },
+  { target: false, name: 'dw3x3 s2 general path', cin: 58, h: 56, w: 56, cout: 58, groups: 58, k: 3, s: 2, p: 1, general: true },
   { target: false, name: 'LGC 1x1 cdnv2-c st3', cin: 400, h: 28, w: 28, cout: 128, groups: 8, k: 1, s: 1, p: 0 },
   { target: false, name: '3x3 cdnv2-c st3', cin: 128, h: 28, w: 28, cout: 32, groups: 8, k: 3, s: 1, p: 1 },
   { target: false, name: '3x3 cdnv2-a st2', cin: 32, h: 56, w: 56, cout: 8, groups: 8, k: 3, s: 1, p: 1 },

@@ -1,10 +1,10 @@
 // Depthwise 3x3 convolution (groups == channels: output c reads only input plane c), stride 1 or 2, padding 1: the
 // ShuffleNetV2 unit's middle conv. The general group path (conv2d.ts) packs a tap panel per output and runs a
 // 4-output tile that a depthwise conv cannot fill; here each output vector of 4 pixels is 9 multiply-adds of shifted
-// row loads with the plane's 9 weights kept in registers. Stride 1 reads the planes in place (dw_s1); stride 2, maps
-// narrower than 5 pixels and the scalar build copy each plane into a one-plane zero-bordered scratch (it stays in L1).
-import { act_f32, madd_v128 } from './activation';
-import { emit_f32, emit_v128, out_plane } from './conv1x1';
+// row loads with the plane's 9 weights kept in registers. Stride 1 reads the planes in place (dw_s1); stride 2 and
+// the plain path copy each plane into a one-plane zero-bordered scratch (it stays in L1).
+import { ACT_NONE, act_f32, activate_inplace, madd_v128 } from './activation';
+import { out_plane } from './conv1x1';
 import { copy_f32, zero_f32 } from './memory';
 
 // Zeroed floats after the padded plane: the widest over-read is a stride-2 tail (9 floats past the last row).
@@ -26,12 +26,16 @@ export function depthwise3x3(input: usize, channels: i32, h: i32, w: i32, weight
                              scratch: usize): void {
   const rowPad = <usize>(w + 2) << 2, rowBytes = <usize>w << 2;
   const outPlane = <usize>(outH * outW) << 2;
-  if (ASC_FEATURE_SIMD && stride == 1 && w >= 5) {
+  // The SIMD paths leave the activation of stored planes to a pass over the plane; they do not cover accumulate with
+  // an activation, nor stride 1 on maps narrower than 5 pixels: those take the plain path.
+  const simd = ASC_FEATURE_SIMD && !(accumulate && outAct != ACT_NONE) && (stride == 2 || w >= 5);
+  if (simd && stride == 1) {
     zero_f32(scratch, w); // the rows above and below every plane
     for (let c = 0; c < channels; c++) {
       const b: f32 = bias ? load<f32>(bias + (<usize>c << 2)) : 0;
-      dw_s1(input + <usize>c * <usize>h * rowBytes, h, w, weight + <usize>c * 36, b, out_plane(out, outIndex, c, outPlane),
-        scratch, outAct, accumulate);
+      const dst = out_plane(out, outIndex, c, outPlane);
+      dw_s1(input + <usize>c * <usize>h * rowBytes, h, w, weight + <usize>c * 36, b, dst, scratch, accumulate);
+      if (!accumulate) activate_inplace(dst, outH * outW, outAct);
     }
     return;
   }
@@ -47,9 +51,9 @@ export function depthwise3x3(input: usize, channels: i32, h: i32, w: i32, weight
     const dst = out_plane(out, outIndex, c, outPlane);
     const wc = weight + <usize>c * 36;
     const b: f32 = bias ? load<f32>(bias + (<usize>c << 2)) : 0;
-    if (ASC_FEATURE_SIMD) {
-      if (stride == 1) dw_padded_s1(scratch, rowPad, wc, b, dst, outH, outW, outAct, accumulate);
-      else dw_s2(scratch, rowPad, wc, b, dst, outH, outW, outAct, accumulate);
+    if (simd) {
+      dw_s2(scratch, rowPad, wc, b, dst, outH, outW, accumulate);
+      if (!accumulate) activate_inplace(dst, outH * outW, outAct);
     } else {
       dw_scalar(scratch, rowPad, wc, b, stride, dst, outH, outW, outAct, accumulate);
     }
@@ -57,14 +61,23 @@ export function depthwise3x3(input: usize, channels: i32, h: i32, w: i32, weight
 }
 
 // Partial row tails (1-3 pixels) wait here, then go out lane by lane.
-const tailBuf: usize = memory.data(32, 16);
+const tailBuf: usize = memory.data(16, 16);
 
-/** Writes (or adds) the first n (1..4) pixels of an activated output vector. */
-@inline function emit_px(p: usize, y: v128, n: i32, act: i32, accumulate: i32): void {
-  if (n >= 4) emit_v128(p, y, act, accumulate);
+// The SIMD paths write without activation (stored planes are activated afterwards, in place; accumulate with an
+// activation takes the plain path), which keeps their code small.
+@inline function emit_v(p: usize, y: v128, accumulate: i32): void {
+  v128.store(p, accumulate ? f32x4.add(v128.load(p), y) : y);
+}
+@inline function emit_s(p: usize, y: f32, accumulate: i32): void {
+  store<f32>(p, accumulate ? load<f32>(p) + y : y);
+}
+
+/** Writes (or adds) the first n (1..4) pixels of an output vector. */
+@inline function emit_px(p: usize, y: v128, n: i32, accumulate: i32): void {
+  if (n >= 4) emit_v(p, y, accumulate);
   else {
     v128.store(tailBuf, y);
-    for (let i = 0; i < n; i++) emit_f32(p + (<usize>i << 2), load<f32>(tailBuf + (<usize>i << 2)), act, accumulate);
+    for (let i = 0; i < n; i++) emit_s(p + (<usize>i << 2), load<f32>(tailBuf + (<usize>i << 2)), accumulate);
   }
 }
 
@@ -76,22 +89,17 @@ const tailBuf: usize = memory.data(32, 16);
   return y < 0 || y >= h ? zeroRow : input + (<usize>(y * w) << 2);
 }
 
-function dw_s1(input: usize, h: i32, w: i32, wc: usize, b: f32, dst: usize, zeroRow: usize, act: i32, accumulate: i32): void {
+function dw_s1(input: usize, h: i32, w: i32, wc: usize, b: f32, dst: usize, zeroRow: usize, accumulate: i32): void {
   const w0 = v128.load32_splat(wc), w1 = v128.load32_splat(wc, 4), w2 = v128.load32_splat(wc, 8);
   const w3 = v128.load32_splat(wc, 12), w4 = v128.load32_splat(wc, 16), w5 = v128.load32_splat(wc, 20);
   const w6 = v128.load32_splat(wc, 24), w7 = v128.load32_splat(wc, 28), w8 = v128.load32_splat(wc, 32);
   const vb = f32x4.splat(b);
   const outRow = <usize>w << 2;
-  let e0: v128, e1: v128;
   for (let oy = 0; oy < h; oy += 2) {
     const r0 = row_at(input, oy - 1, h, w, zeroRow), r1 = row_at(input, oy, h, w, zeroRow);
     const r2 = row_at(input, oy + 1, h, w, zeroRow), r3 = row_at(input, oy + 2, h, w, zeroRow);
     const q = dst + <usize>oy * outRow;
     const two = oy + 1 < h;
-    e0 = edge_row(r2, 0, 1, w6, w7, w8, edge_row(r1, 0, 1, w3, w4, w5, edge_row(r0, 0, 1, w0, w1, w2, vb)));
-    e1 = edge_row(r3, 0, 1, w6, w7, w8, edge_row(r2, 0, 1, w3, w4, w5, edge_row(r1, 0, 1, w0, w1, w2, vb)));
-    emit_v128(q, e0, act, accumulate);
-    if (two) emit_v128(q + outRow, e1, act, accumulate);
     let ox = 4;
     for (; ox + 4 < w; ox += 4) {
       const o = <usize>ox << 2;
@@ -108,23 +116,21 @@ function dw_s1(input: usize, h: i32, w: i32, wc: usize, b: f32, dst: usize, zero
       x = v128.load(r3 + o - 4); c = madd_v128(x, w6, c);
       x = v128.load(r3 + o); c = madd_v128(x, w7, c);
       x = v128.load(r3 + o, 4); c = madd_v128(x, w8, c);
-      emit_v128(q + o, a, act, accumulate);
-      if (two) emit_v128(q + outRow + o, c, act, accumulate);
+      emit_v(q + o, a, accumulate);
+      if (two) emit_v(q + outRow + o, c, accumulate);
     }
-    // The last vector ends at the row's last pixel, overlapping the previous one by `skip` pixels it leaves alone.
+    // Each output row's first vector, then its last, which ends at the row's last pixel and overlaps the one
+    // before it by `skip` pixels it leaves alone.
     const o = <usize>(w - 4) << 2, skip = ox - (w - 4);
-    e0 = edge_row(r2, o, 2, w6, w7, w8, edge_row(r1, o, 2, w3, w4, w5, edge_row(r0, o, 2, w0, w1, w2, vb)));
-    e1 = edge_row(r3, o, 2, w6, w7, w8, edge_row(r2, o, 2, w3, w4, w5, edge_row(r1, o, 2, w0, w1, w2, vb)));
-    if (skip == 0) {
-      emit_v128(q + o, e0, act, accumulate);
-      if (two) emit_v128(q + outRow + o, e1, act, accumulate);
-    } else {
-      v128.store(tailBuf, e0);
-      v128.store(tailBuf, e1, 16);
-      for (let i = skip; i < 4; i++) {
-        const at = o + (<usize>i << 2);
-        emit_f32(q + at, load<f32>(tailBuf + (<usize>i << 2)), act, accumulate);
-        if (two) emit_f32(q + outRow + at, load<f32>(tailBuf + (<usize>i << 2), 16), act, accumulate);
+    for (let k = 0; k < 2; k++) {
+      if (k == 1 && !two) break;
+      const ra = k ? r1 : r0, rb = k ? r2 : r1, rc = k ? r3 : r2, qk = k ? q + outRow : q;
+      emit_v(qk, edge_row(rc, 0, 1, w6, w7, w8, edge_row(rb, 0, 1, w3, w4, w5, edge_row(ra, 0, 1, w0, w1, w2, vb))), accumulate);
+      const y = edge_row(rc, o, 2, w6, w7, w8, edge_row(rb, o, 2, w3, w4, w5, edge_row(ra, o, 2, w0, w1, w2, vb)));
+      if (skip == 0) emit_v(qk + o, y, accumulate);
+      else {
+        v128.store(tailBuf, y);
+        for (let i = skip; i < 4; i++) emit_s(qk + o + (<usize>i << 2), load<f32>(tailBuf + (<usize>i << 2)), accumulate);
       }
     }
   }
@@ -139,23 +145,6 @@ function dw_s1(input: usize, h: i32, w: i32, wc: usize, b: f32, dst: usize, zero
   return madd_v128(g, wr, madd_v128(c, wm, madd_v128(l, wl, acc)));
 }
 
-// Stride 1 on maps narrower than 5 pixels (the in-place path needs a first and a last vector per row), from the padded
-// plane, one vector per row (the slack covers its over-read).
-function dw_padded_s1(pad: usize, rowPad: usize, wc: usize, b: f32, dst: usize, outH: i32, outW: i32, act: i32, accumulate: i32): void {
-  let r0 = pad, q = dst;
-  for (let oy = 0; oy < outH; oy++) {
-    const r1 = r0 + rowPad, r2 = r1 + rowPad;
-    let a = f32x4.splat(b);
-    a = madd_v128(v128.load(r0), v128.load32_splat(wc), a); a = madd_v128(v128.load(r0, 4), v128.load32_splat(wc, 4), a);
-    a = madd_v128(v128.load(r0, 8), v128.load32_splat(wc, 8), a); a = madd_v128(v128.load(r1), v128.load32_splat(wc, 12), a);
-    a = madd_v128(v128.load(r1, 4), v128.load32_splat(wc, 16), a); a = madd_v128(v128.load(r1, 8), v128.load32_splat(wc, 20), a);
-    a = madd_v128(v128.load(r2), v128.load32_splat(wc, 24), a); a = madd_v128(v128.load(r2, 4), v128.load32_splat(wc, 28), a);
-    a = madd_v128(v128.load(r2, 8), v128.load32_splat(wc, 32), a);
-    emit_px(q, a, outW, act, accumulate);
-    r0 = r1; q += <usize>outW << 2;
-  }
-}
-
 // Stride 2: output pixel ox reads padded columns 2ox..2ox+2; the even and odd lanes of two loads give kx = 0 and 1,
 // the even lanes of two loads one float further give kx = 2.
 @inline function row_s2(r: usize, wa: v128, wb: v128, wc: v128, acc: v128): v128 {
@@ -165,7 +154,7 @@ function dw_padded_s1(pad: usize, rowPad: usize, wc: usize, b: f32, dst: usize, 
   return madd_v128(v128.shuffle<f32>(y0, y1, 0, 2, 4, 6), wc, acc);
 }
 
-function dw_s2(pad: usize, rowPad: usize, wc: usize, b: f32, dst: usize, outH: i32, outW: i32, act: i32, accumulate: i32): void {
+function dw_s2(pad: usize, rowPad: usize, wc: usize, b: f32, dst: usize, outH: i32, outW: i32, accumulate: i32): void {
   const w0 = v128.load32_splat(wc), w1 = v128.load32_splat(wc, 4), w2 = v128.load32_splat(wc, 8);
   const w3 = v128.load32_splat(wc, 12), w4 = v128.load32_splat(wc, 16), w5 = v128.load32_splat(wc, 20);
   const w6 = v128.load32_splat(wc, 24), w7 = v128.load32_splat(wc, 28), w8 = v128.load32_splat(wc, 32);
@@ -178,13 +167,13 @@ function dw_s2(pad: usize, rowPad: usize, wc: usize, b: f32, dst: usize, outH: i
       const a = row_s2(r0 + o, w0, w1, w2, vb);
       const m = row_s2(r1 + o, w3, w4, w5, zero);
       const z = row_s2(r2 + o, w6, w7, w8, zero);
-      emit_px(q + (<usize>ox << 2), f32x4.add(a, f32x4.add(m, z)), outW - ox, act, accumulate);
+      emit_px(q + (<usize>ox << 2), f32x4.add(a, f32x4.add(m, z)), outW - ox, accumulate);
     }
     r0 = r2; q += <usize>outW << 2;
   }
 }
 
-// Plain f32 path (scalar build).
+// Plain f32 path (scalar build; accumulate with an activation; stride 1 on maps narrower than 5 pixels).
 function dw_scalar(pad: usize, rowPad: usize, wc: usize, b: f32, stride: i32, dst: usize, outH: i32, outW: i32, act: i32,
                    accumulate: i32): void {
   const px = <usize>stride << 2;

@@ -1,7 +1,7 @@
 // Max pooling with padding (ShuffleNetV2's 3x3/2 pool after the stem): each plane is copied into a one-plane scratch
 // bordered with -infinity, so a window is a plain max over its taps and padding never wins (every window holds at
 // least one input pixel when pad <= kernel/2), as PyTorch's MaxPool2d. SIMD builds take 4 outputs per vector for
-// strides 1 and 2 (the even lanes of two loads for stride 2).
+// stride 2 (the even lanes of two loads), other strides one output at a time.
 import { copy_f32 } from './memory';
 
 // Floats after the padded plane that tail vectors may read (their lanes are dropped): at most 7 past a row's end.
@@ -32,15 +32,13 @@ export function maxpool(input: usize, channels: i32, h: i32, w: i32, kernel: i32
     for (let oy = 0; oy < outH; oy++) {
       const row = scratch + <usize>(oy * stride) * rowPad;
       let ox = 0;
-      if (ASC_FEATURE_SIMD && stride <= 2) {
+      if (ASC_FEATURE_SIMD && stride == 2) {
         for (; ox + 4 <= outW; ox += 4) {
           let m = f32x4.splat(-Infinity);
-          let r = row + (<usize>(ox * stride) << 2);
+          let r = row + (<usize>ox << 3);
           for (let ky = 0; ky < kernel; ky++) {
-            for (let kx = 0; kx < kernel; kx++) {
-              const p = r + (<usize>kx << 2);
-              const x = stride == 1 ? v128.load(p) : v128.shuffle<f32>(v128.load(p), v128.load(p, 16), 0, 2, 4, 6);
-              m = f32x4.pmax(m, x);
+            for (let kx: usize = 0; kx < <usize>kernel << 2; kx += 4) {
+              m = f32x4.pmax(m, v128.shuffle<f32>(v128.load(r + kx), v128.load(r + kx, 16), 0, 2, 4, 6));
             }
             r += rowPad;
           }

@@ -324,9 +324,9 @@ function info(m: Model): i32 {
   out('tensors: ' + m.nTensors.toString() + '\n');
   out('arena bytes: ' + m.arenaBytes.toString() + '\n');
   out('multiply-adds: ' + (<u64>m.macs).toString() + '\n');
-  let counts = new Array<i32>(7);
+  let counts = new Array<i32>(8);
   for (let i = 0; i < m.nOps; i++) counts[<i32>opAt(m, i).code]++;
-  for (let c = 1; c < 7; c++) if (counts[c] > 0) out('  ' + opName(<u32>c) + ': ' + counts[c].toString() + '\n');
+  for (let c = 1; c < 8; c++) if (counts[c] > 0) out('  ' + opName(<u32>c) + ': ' + counts[c].toString() + '\n');
   return EXIT_OK;
 }
 

@@ -29,7 +29,8 @@ export function loadModel(image: usize, length: u32, arenaLimit: u64, maxMacs: f
   const m = parseModel(image, length);
   if (m == null) return null;
   if (!planMemory(m, arenaLimit == 0 ? DEFAULT_ARENA_LIMIT : arenaLimit) || !proveWrites(m)
-    || (maxMacs > 0 && m.macs > maxMacs && !fail(ERR_COMPUTE, 'a run needs ' + m.macs.toString() + ' multiply-adds, above the limit'))) {
+    // The count as an integer (saturating): f64.toString would link the float printer, 2.5 KB of the command.
+    || (maxMacs > 0 && m.macs > maxMacs && !fail(ERR_COMPUTE, 'a run needs ' + (<u64>m.macs).toString() + ' multiply-adds, above the limit'))) {
     freeModel(m);
     return null;
   }

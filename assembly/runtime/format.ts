@@ -18,6 +18,7 @@ export const OP_AVGPOOL: u32 = 3;
 export const OP_GLOBAL_AVGPOOL: u32 = 4;
 export const OP_FC: u32 = 5;
 export const OP_CHANNEL_SHUFFLE: u32 = 6;
+export const OP_MAXPOOL: u32 = 7;
 
 export function opWordCount(opcode: u32): i32 {
   switch (opcode) {
@@ -27,6 +28,7 @@ export function opWordCount(opcode: u32): i32 {
     case OP_GLOBAL_AVGPOOL: return 8;
     case OP_FC: return 9;
     case OP_CHANNEL_SHUFFLE: return 6;
+    case OP_MAXPOOL: return 8;
   }
   return -1;
 }
@@ -39,6 +41,7 @@ export function opName(opcode: u32): string {
     case OP_GLOBAL_AVGPOOL: return 'global_avgpool';
     case OP_FC: return 'fc';
     case OP_CHANNEL_SHUFFLE: return 'channel_shuffle';
+    case OP_MAXPOOL: return 'maxpool';
   }
   return 'unknown';
 }

@@ -636,6 +636,8 @@ class OpChecker {
     if (Math.floor((inB.height + 2 * pad - k) / s) + 1 !== outB.height || Math.floor((inB.width + 2 * pad - k) / s) + 1 !== outB.width) {
       this.fail('shape', 'pooled size does not match the output buffer');
     }
+    // The runtime's scratch for a max pool: one padded plane and 8 floats (assembly/kernels/maxpool.ts).
+    if (((inB.height + 2 * pad) * (inB.width + 2 * pad) + 8) * 4 > 0x7fffffff) this.fail('overflow', 'scratch size overflows');
   }
 
   private fc(op: Extract<Op, { kind: 'fc' }>): void {

@@ -9,11 +9,14 @@ import { checkAct, checkIndex, checkRange, disjoint, opFail, optionalFloats, tou
 import { prepare_channels } from '../../kernels/prepare';
 import { conv1x1_group } from '../../kernels/conv1x1';
 import { conv2d_group, conv2d_is_pointwise, conv2d_scratch_bytes } from '../../kernels/conv2d';
+import { depthwise3x3, depthwise3x3_scratch_bytes } from '../../kernels/depthwise';
 
 /** Pointwise (1x1, stride 1, no padding): a small matrix product over planes, no padded copy. */
 const CONV_POINTWISE: i32 = 1;
 /** Any other kernel, stride and padding: direct convolution over a zero-padded copy of the input. */
 const CONV_DIRECT: i32 = 2;
+/** Depthwise 3x3 (groups == cin == cout), stride 1 or 2, padding 1: ShuffleNetV2's middle conv, a plane at a time. */
+const CONV_DEPTHWISE: i32 = 3;
 
 /** Checks the op's words (ops/checks.ts: the current op) and fills op; false after fail(). */
 export function validateConv2d(m: Model, op: OpInfo): bool {
@@ -106,8 +109,13 @@ function planConv2d(op: OpInfo): u64 {
     return panel;
   }
   op.impl = CONV_DIRECT;
+  // Overflow is judged on the general path's scratch for every op, as the TypeScript reader does.
   const kernelScratch = conv2d_scratch_bytes(op.cin, op.h, op.w, op.kernel, op.stride, op.pad);
   if (kernelScratch < 0) return 0xffffffffffffffff;
+  if (op.groups == op.cin && op.cin == op.cout && op.kernel == 3 && op.pad == 1 && op.stride <= 2) {
+    op.impl = CONV_DEPTHWISE;
+    return panel + <u64>depthwise3x3_scratch_bytes(op.h, op.w);
+  }
   return panel + <u64>kernelScratch;
 }
 
@@ -121,6 +129,7 @@ function planConv2d(op: OpInfo): u64 {
 /** src, dst: the op's first input and output planes; scratch: planConv2d's bytes. */
 export function runConv2d(op: OpInfo, src: usize, dst: usize, scratch: usize): void {
   if (op.impl == CONV_POINTWISE) runPointwise(op, src, dst, scratch);
+  else if (op.impl == CONV_DEPTHWISE) runDepthwise(op, src, dst, scratch);
   else runDirect(op, src, dst, scratch);
 }
 
@@ -132,4 +141,9 @@ export function runConv2d(op: OpInfo, src: usize, dst: usize, scratch: usize): v
 @inline function runDirect(op: OpInfo, src: usize, dst: usize, scratch: usize): void {
   conv2d_group(kernelInput(op, src, scratch), op.cin, op.h, op.w, op.weight, op.bias, op.cout, op.groups, op.kernel,
     op.stride, op.pad, dst, op.outH, op.outW, op.outIndex, op.outAct, op.accumulate, scratch + <usize>op.inPanel);
+}
+
+@inline function runDepthwise(op: OpInfo, src: usize, dst: usize, scratch: usize): void {
+  depthwise3x3(kernelInput(op, src, scratch), op.cin, op.h, op.w, op.weight, op.bias, op.stride, dst, op.outH, op.outW,
+    op.outIndex, op.outAct, op.accumulate, scratch + <usize>op.inPanel);
 }

@@ -3,13 +3,14 @@
 // count and name in format.ts (and docs/format.md), a file ops/<op>.ts with validate<Op> and run<Op>, and a line
 // in each function below. A new kernel for an existing op: a choice in that op's file.
 
-import { OP_AVGPOOL, OP_CHANNEL_SHUFFLE, OP_CONV2D, OP_FC, OP_GLOBAL_AVGPOOL, OP_SE } from '../format';
+import { OP_AVGPOOL, OP_CHANNEL_SHUFFLE, OP_CONV2D, OP_FC, OP_GLOBAL_AVGPOOL, OP_MAXPOOL, OP_SE } from '../format';
 import { Model, OpInfo } from '../model';
 import { runConv2d, validateConv2d } from './conv2d';
 import { runSe, validateSe } from './se';
 import { runAvgPool, runGlobalAvgPool, validateAvgPool, validateGlobalAvgPool } from './pool';
 import { runFc, validateFc } from './fc';
 import { runShuffle, validateShuffle } from './shuffle';
+import { runMaxPool, validateMaxPool } from './maxpool';
 
 /** Validates the current op (ops/checks.ts) by its opcode, which format.ts's opWordCount has accepted. */
 export function validateOp(m: Model, op: OpInfo): bool {
@@ -20,6 +21,7 @@ export function validateOp(m: Model, op: OpInfo): bool {
   if (code == OP_GLOBAL_AVGPOOL) return validateGlobalAvgPool(m, op);
   if (code == OP_FC) return validateFc(m, op);
   if (code == OP_CHANNEL_SHUFFLE) return validateShuffle(m, op);
+  if (code == OP_MAXPOOL) return validateMaxPool(m, op);
   return false;
 }
 
@@ -32,6 +34,7 @@ export function validateOp(m: Model, op: OpInfo): bool {
   else if (code == OP_GLOBAL_AVGPOOL) runGlobalAvgPool(op, src, dst, scratch);
   else if (code == OP_FC) runFc(op, src, dst, scratch);
   else if (code == OP_CHANNEL_SHUFFLE) runShuffle(op, src, dst, scratch);
+  else if (code == OP_MAXPOOL) runMaxPool(op, src, dst, scratch);
 }
 
 /** Multiply-adds of one op, counted as converter/flops.ts does (conv, SE and FC; pools and shuffles: 0). */
@@ -48,7 +51,7 @@ export function opArithmetic(op: OpInfo, outPx: f64): f64 {
   const code = op.code;
   if (code == OP_CONV2D) return <f64>op.cout * <f64>(op.cin / op.groups) * <f64>(op.kernel * op.kernel) * outPx;
   if (code == OP_SE) return 2 * <f64>op.cin * <f64>op.hidden;
-  if (code == OP_AVGPOOL) return <f64>op.cin * <f64>(op.kernel * op.kernel) * outPx;
+  if (code == OP_AVGPOOL || code == OP_MAXPOOL) return <f64>op.cin * <f64>(op.kernel * op.kernel) * outPx;
   if (code == OP_FC) return <f64>op.cin * <f64>op.cout;
   return 0;
 }

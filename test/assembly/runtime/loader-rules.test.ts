@@ -41,10 +41,12 @@ function baseModel(): Model {
     { kind: 'se', buffer: 3, channel: 0, channels: 8, hidden: 4, w1: 6, b1: 7, w2: 8, b2: null, gate: 0 },
     { kind: 'global_avgpool', inBuffer: 3, inChannel: 0, channels: 8, outBuffer: 4, outChannel: 0, inAct: ACT.relu, inScale: 9, inShift: 10 },
     { kind: 'fc', inBuffer: 4, inChannel: 0, cin: 8, outBuffer: 5, outChannel: 0, cout: 4, outAct: ACT.none, weight: 11, bias: 12 },
+    { kind: 'maxpool', inBuffer: 2, inChannel: 1, channels: 6, outBuffer: 6, outChannel: 0, kernel: 3, stride: 2, pad: 1 },
   ];
   const buffers = [
     { channels: 3, height: 6, width: 6 }, { channels: 8, height: 6, width: 6 }, { channels: 8, height: 6, width: 6 },
     { channels: 8, height: 3, width: 3 }, { channels: 8, height: 1, width: 1 }, { channels: 4, height: 1, width: 1 },
+    { channels: 6, height: 3, width: 3 }, // the max pool's, read by no later op
   ];
   const m = buildModel(buffers, ops, tensors, 5);
   m.meta.push({ key: 'input.resize', type: 'string', value: 'nearest' }, { key: 'arch', type: 'string', value: 'rules' });
@@ -98,7 +100,7 @@ const tensField = (i: number, field: number, v: number): Uint8Array =>
   patched((b) => setU32(b, section('TENS').offset + 4 + 32 * i + 4 * field, v));
 /** GRPH word at byte offset `at` of the section. */
 const grphWord = (at: number, v: number): Uint8Array => patched((b) => setU32(b, section('GRPH').offset + at, v));
-const opsStart = 16 + 12 * 6;
+const opsStart = 16 + 12 * 7;
 
 /** A model of one conv (1x1, input activation) and a global pool over a big plane: valid but for the sizes. */
 function bigPlane(h: number, w: number, inAct: number, withConv: boolean): Uint8Array {
@@ -193,7 +195,7 @@ const rules: Rule[] = [
   { rule: 'buffer count above 65535', code: 'graph', bytes: grphWord(0, 65536) },
   { rule: 'op count 0', code: 'graph', bytes: grphWord(4, 0) },
   { rule: 'op count above 65535', code: 'graph', bytes: grphWord(4, 65536) },
-  { rule: 'input buffer out of range', code: 'range', bytes: grphWord(8, 6) },
+  { rule: 'input buffer out of range', code: 'range', bytes: grphWord(8, 7) },
   { rule: 'output buffer is the input buffer', code: 'range', bytes: grphWord(12, 0) },
   { rule: 'buffer table past the section', code: 'truncated', bytes: grphWord(0, 1000) },
   { rule: 'op count past what the section can hold', code: 'truncated', bytes: grphWord(4, 1000) },
@@ -203,10 +205,10 @@ const rules: Rule[] = [
   { rule: "input buffer differs from 'input.shape'", code: 'shape', bytes: edited((m) => { m.buffers[0]!.width = 7; }) },
   { rule: 'output buffer not 1x1', code: 'shape', bytes: edited((m) => { m.buffers[5]!.height = 2; }) },
   { rule: "output channels differ from the 'labels' count", code: 'shape', bytes: edited((m) => { (m.meta.find((e) => e.key === 'labels')!.value as string[]).pop(); }) },
-  { rule: 'op header past the section', code: 'truncated', bytes: withSection(base, 'GRPH', (b) => { setU32(b, 4, 7); return Uint8Array.from([...b, 1, 0]); }) },
+  { rule: 'op header past the section', code: 'truncated', bytes: withSection(base, 'GRPH', (b) => { setU32(b, 4, 8); return Uint8Array.from([...b, 1, 0]); }) },
   { rule: 'unknown opcode', code: 'graph', bytes: patched((b) => setU16(b, section('GRPH').offset + opsStart, 9)) },
   { rule: 'word count differs from the opcode', code: 'graph', bytes: patched((b) => setU16(b, section('GRPH').offset + opsStart + 2, 18)) },
-  { rule: 'op words past the section', code: 'truncated', bytes: withSection(base, 'GRPH', (b) => { setU32(b, 4, 7); return Uint8Array.from([...b, 6, 0, 6, 0, 1, 0, 0, 0]); }) },
+  { rule: 'op words past the section', code: 'truncated', bytes: withSection(base, 'GRPH', (b) => { setU32(b, 4, 8); return Uint8Array.from([...b, 6, 0, 6, 0, 1, 0, 0, 0]); }) },
   { rule: 'GRPH bytes after its last op', code: 'graph', bytes: withSection(base, 'GRPH', (b) => Uint8Array.from([...b, 0, 0, 0, 0])) },
 
   // --- CONV2D (ops/conv2d.ts validateConv2d), in its order
@@ -217,7 +219,7 @@ const rules: Rule[] = [
   { rule: 'conv cin 0', code: 'graph', bytes: edited((m) => { conv(m).cin = 0; }) },
   { rule: 'conv accumulate 2', code: 'graph', bytes: edited((m) => { conv(m).accumulate = 2; }) },
   { rule: 'conv activation code 3', code: 'graph', bytes: edited((m) => { conv(m).outAct = 3; }) },
-  { rule: 'conv buffer does not exist', code: 'range', bytes: edited((m) => { conv(m).outBuffer = 6; }) },
+  { rule: 'conv buffer does not exist', code: 'range', bytes: edited((m) => { conv(m).outBuffer = 7; }) },
   { rule: 'conv inIndex with the channel offset outside the buffer', code: 'range', bytes: edited((m) => { conv(m).inChannel = 3; }) },
   { rule: 'conv outIndex with the channel offset outside the buffer', code: 'range', bytes: edited((m) => { conv(m).outChannel = 8; }) },
   { rule: 'conv index tensor does not exist', code: 'range', bytes: edited((m) => { conv(m).inIndex = 14; }) },
@@ -261,6 +263,20 @@ const rules: Rule[] = [
   { rule: 'avgpool stride 0', code: 'graph', bytes: edited((m) => { op(m, 'avgpool').stride = 0; }) },
   { rule: 'avgpool input smaller than the kernel', code: 'shape', bytes: edited((m) => { Object.assign(op(m, 'avgpool'), { kernel: 7, stride: 7 }); }) },
   { rule: 'avgpool size differs from the output buffer', code: 'shape', bytes: edited((m) => { op(m, 'avgpool').stride = 1; }) },
+  { rule: 'maxpool padding 2 above kernel/2', code: 'graph', bytes: edited((m) => { op(m, 'maxpool').pad = 2; }) },
+  { rule: 'maxpool kernel 17', code: 'graph', bytes: edited((m) => { op(m, 'maxpool').kernel = 17; }) },
+  { rule: 'maxpool stride 0', code: 'graph', bytes: edited((m) => { op(m, 'maxpool').stride = 0; }) },
+  { rule: 'maxpool channels past the buffer', code: 'range', bytes: edited((m) => { op(m, 'maxpool').channels = 8; }) },
+  { rule: 'maxpool output channels past the buffer', code: 'range', bytes: edited((m) => { op(m, 'maxpool').outChannel = 1; }) },
+  { rule: 'maxpool input and output channels overlap in one buffer', code: 'alias', bytes: edited((m) => { Object.assign(op(m, 'maxpool'), { outBuffer: 2, stride: 1, outChannel: 0, channels: 2, inChannel: 1 }); }) },
+  { rule: 'maxpool input smaller than the kernel with its padding', code: 'shape', bytes: edited((m) => { Object.assign(op(m, 'maxpool'), { kernel: 9, stride: 9, pad: 1 }); }) },
+  { rule: 'maxpool size without its padding differs from the output buffer', code: 'shape', bytes: edited((m) => { op(m, 'maxpool').pad = 0; }) },
+  { rule: 'maxpool scratch (a padded plane) overflows 32 bits', code: 'overflow', bytes: (() => {
+    const buffers = [{ channels: 1, height: 32768, width: 32767 }, { channels: 1, height: 32768, width: 32767 }, { channels: 1, height: 1, width: 1 }];
+    const ops: Op[] = [{ kind: 'maxpool', inBuffer: 0, inChannel: 0, channels: 1, outBuffer: 1, outChannel: 0, kernel: 3, stride: 1, pad: 1 },
+      { kind: 'global_avgpool', inBuffer: 1, inChannel: 0, channels: 1, outBuffer: 2, outChannel: 0, inAct: 0, inScale: null, inShift: null }];
+    return writeModel(buildModel(buffers, ops, [], 2), { validate: false });
+  })() },
   { rule: 'global pool channels past the buffer', code: 'range', bytes: edited((m) => { op(m, 'global_avgpool').inChannel = 1; }) },
   { rule: 'global pool activation code 3', code: 'graph', bytes: edited((m) => { op(m, 'global_avgpool').inAct = 3; }) },
   { rule: 'global pool output not 1x1', code: 'shape', bytes: edited((m) => { Object.assign(op(m, 'global_avgpool'), { outBuffer: 2 }); }) },

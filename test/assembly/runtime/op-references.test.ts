@@ -1,4 +1,4 @@
-// Whole ops against their plain references (test/reference/ops.ts: seOpRef, avgpoolOpRef, globalAvgpoolOpRef,
+// Whole ops against their plain references (test/reference/ops.ts: seOpRef, avgpoolOpRef, maxpoolOpRef, globalAvgpoolOpRef,
 // fcOpRef, channelShuffleOpRef, and runOpsRef over whole op lists), in the wasm engine's three builds, on awkward
 // shapes: odd sizes, channel offsets into wider buffers, f16 and f32 tensors, optional tensors present and absent.
 import t from 'tap';
@@ -7,7 +7,7 @@ import { readModel, writeModel } from '../../../base/cnv2/format.js';
 import { ACT, type BufferShape, type Model, type Op, type Tensor } from '../../../base/cnv2/model.js';
 import { isaSupported, loadModel, type Isa } from '../../../runtime/index.js';
 import {
-  avgpoolOpRef, channelShuffleOpRef, fcOpRef, globalAvgpoolOpRef, makeBuffer, runOpsRef, seOpRef, type FeatureBuffer, type RefOp,
+  avgpoolOpRef, channelShuffleOpRef, fcOpRef, globalAvgpoolOpRef, makeBuffer, maxpoolOpRef, runOpsRef, seOpRef, type FeatureBuffer, type RefOp,
 } from '../../reference/ops.js';
 import { baseModels } from '../../../testkit/fuzz-model.js';
 import { buildModel, relError, rng } from '../../../testkit/models.js';
@@ -38,6 +38,7 @@ function refOps(m: Model): RefOp[] {
       case 'global_avgpool': return { opcode: 4, ...op, inScale: floats(m, op.inScale), inShift: floats(m, op.inShift) };
       case 'fc': return { opcode: 5, ...op, weight: floats(m, op.weight)!, bias: floats(m, op.bias) };
       case 'channel_shuffle': return { opcode: 6, ...op };
+      case 'maxpool': return { opcode: 7, ...op };
     }
   });
 }
@@ -106,6 +107,38 @@ function cases(): OpCase[] {
     list.push({ what: `channel shuffle ${C}x${H}x${W} groups ${g}`, check: 1,
       model: around(op, [{ channels: C + 1, height: H, width: W }, { channels: C + 3, height: H, width: W }], [], 1, 3, C),
       apply: (b, m) => channelShuffleOpRef(b, refOps(m)[0] as Extract<RefOp, { opcode: 6 }>) });
+  }
+  for (const [C, H, W, k, s, p] of [[24, 15, 15, 3, 2, 1], [5, 14, 9, 3, 2, 1], [3, 2, 2, 3, 1, 1], [6, 7, 7, 2, 2, 0], [2, 9, 5, 5, 3, 2]] as const) {
+    const oh = Math.floor((H + 2 * p - k) / s) + 1, ow = Math.floor((W + 2 * p - k) / s) + 1;
+    const op: Op = { kind: 'maxpool', inBuffer: 0, inChannel: 1, channels: C, outBuffer: 1, outChannel: 2, kernel: k, stride: s, pad: p };
+    list.push({ what: `maxpool ${C}x${H}x${W} k${k} s${s} p${p} (channels 1.. into 2..)`, check: 1,
+      model: around(op, [{ channels: C + 2, height: H, width: W }, { channels: C + 3, height: oh, width: ow }], [], 1, 2, C),
+      apply: (b, m) => maxpoolOpRef(b, refOps(m)[0] as Extract<RefOp, { opcode: 7 }>) });
+  }
+  // Depthwise 3x3 CONV2D (the operator's depthwise kernel): a first conv with the reader's BN and activation, a
+  // gathered input and a permuted output, then a second one accumulating onto its output through a repeated outIndex.
+  for (const [C, H, W, s] of [[58, 28, 28, 1], [6, 7, 7, 2], [5, 2, 2, 1], [7, 9, 13, 2], [9, 5, 6, 1]] as const) {
+    const oh = Math.floor((H - 1) / s) + 1, ow = Math.floor((W - 1) / s) + 1;
+    const outPerm = Array.from({ length: C }, (_, i) => C - 1 - i);
+    const tensors: Tensor[] = [
+      { dtype: 'f32', shape: [C, 1, 3, 3], data: f32(r, C * 9) },
+      { dtype: 'f16', shape: [C, 1, 3, 3], data: f16(r, C * 9) },
+      { dtype: 'f32', shape: [C], data: f32(r, C) },
+      { dtype: 'u16', shape: [C], data: Uint16Array.from({ length: C }, () => Math.floor(r() * (C + 1))) },
+      { dtype: 'f32', shape: [C], data: f32(r, C) },
+      { dtype: 'f32', shape: [C], data: f32(r, C) },
+      { dtype: 'u16', shape: [C], data: Uint16Array.from(outPerm) },
+      { dtype: 'u16', shape: [C], data: Uint16Array.from({ length: C }, (_, i) => (i * 5) % C) },
+    ];
+    const first: Op = { kind: 'conv2d', inBuffer: 0, inChannel: 0, cin: C, outBuffer: 1, outChannel: 1, cout: C, kernel: 3, stride: s, pad: 1,
+      groups: C, inAct: ACT.relu, outAct: s === 1 ? ACT.none : ACT.hardswish, accumulate: 0, weight: 0, bias: 2, inIndex: 3, inScale: 4, inShift: 5, outIndex: 6 };
+    const second: Op = { kind: 'conv2d', inBuffer: 0, inChannel: 1, cin: C, outBuffer: 1, outChannel: 1, cout: C, kernel: 3, stride: s, pad: 1,
+      groups: C, inAct: ACT.none, outAct: s === 1 ? ACT.none : ACT.relu, accumulate: 1, weight: 1, bias: null, inIndex: null, inScale: null, inShift: null, outIndex: 7 };
+    const buffers = [{ channels: C + 1, height: H, width: W }, { channels: C + 1, height: oh, width: ow }, { channels: C, height: 1, width: 1 }];
+    const ops: Op[] = [first, second, { kind: 'global_avgpool', inBuffer: 1, inChannel: 1, channels: C, outBuffer: 2, outChannel: 0, inAct: ACT.none, inScale: null, inShift: null }];
+    list.push({ what: `depthwise 3x3 ${C}x${H}x${W} s${s}: BN-act input, gathered, permuted, then accumulated`, check: 1,
+      model: readModel(writeModel(buildModel(buffers, ops, tensors, 2))),
+      apply: (b, m) => runOpsRef(b, refOps(m).slice(0, 2)) });
   }
   return list;
 }
