@@ -42,7 +42,7 @@ for (const e of entries) {
     const disable = ['simd', 'relaxed-simd'].filter((f) => !isa.features.includes(f));
     // Shrink level 1 keeps the command under 64 KiB; measured no slower than level 0 on CondenseNetV2-A.
     const args = [asc, e.entry, '-o', out, '-O3', '--shrinkLevel', '1', '--noAssert', '--runtime', e.runtime,
-      '--initialMemory', '1'];
+      '--initialMemory', '2'];
     const features = e.shared ? [...isa.features, 'threads'] : isa.features;
     // 32768 pages = 2 GiB: shared memories need a maximum; V8 reserves it without committing it.
     if (e.shared) args.push('--importMemory', '--sharedMemory', '--maximumMemory', '32768');

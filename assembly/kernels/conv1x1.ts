@@ -43,8 +43,10 @@ export function conv1x1_group(input: usize, cin: i32, hw: i32, weight: usize, bi
                               out: usize, outIndex: usize, outAct: i32, accumulate: i32): void {
   const cinG = cin / groups, coutG = cout / groups;
   const planeBytes = <usize>hw << 2;
-  const quadBytes = (<usize>cinG + 1) << 4;
-  if (ASC_FEATURE_SIMD && quadBytes <= <usize>PANEL_BYTES) {
+  const quadBytes = (<usize>cinG + 1) << 6;
+  // The tiles add without an activation: the (unused by converted models) accumulate + activation case takes the
+  // plain path, as in conv2d_group.
+  if (ASC_FEATURE_SIMD && quadBytes <= <usize>PANEL_BYTES && !(accumulate && outAct != ACT_NONE)) {
     const chunk = pixel_chunk(cinG, hw);
     const quads = (coutG + 3) >> 2;
     // All of a group's quads packed once when they fit, else each quad again for every pixel chunk.
@@ -78,27 +80,26 @@ export function conv1x1_group(input: usize, cin: i32, hw: i32, weight: usize, bi
 
 // Weights of up to four outputs, packed so the inner loops read them at constant offsets from one pointer
 // ("quad panel"): the 4 biases, then per input the 4 outputs' weights side by side; missing outputs get zeros.
-// (With four separate row pointers, Cranelift kept too few of the loop's values in registers.)
-const PANEL_BYTES: i32 = 16384;
+// Each value is stored splatted (four equal lanes), so the tiles read it with a plain vector load: V8 turns
+// v128.load32_splat into one broadcast load, but Cranelift into a scalar load, a move and a broadcast (two extra
+// vector instructions per weight, and general registers it then lacked). (With four separate row pointers,
+// Cranelift kept too few of the loop's values in registers.)
+const PANEL_BYTES: i32 = 65536;
 const panel: usize = memory.data(PANEL_BYTES, 16);
 
 function pack_quad(weight: usize, bias: usize, cinG: i32, o: i32, n: i32, dst: usize): void {
   const rowBytes = <usize>cinG << 2;
   for (let j = 0; j < 4; j++) {
-    let d = dst + (<usize>j << 2);
-    if (j < n) {
-      store<f32>(d, bias ? load<f32>(bias + (<usize>(o + j) << 2)) : 0);
-      const row = weight + <usize>(o + j) * rowBytes;
-      for (let i: usize = 0; i < rowBytes; i += 4) { d += 16; store<f32>(d, load<f32>(row + i)); }
-    } else {
-      for (let i = 0; i <= cinG; i++) { store<f32>(d, 0); d += 16; }
-    }
+    let d = dst + (<usize>j << 4);
+    const row = weight + <usize>(o + j) * rowBytes;
+    v128.store(d, f32x4.splat(j < n && bias ? load<f32>(bias + (<usize>(o + j) << 2)) : 0));
+    for (let i: usize = 0; i < rowBytes; i += 4) { d += 64; v128.store(d, f32x4.splat(j < n ? load<f32>(row + i) : 0)); }
   }
 }
 
 /**
- * Writes (stores or adds) one tile vector; stored tiles are activated afterwards (activate_inplace), so only added
- * tiles carry an activation. No calls here: Cranelift keeps no vector in a register across a call, and a call among
+ * Writes (stores or adds) one tile vector; stored tiles are activated afterwards (activate_inplace), added tiles
+ * carry none (conv1x1_group sends accumulate + activation to the plain path). No calls here: Cranelift keeps no vector in a register across a call, and a call among
  * the tile's stores sent all the accumulators to the stack for the whole loop.
  */
 @inline export function emit_tile(p: usize, y: v128, act: i32, accumulate: i32): void {
@@ -112,7 +113,7 @@ function conv1x1_quad_store(inG: usize, planeBytes: usize, pan: usize, panEnd: u
 }
 function conv1x1_quad_add(inG: usize, planeBytes: usize, pan: usize, panEnd: usize, o: i32, n: i32,
                           out: usize, outIndex: usize, act: i32, p0: i32, p1: i32): void {
-  conv1x1_quad(inG, planeBytes, pan, panEnd, o, n, out, outIndex, act, 1, p0, p1);
+  conv1x1_quad(inG, planeBytes, pan, panEnd, o, n, out, outIndex, ACT_NONE, 1, p0, p1);
 }
 
 // Outputs o..o+n-1 (n = 1..4, one quad panel pan..panEnd) over pixels [p0, p1): register tile of 4 outputs x 8 pixels.
@@ -125,19 +126,18 @@ function conv1x1_quad_add(inG: usize, planeBytes: usize, pan: usize, panEnd: usi
   if (n > 3) o3 = out_plane(out, outIndex, o + 3, planeBytes);
   let p = p0;
   for (; p + 8 <= p1; p += 8) {
-    let a00 = v128.load32_splat(pan), a10 = v128.load32_splat(pan, 4);
-    let a20 = v128.load32_splat(pan, 8), a30 = v128.load32_splat(pan, 12);
+    let a00 = v128.load(pan), a10 = v128.load(pan, 16), a20 = v128.load(pan, 32), a30 = v128.load(pan, 48);
     let a01 = a00, a11 = a10, a21 = a20, a31 = a30;
     let xp = inG + (<usize>p << 2);
-    for (let wp = pan + 16; wp < panEnd; wp += 16) {
+    for (let wp = pan + 64; wp < panEnd; wp += 64) {
       const x0 = v128.load(xp), x1 = v128.load(xp, 16);
-      let w = v128.load32_splat(wp);
+      let w = v128.load(wp);
       a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
-      w = v128.load32_splat(wp, 4);
+      w = v128.load(wp, 16);
       a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
-      w = v128.load32_splat(wp, 8);
+      w = v128.load(wp, 32);
       a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
-      w = v128.load32_splat(wp, 12);
+      w = v128.load(wp, 48);
       a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
       xp += planeBytes;
     }
@@ -149,15 +149,14 @@ function conv1x1_quad_add(inG: usize, planeBytes: usize, pan: usize, panEnd: usi
     if (n > 3) { emit_tile(o3 + q, a30, act, accumulate); emit_tile(o3 + q + 16, a31, act, accumulate); }
   }
   for (; p + 4 <= p1; p += 4) {
-    let a0 = v128.load32_splat(pan), a1 = v128.load32_splat(pan, 4);
-    let a2 = v128.load32_splat(pan, 8), a3 = v128.load32_splat(pan, 12);
+    let a0 = v128.load(pan), a1 = v128.load(pan, 16), a2 = v128.load(pan, 32), a3 = v128.load(pan, 48);
     let xp = inG + (<usize>p << 2);
-    for (let wp = pan + 16; wp < panEnd; wp += 16) {
+    for (let wp = pan + 64; wp < panEnd; wp += 64) {
       const x = v128.load(xp);
-      a0 = madd_v128(x, v128.load32_splat(wp), a0);
-      a1 = madd_v128(x, v128.load32_splat(wp, 4), a1);
-      a2 = madd_v128(x, v128.load32_splat(wp, 8), a2);
-      a3 = madd_v128(x, v128.load32_splat(wp, 12), a3);
+      a0 = madd_v128(x, v128.load(wp), a0);
+      a1 = madd_v128(x, v128.load(wp, 16), a1);
+      a2 = madd_v128(x, v128.load(wp, 32), a2);
+      a3 = madd_v128(x, v128.load(wp, 48), a3);
       xp += planeBytes;
     }
     const q = <usize>p << 2;
@@ -168,12 +167,12 @@ function conv1x1_quad_add(inG: usize, planeBytes: usize, pan: usize, panEnd: usi
   }
   // Last 1-3 pixels: scalar, so no vector ever reads past the end of a plane.
   for (; p < p1; p++) {
-    let s0 = load<f32>(pan), s1 = load<f32>(pan, 4), s2 = load<f32>(pan, 8), s3 = load<f32>(pan, 12);
+    let s0 = load<f32>(pan), s1 = load<f32>(pan, 16), s2 = load<f32>(pan, 32), s3 = load<f32>(pan, 48);
     let xp = inG + (<usize>p << 2);
-    for (let wp = pan + 16; wp < panEnd; wp += 16) {
+    for (let wp = pan + 64; wp < panEnd; wp += 64) {
       const x = load<f32>(xp);
-      s0 += x * load<f32>(wp); s1 += x * load<f32>(wp, 4);
-      s2 += x * load<f32>(wp, 8); s3 += x * load<f32>(wp, 12);
+      s0 += x * load<f32>(wp); s1 += x * load<f32>(wp, 16);
+      s2 += x * load<f32>(wp, 32); s3 += x * load<f32>(wp, 48);
       xp += planeBytes;
     }
     const q = <usize>p << 2;

@@ -15,8 +15,8 @@ import { copy_f32, zero_f32 } from './memory';
 
 // Zeroed bytes after the last padded plane: the widest over-read is a stride-2 tail vector, 13 floats past a row end.
 const SLACK_BYTES: i64 = 128;
-// Bytes per tap of a quad panel: the tap's byte offset and the 4 outputs' weights.
-const TAP_BYTES: i64 = 20;
+// Bytes per tap of a quad panel: the tap's byte offset (in a 16-byte slot) and the 4 outputs' weights, splatted.
+const TAP_BYTES: i64 = 80;
 
 /** Pointwise (1x1, stride 1, no padding): conv1x1_group's case, a matrix product over planes without a padded copy. */
 @inline export function conv2d_is_pointwise(kernel: i32, stride: i32, pad: i32): bool {
@@ -29,7 +29,8 @@ const TAP_BYTES: i64 = 20;
  */
 export function conv2d_scratch_bytes(cin: i32, h: i32, w: i32, kernel: i32, stride: i32, pad: i32): i32 {
   if (conv2d_is_pointwise(kernel, stride, pad)) return 0;
-  const bytes = <i64>cin * <i64>(h + 2 * pad) * <i64>(w + 2 * pad) * 4 + SLACK_BYTES + 16 + <i64>cin * <i64>(kernel * kernel) * TAP_BYTES;
+  // + 16: aligning the panel; + 64: its four splatted biases.
+  const bytes = <i64>cin * <i64>(h + 2 * pad) * <i64>(w + 2 * pad) * 4 + SLACK_BYTES + 16 + 64 + <i64>cin * <i64>(kernel * kernel) * TAP_BYTES;
   return bytes > <i64>i32.MAX_VALUE ? -1 : <i32>bytes;
 }
 
@@ -51,7 +52,7 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
   zero_f32(scratch + <usize>cin * planePad, <i32>SLACK_BYTES >> 2);
   // After the slack: the panel (SIMD) or the tap table (scalar).
   const taps = cinG * kernel * kernel;
-  const tab = scratch + <usize>cin * planePad + <usize>SLACK_BYTES;
+  const tab = (scratch + <usize>cin * planePad + <usize>SLACK_BYTES + 15) & ~<usize>15;
   // The SIMD workers carry no activation for added tiles: the (unused by converted models) accumulate + activation
   // case takes the plain path.
   const simd = ASC_FEATURE_SIMD && stride <= 2 && !(accumulate && outAct != ACT_NONE);
@@ -96,22 +97,23 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
   }
 }
 
-// Packs n (4 or 1) outputs' biases and, per tap (i, ky, kx), the tap's byte offset from a window's top-left followed
-// by the n weights, so the inner loops walk one pointer and read everything at constant offsets from it. (Cranelift
-// recomputed the separate weight, tap-table and output addresses inside the loops and ran out of registers.)
-// Returns the panel's end.
+// Packs n (4 or 1) outputs' biases and, per tap (i, ky, kx), the tap's byte offset from a window's top-left (in a
+// 16-byte slot) followed by the n weights, so the inner loops walk one pointer and read everything at constant
+// offsets from it. (Cranelift recomputed the separate weight, tap-table and output addresses inside the loops and ran
+// out of registers.) Biases and weights are stored splatted, one vector each, for the reason given at conv1x1's
+// panel. Returns the panel's end.
 function pack_taps(weight: usize, bias: usize, o: i32, n: i32, cinG: i32, kernel: i32, planePad: usize, rowPad: usize,
                    dst: usize): usize {
   const kk = kernel * kernel;
   const rowBytes = <usize>(cinG * kk) << 2;
-  for (let j = 0; j < n; j++) store<f32>(dst + (<usize>j << 2), bias ? load<f32>(bias + (<usize>(o + j) << 2)) : 0);
-  let d = dst + 16, t: usize = 0;
-  const rec = (<usize>n + 1) << 2;
+  for (let j = 0; j < n; j++) v128.store(dst + (<usize>j << 4), f32x4.splat(bias_at(bias, o + j)));
+  let d = dst + (<usize>n << 4), t: usize = 0;
+  const rec = (<usize>n + 1) << 4;
   for (let i = 0; i < cinG; i++) {
     for (let ky = 0; ky < kernel; ky++) {
       for (let kx = 0; kx < kernel; kx++) {
         store<i32>(d, <i32>(<usize>i * planePad + <usize>ky * rowPad + (<usize>kx << 2)));
-        for (let j = 0; j < n; j++) store<f32>(d + 4 + (<usize>j << 2), load<f32>(weight + <usize>(o + j) * rowBytes + t));
+        for (let j = 0; j < n; j++) v128.store(d + 16 + (<usize>j << 4), f32x4.splat(load<f32>(weight + <usize>(o + j) * rowBytes + t)));
         d += rec; t += 4;
       }
     }
@@ -202,16 +204,15 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
   for (let oy = 0; oy < outH; oy++) {
     let base = rowIn, q = rowOut, ox = 0;
     for (; ox + 4 < outW; ox += 8) {
-      let a00 = v128.load32_splat(pan), a10 = v128.load32_splat(pan, 4);
-      let a20 = v128.load32_splat(pan, 8), a30 = v128.load32_splat(pan, 12);
+      let a00 = v128.load(pan), a10 = v128.load(pan, 16), a20 = v128.load(pan, 32), a30 = v128.load(pan, 48);
       let a01 = a00, a11 = a10, a21 = a20, a31 = a30;
-      for (let r = pan + 16; r < panEnd; r += 20) {
+      for (let r = pan + 64; r < panEnd; r += 80) {
         const xp = base + <usize>load<i32>(r);
         const x0 = load_px(xp, stride), x1 = load_px(xp + step, stride);
-        let w = v128.load32_splat(r, 4); a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
-        w = v128.load32_splat(r, 8); a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
-        w = v128.load32_splat(r, 12); a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
-        w = v128.load32_splat(r, 16); a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
+        let w = v128.load(r, 16); a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
+        w = v128.load(r, 32); a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
+        w = v128.load(r, 48); a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
+        w = v128.load(r, 64); a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
       }
       const n = outW - ox - 4;
       emit_tile(o0 + q, a00, accumulate); emit_tile(o1 + q, a10, accumulate);
@@ -227,14 +228,13 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
       base += step << 1; q += 32;
     }
     if (ox < outW) {
-      let a0 = v128.load32_splat(pan), a1 = v128.load32_splat(pan, 4);
-      let a2 = v128.load32_splat(pan, 8), a3 = v128.load32_splat(pan, 12);
-      for (let r = pan + 16; r < panEnd; r += 20) {
+      let a0 = v128.load(pan), a1 = v128.load(pan, 16), a2 = v128.load(pan, 32), a3 = v128.load(pan, 48);
+      for (let r = pan + 64; r < panEnd; r += 80) {
         const x = load_px(base + <usize>load<i32>(r), stride);
-        a0 = madd_v128(x, v128.load32_splat(r, 4), a0);
-        a1 = madd_v128(x, v128.load32_splat(r, 8), a1);
-        a2 = madd_v128(x, v128.load32_splat(r, 12), a2);
-        a3 = madd_v128(x, v128.load32_splat(r, 16), a3);
+        a0 = madd_v128(x, v128.load(r, 16), a0);
+        a1 = madd_v128(x, v128.load(r, 32), a1);
+        a2 = madd_v128(x, v128.load(r, 48), a2);
+        a3 = madd_v128(x, v128.load(r, 64), a3);
       }
       const n = outW - ox;
       if (n >= 4) {
@@ -253,22 +253,22 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
 }
 
 // Any kernel size, stride 1 or 2, one output o (the group remainder, e.g. one output per group), panel records of
-// 8 bytes (tap offset, weight). 16-pixel tiles; the 4-pixel row tail splits the taps over four accumulators so it is
+// 32 bytes (tap offset, splatted weight). 16-pixel tiles; the 4-pixel row tail splits the taps over four accumulators so it is
 // not bound by one dependency chain.
 @inline function conv_simd_1oc(inG: usize, pan: usize, panEnd: usize, stride: i32, rowPad: usize, outH: i32, outW: i32,
                        o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
   const o0 = out_plane(out, outIndex, o, <usize>(outH * outW) << 2);
-  const vb0 = v128.load32_splat(pan), zero = f32x4.splat(0);
+  const vb0 = v128.load(pan), zero = f32x4.splat(0);
   const step = <usize>stride << 4;
-  const taps = (panEnd - pan - 16) >> 3;
-  const end4 = pan + 16 + ((taps & ~<usize>3) << 3); // taps handled four at a time in the tail tile
+  const taps = (panEnd - pan - 16) >> 5;
+  const end4 = pan + 16 + ((taps & ~<usize>3) << 5); // taps handled four at a time in the tail tile
   let rowIn = inG, rowOut = o0;
   for (let oy = 0; oy < outH; oy++) {
     let base = rowIn, q = rowOut, ox = 0;
     for (; ox + 16 <= outW; ox += 16) {
       let a0 = vb0, a1 = vb0, a2 = vb0, a3 = vb0;
-      for (let r = pan + 16; r < panEnd; r += 8) {
-        const p = base + <usize>load<i32>(r), w = v128.load32_splat(r, 4);
+      for (let r = pan + 16; r < panEnd; r += 32) {
+        const p = base + <usize>load<i32>(r), w = v128.load(r, 16);
         a0 = madd_v128(load_px(p, stride), w, a0);
         a1 = madd_v128(load_px(p + step, stride), w, a1);
         a2 = madd_v128(load_px(p + 2 * step, stride), w, a2);
@@ -281,14 +281,14 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
     for (; ox < outW; ox += 4) {
       let a0 = vb0, a1 = zero, a2 = zero, a3 = zero;
       let r = pan + 16;
-      for (; r < end4; r += 32) {
-        a0 = madd_v128(load_px(base + <usize>load<i32>(r), stride), v128.load32_splat(r, 4), a0);
-        a1 = madd_v128(load_px(base + <usize>load<i32>(r, 8), stride), v128.load32_splat(r, 12), a1);
-        a2 = madd_v128(load_px(base + <usize>load<i32>(r, 16), stride), v128.load32_splat(r, 20), a2);
-        a3 = madd_v128(load_px(base + <usize>load<i32>(r, 24), stride), v128.load32_splat(r, 28), a3);
+      for (; r < end4; r += 128) {
+        a0 = madd_v128(load_px(base + <usize>load<i32>(r), stride), v128.load(r, 16), a0);
+        a1 = madd_v128(load_px(base + <usize>load<i32>(r, 32), stride), v128.load(r, 48), a1);
+        a2 = madd_v128(load_px(base + <usize>load<i32>(r, 64), stride), v128.load(r, 80), a2);
+        a3 = madd_v128(load_px(base + <usize>load<i32>(r, 96), stride), v128.load(r, 112), a3);
       }
-      for (; r < panEnd; r += 8) {
-        a0 = madd_v128(load_px(base + <usize>load<i32>(r), stride), v128.load32_splat(r, 4), a0);
+      for (; r < panEnd; r += 32) {
+        a0 = madd_v128(load_px(base + <usize>load<i32>(r), stride), v128.load(r, 16), a0);
       }
       const y = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
       const n = min(4, outW - ox);

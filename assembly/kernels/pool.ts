@@ -3,6 +3,45 @@ import { act_f32, act_v128 } from './activation';
 
 /** out[c][oy][ox] = mean of the kernel x kernel window at (oy*stride, ox*stride); no padding. */
 export function avgpool(input: usize, channels: i32, h: i32, w: i32, kernel: i32, stride: i32, out: usize, outH: i32, outW: i32): void {
+  // Called through a function reference, so the kernel stays a function of its own: inlined into the executor's one
+  // large function, Cranelift recomputed every address (and 1/(k*k)) inside the loops.
+  const fn = ASC_FEATURE_SIMD && kernel == 2 && stride == 2 ? avgpool_2x2_simd : avgpool_any;
+  fn(input, channels, h, w, kernel, stride, out, outH, outW);
+}
+
+// 2x2, stride 2: 4 outputs from 8 columns of two rows (add the rows, then the even and odd lanes); walking pointers.
+function avgpool_2x2_simd(input: usize, channels: i32, h: i32, w: i32, kernel: i32, stride: i32, out: usize,
+                          outH: i32, outW: i32): void {
+  const rowBytes = <usize>w << 2, inPlane = <usize>(h * w) << 2;
+  const vec = <usize>(outW >> 2) << 5; // input bytes of a row's 4-output steps
+  const quarter = f32x4.splat(0.25);
+  let src = input, d = out;
+  for (let c = 0; c < channels; c++) {
+    let row = src;
+    for (let oy = 0; oy < outH; oy++) {
+      const rowEnd = row + vec;
+      let p = row;
+      for (; p < rowEnd; p += 32) {
+        const a = f32x4.add(v128.load(p), v128.load(p + rowBytes));
+        const b = f32x4.add(v128.load(p, 16), v128.load(p + rowBytes, 16));
+        const s = f32x4.add(v128.shuffle<f32>(a, b, 0, 2, 4, 6), v128.shuffle<f32>(a, b, 1, 3, 5, 7));
+        v128.store(d, f32x4.mul(s, quarter));
+        d += 16;
+      }
+      for (let ox = outW & ~3; ox < outW; ox++) {
+        // The same order as avgpool_any (from 0, row by row), so both builds' tails agree bit for bit.
+        let s: f32 = 0;
+        s += load<f32>(p); s += load<f32>(p, 4); s += load<f32>(p + rowBytes); s += load<f32>(p + rowBytes, 4);
+        store<f32>(d, s * 0.25);
+        p += 8; d += 4;
+      }
+      row += rowBytes << 1;
+    }
+    src += inPlane;
+  }
+}
+
+function avgpool_any(input: usize, channels: i32, h: i32, w: i32, kernel: i32, stride: i32, out: usize, outH: i32, outW: i32): void {
   const inPlane = <usize>(h * w) << 2, outPlane = <usize>(outH * outW) << 2, rowBytes = <usize>w << 2;
   const inv: f32 = <f32>1 / <f32>(kernel * kernel);
   for (let c = 0; c < channels; c++) {
@@ -10,19 +49,7 @@ export function avgpool(input: usize, channels: i32, h: i32, w: i32, kernel: i32
     for (let oy = 0; oy < outH; oy++) {
       const row = src + <usize>(oy * stride) * rowBytes;
       const orow = dst + (<usize>(oy * outW) << 2);
-      let ox = 0;
-      if (ASC_FEATURE_SIMD && kernel == 2 && stride == 2) {
-        // 4 outputs from 8 columns of two rows: add the rows, then add even and odd lanes.
-        const vinv = f32x4.splat(inv);
-        for (; ox + 4 <= outW; ox += 4) {
-          const p = row + (<usize>ox << 3);
-          const a = f32x4.add(v128.load(p), v128.load(p + rowBytes));
-          const b = f32x4.add(v128.load(p, 16), v128.load(p + rowBytes, 16));
-          const s = f32x4.add(v128.shuffle<f32>(a, b, 0, 2, 4, 6), v128.shuffle<f32>(a, b, 1, 3, 5, 7));
-          v128.store(orow + (<usize>ox << 2), f32x4.mul(s, vinv));
-        }
-      }
-      for (; ox < outW; ox++) {
+      for (let ox = 0; ox < outW; ox++) {
         let s: f32 = 0;
         let p = row + (<usize>(ox * stride) << 2);
         for (let ky = 0; ky < kernel; ky++) {
