@@ -124,10 +124,10 @@ export function condenseShuffleNet(p: ShuffleNetParams, opts: CondenseOptions): 
   for (const stage of shuffleUnits(cfg)) {
     const u0 = stage[0]!;
     const b = u0.branch;
-    // The stage's buffer: 2b channels, plus b fresh ones per SFR unit (an SFR reads M and adds onto x1 in the same
-    // buffer; their channel spans must not overlap, so M goes above everything written before).
-    const sfrUnits = stage.filter((u) => u.sfr).length;
-    const U = buffer(2 * b + sfrUnits * b, u0.size[0], u0.size[1]);
+    // The stage's buffer: 2b channels, plus b fresh ones per basic unit, where its M goes, above everything written
+    // before: an SFR reads M and adds onto x1 in the same buffer, so their channel spans must not overlap; and a
+    // contiguous write keeps every op expressible in ONNX (export-onnx takes no scattered plain writes).
+    const U = buffer(2 * b + (stage.length - 1) * b, u0.size[0], u0.size[1]);
     let top = 2 * b;
     {
       const cin = u0.inChannels;
@@ -145,13 +145,10 @@ export function condenseShuffleNet(p: ShuffleNetParams, opts: CondenseOptions): 
       const t1 = buffer(b, u.size[0], u.size[1]);
       pointwise(`${u.prefix}.main.pw1`, { buffer: U, phys: x2 }, b, b, t1, range(0, b));
       const md = depthwise(`${u.prefix}.main.dw`, { buffer: t1, phys: range(0, b) }, b, 1, u.size);
-      // Plain: M takes x2's channels (read above, free now). SFR: fresh channels above all earlier ones.
-      const mPhys = u.sfr ? range(top, top + b) : x2;
+      const mPhys = range(top, top + b);
+      top += b;
       pointwise(`${u.prefix}.main.pw2`, md, b, b, U, mPhys);
-      if (u.sfr) {
-        top += b;
-        sfr(u.prefix, b, u.sfrFactor, U, mPhys, x1);
-      }
+      if (u.sfr) sfr(u.prefix, b, u.sfrFactor, U, mPhys, x1);
       x = { buffer: U, phys: shuffled(x1, mPhys) };
     }
   }
