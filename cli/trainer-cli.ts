@@ -17,6 +17,7 @@ import { OFFICIAL_FOLDER_AUGMENT, parseRandAugment, type FolderAugment } from '.
 
 // Spelled out here rather than imported: backend.ts loads TensorFlow.js, which other subcommands must not wait for.
 const BACKEND_CHOICES: BackendChoice[] = ['auto', 'node', 'wasm', 'cpu'];
+const FREEZE_CHOICES = ['none', 'head-only', 'stages'] as const; // trainer/fine-tune.ts FREEZE_MODES
 
 function int(name: string, min: number) {
   return (v: string): number => {
@@ -116,7 +117,10 @@ export function register(program: Command): void {
     .option('--limit-train <n>', 'use only the first N training images', int('--limit-train', 1))
     .option('--limit-test <n>', 'evaluate on the first N test images', int('--limit-test', 1))
     .option('--out <dir>', 'run directory (checkpoints, metrics.jsonl, training-curve.svg/png)')
-    .option('--init-from <checkpoint>', 'start from the weights, BN statistics and masks of a checkpoint or run (e.g. fine-tune a finished run at a lower --lr); schedule, momentum and history start fresh')
+    .option('--init-from <source>', 'start from the weights, BN statistics and masks of a checkpoint, a run or an official PyTorch file (.pth, with --arch); with --dataset folder, a new classifier for the folder\'s classes; fine-tuning defaults (docs/training.md)')
+    .addOption(new Option('--freeze <mode>', 'with --init-from: which layers train: none (all), head-only (the classifier), stages (unfreeze from the head down, in equal spans of iterations)')
+      .choices([...FREEZE_CHOICES]))
+    .option('--head-lr-scale <x>', 'with a new classifier: its learning rate as a multiple of --lr (default 10)', num('--head-lr-scale', 0))
     .option('--resume', 'continue the run in --out from its last checkpoint, with its stored options (a larger --epochs extends it)', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend: auto = tfjs-node if installed, else wasm (our SIMD kernels)')
       .choices(BACKEND_CHOICES).default('auto'))
@@ -140,6 +144,14 @@ export function register(program: Command): void {
         const runDir = o.out ?? path.join('runs', `${o.arch}-${o.dataset}`);
         stored = (await loadCheckpoint(runDir, (m) => process.stderr.write(`warning: ${m}\n`))).state.options;
       } else {
+        if (o.freeze && !o.initFrom) throw new UsageError('--freeze needs --init-from (the network whose layers it freezes)');
+        if (!o.arch && o.initFrom) {
+          // The configuration of the network fine-tuned is the source's; a PyTorch file does not say it.
+          const { isTorchFile, sourceArch } = await import('../trainer/fine-tune.js');
+          if (isTorchFile(o.initFrom)) throw new UsageError(`--init-from ${o.initFrom}: a PyTorch file needs --arch, the configuration it was trained as`);
+          const { loadCheckpoint } = await import('../trainer/checkpoint.js');
+          o.arch = sourceArch(await loadCheckpoint(o.initFrom, (m) => process.stderr.write(`warning: ${m}\n`))).name;
+        }
         if (!o.arch) throw new UsageError("required option '--arch <name>' not specified");
         if (!o.dataset) throw new UsageError("required option '--dataset <name>' not specified");
       }
@@ -147,7 +159,7 @@ export function register(program: Command): void {
       // Folder data sets train with the official augmentation unless --crop asks for the padded crop and flips.
       const folderOptionGiven = FOLDER_AUGMENT_KEYS.some(given);
       let folderAugment: FolderAugment | undefined;
-      if (stored && !folderOptionGiven && !given('dataset')) folderAugment = stored.folderAugment;
+      if (stored && !folderOptionGiven) folderAugment = stored.folderAugment;
       else if ((o.dataset ?? stored?.dataset) === 'folder' && o.augment !== false && !given('crop')) folderAugment = folderAugmentOf(o);
       if (folderOptionGiven && !folderAugment) {
         throw new UsageError('the folder augmentation options (--resized-crop-*, --train-interpolation, --hflip, --color-jitter, --rand-augment, '
@@ -159,7 +171,8 @@ export function register(program: Command): void {
           ['batch', 'batch'], ['lr', 'lr'], ['warmupEpochs', 'warmupEpochs'], ['warmupLr', 'warmupLr'],
           ['weightDecay', 'weightDecay'], ['momentum', 'momentum'], ['labelSmoothing', 'labelSmoothing'],
           ['groupLasso', 'groupLasso'], ['sfr', 'sfr'], ['seed', 'seed'], ['limitTrain', 'limitTrain'],
-          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom'], ['classes', 'classes']];
+          ['limitTest', 'limitTest'], ['augment', 'augment'], ['crop', 'crop'], ['initFrom', 'initFrom'], ['classes', 'classes'],
+          ['freeze', 'freeze'], ['headLrScale', 'headLrScale']];
         for (const [key, storedKey] of fromStore) if (!given(key)) o[key] = stored[storedKey];
         if (!given('ema')) o.ema = stored.ema > 0 ? String(stored.ema) : false;
       }
@@ -180,7 +193,9 @@ export function register(program: Command): void {
       // (With one CPU the single replica has the one thread it would have had anyway.)
       const workers: number = o.workers ?? (auto && backend.startsWith(WASM_BACKEND) && os.availableParallelism() >= 2 ? 2 : 1);
       process.stderr.write(`backend: ${backend}${workers === 2 ? ' per replica, 2 data-parallel replicas' : ''}\n`);
-      const d = cfg.train;
+      // Starting from a trained network: a fine-tuning recipe for what the command line leaves out.
+      const { fineTuneDefaults } = await import('../trainer/fine-tune.js');
+      const d = o.initFrom && !o.resume ? { ...cfg.train, ...fineTuneDefaults(cfg, { epochs: o.epochs, batch: o.batch }) } : cfg.train;
       let ema = d.ema;
       if (o.ema === false) ema = 0;
       else if (o.ema === true) ema = 0.9998;
@@ -196,6 +211,7 @@ export function register(program: Command): void {
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
         crop: o.crop, out, resume: o.resume, backend, workers, backendChoice: o.backend as BackendChoice, workerThreads: threads ?? 1,
         progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom, classes: o.classes, folderAugment,
+        freeze: o.freeze, headLrScale: o.headLrScale,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);

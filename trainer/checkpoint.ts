@@ -52,6 +52,10 @@ export interface TrainOptions {
   crop?: number;
   /** The run started from this checkpoint's weights, BN statistics and masks instead of random weights. */
   initFrom?: string;
+  /** Which parameters train when starting from another network (--freeze; absent: all). trainer/fine-tune.ts. */
+  freeze?: 'none' | 'head-only' | 'stages';
+  /** The new classifier's learning rate as a multiple of the schedule's (fine-tuning with a new head). */
+  headLrScale?: number;
   /** Classifier outputs when not the configuration's own (`--classes N`); the stored config already has them. */
   classes?: number;
   /** Image folders: the official augmentation (base/data/augment.ts) instead of the padded crop and flip. */

@@ -250,7 +250,9 @@ function combine(local: SliceGradients, done: Extract<FromWorker, { type: 'done'
   let stats: BnBatchStat[] = [];
   // One plain loop per parameter rather than three TF.js ops: this runs while the worker waits.
   for (const p of layout.params) {
-    const g0 = local.grads.get(p.name)!.dataSync() as Float32Array;
+    const t0 = local.grads.get(p.name);
+    if (!t0) continue; // frozen in this step (the worker skipped it too)
+    const g0 = t0.dataSync() as Float32Array;
     const g = new Float32Array(p.size);
     for (let i = 0, j = p.offset; i < p.size; i++, j++) g[i] = w0 * g0[i]! + w1 * views.grads[j]!;
     grads.set(p.name, tf.tensor(g, p.shape));

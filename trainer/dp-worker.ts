@@ -63,7 +63,10 @@ try {
       load(m.valuesVersion, false);
       loadMasks(m.masksVersion);
       const r = sliceGradients(model, x, y, m.n, m.loss);
-      for (const p of layout.params) grads.set(r.grads.get(p.name)!.dataSync() as Float32Array, p.offset);
+      for (const p of layout.params) {
+        const g = r.grads.get(p.name); // absent: frozen in this step
+        if (g) grads.set(g.dataSync() as Float32Array, p.offset);
+      }
       logits.set(r.logits.dataSync() as Float32Array);
       let off = 0;
       const shapes: { name: string; channels: number; count: number }[] = [];

@@ -1,7 +1,7 @@
 // Imported parameters as a cdnv2 training checkpoint (docs/checkpoint.md), so `cdnv2 train --init-from` can
 // fine-tune an official model: weights, BN statistics and final masks carry over, the schedule starts fresh.
 import type { NetworkParams } from '../base/arch/params.js';
-import { saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import { saveCheckpoint, type CheckpointContent, type CheckpointState } from './checkpoint.js';
 import { maskInventory, tensorInventory } from '../base/arch/schema.js';
 
 function transpose(a: Float32Array | Uint8Array, rows: number, cols: number): Float32Array | Uint8Array {
@@ -21,6 +21,11 @@ function oihwToHwio(a: Float32Array, cout: number, cin: number, k: number): Floa
 
 /** Writes <runDir>/checkpoints/epoch-0000 holding `params`; returns its path. */
 export function writeImportedCheckpoint(runDir: string, params: NetworkParams, source: string): string {
+  return saveCheckpoint(runDir, importedCheckpointContent(params, source));
+}
+
+/** `params` as the content of a checkpoint (training-form tensors, final masks, zero momentum, a fresh state). */
+export function importedCheckpointContent(params: NetworkParams, source: string): Required<Omit<CheckpointContent, 'ema'>> {
   const cfg = params.config;
   const model = new Map<string, Float32Array>();
   const masks = new Map<string, Uint8Array>();
@@ -82,5 +87,5 @@ export function writeImportedCheckpoint(runDir: string, params: NetworkParams, s
     stage: { lgc: cfg.condenseFactor - 1, sfr: cfg.sfrFactor - 1 },
     history: [], stages: [], rng: [], backend: `imported from PyTorch (${source})`, date: new Date().toISOString(), trainCount: 0,
   };
-  return saveCheckpoint(runDir, { state, model, masks, momentum });
+  return { state, model, masks, momentum };
 }

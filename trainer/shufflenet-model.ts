@@ -243,11 +243,13 @@ type GradFn = Parameters<typeof tf.customGrad>[0];
 const PAD1: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [1, 1], [1, 1], [0, 0]];
 
 /**
- * 3x3 depthwise convolution, padding 1 (PyTorch's), weight [3, 3, C, 1]. The filter gradient is computed as a
- * forward depthwise convolution of the input by the output gradient (batch folded into channels), which the CPU
- * kernels do an order of magnitude faster than their own filter-gradient kernel.
+ * 3x3 depthwise convolution, padding 1 (PyTorch's), weight [3, 3, C, 1]. Elsewhere than on cdnv2-wasm the filter
+ * gradient is computed as a forward depthwise convolution of the input by the output gradient (batch folded into
+ * channels), which the CPU kernels do an order of magnitude faster than their own filter-gradient kernel.
  */
 export function depthwiseConv3x3(x: tf.Tensor4D, w: tf.Tensor4D, stride: number): tf.Tensor4D {
+  // cdnv2-wasm has SIMD kernels for the convolution and both its gradients under TF.js's own kernel names.
+  if (fusedKernelsActive()) return tf.depthwiseConv2d(x, w, stride, PAD1);
   const op = tf.customGrad(((xi: tf.Tensor, wi: tf.Tensor, save: tf.GradSaveFunc) => {
     save([xi, wi]);
     return {

@@ -11,11 +11,13 @@ export interface LossOptions {
   labelSmoothing: number;
   /** Weight of the group-lasso penalty added to this slice's loss (0: none). */
   groupLasso: number;
+  /** Differentiate only these parameters (fine-tuning with frozen layers); absent: every trainable one. */
+  params?: string[];
 }
 
 export interface SliceGradients {
   loss: number;
-  /** Gradient of each trainable parameter, by parameter name (the checkpoint's). */
+  /** Gradient of each trainable parameter (those of LossOptions.params, if given), by parameter name (the checkpoint's). */
   grads: Map<string, tf.Tensor>;
   logits: tf.Tensor2D;
   stats: BnBatchStat[];
@@ -25,7 +27,8 @@ export interface SliceGradients {
 /** x: n normalised NHWC images, y: their labels. The caller disposes the returned tensors (disposeSlice). */
 export function sliceGradients(model: TrainModel, x: Float32Array, y: Int32Array, n: number, opts: LossOptions): SliceGradients {
   const { height: H, width: W, channels: C } = model.cfg.input;
-  const params = model.trainable();
+  const only = opts.params ? new Set(opts.params) : undefined;
+  const params = only ? model.trainable().filter((p) => only.has(p.name)) : model.trainable();
   const byVar = new Map(params.map((p) => [p.variable.name, p.name]));
   const stats: BnBatchStat[] = [];
   let logits: tf.Tensor2D | undefined;
@@ -56,7 +59,11 @@ export function disposeSlice(s: SliceGradients): void {
   tf.dispose([...s.grads.values(), s.logits, ...s.stats.flatMap((b) => [b.mean, b.variance])]);
 }
 
-export interface UpdateOptions { lr: number; momentum: number; weightDecay: number }
+export interface UpdateOptions {
+  lr: number; momentum: number; weightDecay: number;
+  /** Learning-rate multipliers by parameter name (a new classifier's, when fine-tuning); absent: 1. */
+  lrScale?: Map<string, number>;
+}
 
 /**
  * SGD with Nesterov momentum (PyTorch form; weight decay only on conv and linear weights) from a step's gradients,
@@ -72,7 +79,7 @@ export function applyStep(model: TrainModel, step: SliceGradients, momentum: Map
       if (decays.get(name) && o.weightDecay > 0) g = tf.add(g, tf.mul(v, o.weightDecay));
       const buf = momentum.get(name)!;
       buf.assign(tf.add(tf.mul(buf, o.momentum), g));
-      v.assign(tf.sub(v, tf.mul(tf.add(g, tf.mul(buf, o.momentum)), o.lr)));
+      v.assign(tf.sub(v, tf.mul(tf.add(g, tf.mul(buf, o.momentum)), o.lr * (o.lrScale?.get(name) ?? 1))));
     }
     for (const s of step.stats) {
       const rm = model.vars.get(`${s.name}.mean`)!;

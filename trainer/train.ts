@@ -6,10 +6,10 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { withClasses } from '../base/arch/configs.js';
-import { getNetworkConfig, networkHasSfr, networkTensorInventory, type NetworkConfig } from '../base/arch/networks.js';
+import { getNetworkConfig, isShuffleNetConfig, networkHasSfr, type NetworkConfig } from '../base/arch/networks.js';
 import { writeFileAtomicSync } from '../base/io.js';
 import {
-  listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type LoadedCheckpoint, type StageRecord,
+  listCheckpointDirs, loadCheckpoint, saveCheckpoint, type CheckpointState, type EpochMetrics, type StageRecord,
   type TrainOptions,
 } from './checkpoint.js';
 import { renderTrainingCurves } from './chart.js';
@@ -22,6 +22,8 @@ import { createTrainModel, networkInitialValues, type TrainModel } from './net.j
 import { Rng } from '../base/rng.js';
 import type { BackendChoice } from './backend.js';
 import { DataParallel } from './data-parallel.js';
+import { CLASSIFIER_TENSORS, DEFAULT_HEAD_LR_SCALE, fineTuneConfig, freezeStageAt, loadInitSource, trainableAt, withNewHead } from './fine-tune.js';
+import { folderClassNames } from '../base/data/folder.js';
 import { acquireRunLock } from './run-lock.js';
 import { applyStep, disposeSlice, sliceGradients } from './step.js';
 
@@ -65,7 +67,8 @@ export function learningRate(o: Pick<TrainOptions, 'lr' | 'warmupLr' | 'warmupEp
 
 /** Options that must match when resuming (everything that changes the numbers). */
 const RESUME_KEYS: (keyof TrainOptions)[] = ['arch', 'dataset', 'epochs', 'batch', 'lr', 'warmupEpochs', 'warmupLr', 'weightDecay',
-  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'classes', 'folderAugment'];
+  'momentum', 'labelSmoothing', 'ema', 'groupLasso', 'sfr', 'seed', 'limitTrain', 'limitTest', 'augment', 'crop', 'initFrom', 'classes', 'folderAugment',
+  'freeze', 'headLrScale'];
 
 function density(model: TrainModel, kind: 'lgc' | 'sfr'): number {
   let on = 0, all = 0;
@@ -79,15 +82,9 @@ function density(model: TrainModel, kind: 'lgc' | 'sfr'): number {
 }
 
 
-/** A checkpoint can seed a run of the same network: configuration name, SFR, and every tensor's size. */
-function checkInitCompatible(c: LoadedCheckpoint, cfg: NetworkConfig, sfr: boolean): void {
-  if (c.state.config.name !== cfg.name || c.state.options.sfr !== sfr) {
-    throw new Error(`--init-from: ${c.dir} holds ${c.state.config.name}${c.state.options.sfr ? '' : ' without SFR'}, this run trains ${cfg.name}${sfr ? '' : ' without SFR'}`);
-  }
-  for (const t of networkTensorInventory(cfg, sfr)) {
-    const v = c.model.get(t.name);
-    if (!v || v.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`--init-from: ${c.dir}: tensor ${t.name} does not match ${cfg.name}`);
-  }
+function requireDataDir(dir: string | undefined): string {
+  if (!dir) throw new DataError('--dataset folder needs --data DIR');
+  return dir;
 }
 
 export async function train(run: TrainRun): Promise<TrainResult> {
@@ -110,16 +107,21 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
     groupLasso: run.groupLasso, sfr: networkHasSfr(cfg, run.sfr), seed: run.seed, limitTrain: run.limitTrain, limitTest: run.limitTest, augment: run.augment,
     ...(run.crop !== undefined ? { crop: run.crop } : {}),
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
+    ...(run.freeze ? { freeze: run.freeze } : {}),
+    ...(run.headLrScale !== undefined ? { headLrScale: run.headLrScale } : {}),
     ...(run.classes !== undefined ? { classes: run.classes } : {}),
     ...(run.folderAugment ? { folderAugment: run.folderAugment } : {}),
   };
+  if (opts.freeze && !opts.initFrom) throw new Error('--freeze needs --init-from: only a trained network has layers worth freezing');
   let resumeFrom: Awaited<ReturnType<typeof loadCheckpoint>> | undefined;
   if (run.resume) {
     if (existing.length === 0) throw new Error(`--resume: ${run.out} has no checkpoints`);
     resumeFrom = await loadCheckpoint(run.out, (m) => log(`warning: ${m}`));
     const saved = resumeFrom.state.options;
     // More epochs extend the run (the cosine schedule stretches over the new total); anything else must match.
-    const diffs = RESUME_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(opts[k]) && !(k === 'epochs' && opts.epochs > saved.epochs));
+    // (The head's rate multiplier defaults to the stored one: a run with a new head stored its default.)
+    const diffs = RESUME_KEYS.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(opts[k]) && !(k === 'epochs' && opts.epochs > saved.epochs)
+      && !(k === 'headLrScale' && opts.headLrScale === undefined));
     if (diffs.length) {
       throw new Error(`--resume: options differ from the checkpoint's (${diffs.map((k) => `${k}: ${JSON.stringify(opts[k])} vs ${JSON.stringify(saved[k])}`).join(', ')})`
         + (diffs.includes('epochs') ? '; --epochs may only grow' : ''));
@@ -132,8 +134,33 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   } else if (existing.length > 0) {
     throw new Error(`${run.out} already holds checkpoints; pass --resume to continue that run or choose another --out`);
   }
-  // A resumed run's stored configuration already has its class count.
-  if (!resumeFrom && opts.classes !== undefined) cfg = withClasses(cfg, opts.classes);
+  // A folder's classes are its sub-directories: the run's classifier has one output per class, named after it.
+  const folderLabels = opts.dataset === 'folder' && !run.sources ? folderClassNames(requireDataDir(run.dataDir)) : undefined;
+  if (folderLabels && opts.classes !== undefined && opts.classes !== folderLabels.length) {
+    throw new DataError(`--classes ${opts.classes}, but ${run.dataDir} has ${folderLabels.length} classes (${folderLabels.join(', ')})`);
+  }
+  if (resumeFrom && folderLabels && folderLabels.join('\n') !== cfg.labels.join('\n')) {
+    throw new DataError(`--resume: the folder's classes (${folderLabels.join(', ')}) are not the run's (${cfg.labels.join(', ')})`);
+  }
+  // Weights to start from: the run's own checkpoint (resume), another network (--init-from: a checkpoint or an
+  // official PyTorch file; masks and stage carry over, schedule, momentum and history start fresh; a new
+  // classifier when the folder's classes are not the source's), or random ones.
+  let start = resumeFrom;
+  let newHead = false;
+  if (!resumeFrom && opts.initFrom) {
+    start = await loadInitSource(opts.initFrom, cfg, log);
+    ({ config: cfg, newHead } = fineTuneConfig(start, cfg, opts.sfr, folderLabels));
+    if (newHead) opts.headLrScale ??= DEFAULT_HEAD_LR_SCALE;
+    else if (opts.headLrScale !== undefined) throw new Error('--head-lr-scale applies to a new classifier, and this run keeps the source\'s');
+    log(`starting from ${start.dir} (${start.state.config.name} after ${start.state.epochsDone} epochs, mask stage ${start.state.stage.lgc}/${start.state.stage.sfr})`
+      + (newHead ? `; new classifier for ${cfg.classes} classes (${cfg.labels.join(', ')}) at ${opts.headLrScale}x the learning rate, freeze ${opts.freeze ?? 'none'}` : ''));
+  } else if (!resumeFrom && folderLabels) {
+    cfg = { ...withClasses(cfg, folderLabels.length), labels: folderLabels };
+  } else if (!resumeFrom && opts.classes !== undefined) {
+    // A resumed run's stored configuration already has its class count.
+    cfg = withClasses(cfg, opts.classes);
+  }
+  if (opts.freeze === 'stages' && isShuffleNetConfig(cfg)) throw new Error('--freeze stages: the unfreezing stages are defined for CondenseNetV2\'s dense blocks; use none or head-only');
   if (opts.crop !== undefined && !(Number.isInteger(opts.crop) && opts.crop >= 0 && opts.crop < Math.min(cfg.input.height, cfg.input.width))) {
     throw new Error(`crop must be a whole number of pixels from 0 to ${Math.min(cfg.input.height, cfg.input.width) - 1} for ${cfg.name}, got ${opts.crop}`);
   }
@@ -156,20 +183,14 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
       + `the rate rises from ${opts.warmupLr} towards ${opts.lr} until the end and never decays`);
   }
 
-  // Weights to start from: the run's own checkpoint (resume), another run's (--init-from, e.g. to fine-tune a
-  // finished run at a lower learning rate: masks and stage carry over, schedule, momentum and history start fresh),
-  // or random ones.
-  let start = resumeFrom;
-  if (!resumeFrom && opts.initFrom) {
-    start = await loadCheckpoint(opts.initFrom, (m) => log(`warning: ${m}`));
-    checkInitCompatible(start, cfg, opts.sfr);
-    log(`starting from ${start.dir} (${start.state.config.name} after ${start.state.epochsDone} epochs, mask stage ${start.state.stage.lgc}/${start.state.stage.sfr})`);
-  }
   const model = start
-    ? createTrainModel(cfg, opts.sfr, start.model, start.masks)
+    ? createTrainModel(cfg, opts.sfr, newHead ? withNewHead(start.model, networkInitialValues(cfg, opts.sfr, opts.seed)) : start.model, start.masks)
     : createTrainModel(cfg, opts.sfr, networkInitialValues(cfg, opts.sfr, opts.seed));
   if (start) model.stage = { ...start.state.stage };
   const params = model.trainable();
+  const paramNames = params.map((p) => p.name);
+  const freezeBlocks = isShuffleNetConfig(cfg) ? 0 : cfg.layers.length; // --freeze stages: CondenseNetV2's dense blocks
+  const headLrScale = opts.headLrScale !== undefined ? new Map(CLASSIFIER_TENSORS.map((n) => [n, opts.headLrScale!])) : undefined;
   const momentum = new Map(params.map((p) => [p.name, ownedVariable(resumeFrom ? tf.tensor(resumeFrom.momentum.get(p.name)!, p.variable.shape) : tf.zerosLike(p.variable), false)]));
   let ema: Map<string, tf.Variable> | undefined;
   if (opts.ema > 0) {
@@ -271,6 +292,9 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
       bar?.start(itersPerEpoch, firstIt, { loss: '-', acc: '-', lr: '-', stage: `${model.stage.lgc}/${model.stage.sfr}` });
       for (let it = firstIt; it < itersPerEpoch; it++, iteration++) {
         const p = iteration / total;
+        if (opts.freeze === 'stages' && iteration > 0 && freezeStageAt(iteration, total, freezeBlocks) !== freezeStageAt(iteration - 1, total, freezeBlocks)) {
+          log(`unfreezing: stage ${freezeStageAt(iteration, total, freezeBlocks)} from iteration ${iteration}`);
+        }
         for (const ev of model.updateMasks(p)) {
           const rec: StageRecord = { ...ev, iteration, epoch, density: density(model, ev.kind) };
           stages.push(rec);
@@ -281,11 +305,12 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
         const batch = order.slice(it * B, it * B + B);
         if (folderAug) assembleAugmentedBatch(trainSrc, cfg, batch, xBuf, yBuf, folderAug, opts.seed, epoch);
         else assembleBatch(trainSrc, cfg, batch, xBuf, yBuf, aug, aug ? rng : undefined);
-        const lossOpts = { labelSmoothing: opts.labelSmoothing, groupLasso: opts.groupLasso };
+        const only = trainableAt(opts.freeze, paramNames, freezeBlocks, iteration, total);
+        const lossOpts = { labelSmoothing: opts.labelSmoothing, groupLasso: opts.groupLasso, ...(only ? { params: only } : {}) };
         const step = dp ? await dp.step(model, xBuf, yBuf, B, lossOpts) : sliceGradients(model, xBuf, yBuf, B, lossOpts);
         const lossVal = step.loss;
         if (!Number.isFinite(lossVal)) throw new Error(`training diverged at iteration ${iteration} (loss ${lossVal}); try a lower --lr`);
-        applyStep(model, step, momentum, { lr, momentum: opts.momentum, weightDecay: opts.weightDecay });
+        applyStep(model, step, momentum, { lr, momentum: opts.momentum, weightDecay: opts.weightDecay, lrScale: headLrScale });
         if (ema) {
           tf.tidy(() => {
             for (const [name, e] of ema!) e.assign(tf.add(tf.mul(e, opts.ema), tf.mul(model.vars.get(name)!, 1 - opts.ema)));

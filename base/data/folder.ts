@@ -74,9 +74,13 @@ export function decodeImage(file: string): DecodedImage {
   }
 }
 
-/** Resizes (shorter side to the target, bilinear, centre crop) and converts to the wanted channel count (HWC). */
-export function fitImage(img: DecodedImage, height: number, width: number, channels: number, out: Uint8Array): void {
-  const scale = Math.max(height / img.height, width / img.width);
+/**
+ * Resizes (shorter side to the target, or to `resizeShorter` as a model's metadata says, bilinear, centre crop)
+ * and converts to the wanted channel count (HWC).
+ */
+export function fitImage(img: DecodedImage, height: number, width: number, channels: number, out: Uint8Array, resizeShorter?: number): void {
+  const fit = Math.max(height / img.height, width / img.width);
+  const scale = resizeShorter ? Math.max(fit, resizeShorter / Math.min(img.height, img.width)) : fit;
   const oy = (img.height * scale - height) / 2, ox = (img.width * scale - width) / 2;
   const src = (y: number, x: number, c: number): number => {
     const base = (y * img.width + x) * img.channels;
@@ -135,11 +139,31 @@ export function fitForModel(img: DecodedImage, height: number, width: number, ch
 function listClasses(dir: string): { classes: string[]; files: { file: string; label: number }[][] } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`${dir}: not a directory`);
   const classes = readdirSync(dir).filter((d) => statSync(path.join(dir, d)).isDirectory()).sort();
-  if (classes.length < 2) throw new DataError(`${dir}: expected one sub-directory per class (found ${classes.length})`);
+  if (classes.length < 2) {
+    throw new DataError(`${dir}: expected one sub-directory per class, at least 2 (found ${classes.length}${classes.length ? `: ${classes[0]}` : ''})`);
+  }
   const files = classes.map((c, label) => readdirSync(path.join(dir, c))
     .filter((f) => EXTENSIONS.has(path.extname(f).toLowerCase())).sort()
     .map((f) => ({ file: path.join(dir, c, f), label })));
   return { classes, files };
+}
+
+/**
+ * The class names of a folder data set (its sub-directories, sorted: label i is the i-th), from DIR/train when the
+ * splits are explicit (the test split must have the same classes).
+ */
+export function folderClassNames(dir: string): string[] {
+  const train = path.join(dir, 'train');
+  if (!existsSync(train)) return listClasses(dir).classes;
+  const names = listClasses(train).classes;
+  const test = ['test', 'val'].map((d) => path.join(dir, d)).find((d) => existsSync(d));
+  if (test) {
+    const other = listClasses(test).classes;
+    if (other.join('\n') !== names.join('\n')) {
+      throw new DataError(`${dir}: train and ${path.basename(test)} have different classes (${names.join(', ')} vs ${other.join(', ')})`);
+    }
+  }
+  return names;
 }
 
 export function openFolder(dir: string, split: 'train' | 'test', shape: { height: number; width: number; channels: number }, fit: FitSpec = {}): ImageSource & { classNames: string[] } {

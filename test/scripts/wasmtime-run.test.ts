@@ -1,13 +1,13 @@
 // The wasmtime runner the other wasmtime tests stand on (scripts/wasmtime-run.py, or the CLI when on PATH): the
-// module's exit status passes through, a trap is reported with exit 134, argv reaches the guest, and a
-// precompiled module runs like the original.
+// module's exit status passes through, a trap is reported with exit 134, argv reaches the guest, a
+// precompiled module runs like the original, and `batch` reports each of many runs as its own run would.
 import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { wasmPath } from '../../runtime/index.js';
-import { runWasmtime, wasmtimeOrSkip } from '../helpers/wasmtime.js';
+import { runWasmtime, runWasmtimeBatch, wasmtimeOrSkip } from '../helpers/wasmtime.js';
 
 // (module (func (export "_start") unreachable)), written out byte by byte.
 const TRAPPING = Uint8Array.from([
@@ -53,5 +53,27 @@ if (w) {
     t.match(help.stdout, /^usage: cdnv2\.wasm/m);
     const refused = runWasmtime(w, out, ['help']);
     t.not(refused.code, 0, 'a precompiled module needs the explicit option');
+  });
+
+  t.test('batch: each run reported as a run of its own (code, stdout, stderr), in order; a trap is one run\'s 134', async (t) => {
+    writeFileSync(path.join(dir, 'not-a-model.cnv2'), 'hello');
+    const lists = [['help'], ['no-such-command'], ['info', '/d/not-a-model.cnv2'], ['help']];
+    const runs = await runWasmtimeBatch(w, wasmPath('command', 'simd'), lists, { dirs: [`${dir}::/d`] });
+    t.same(runs.map((r) => r.code), [0, 2, 1, 0]);
+    t.match(runs[0]!.stdout, /^usage: cdnv2\.wasm/m);
+    t.equal(runs[0]!.stderr, '');
+    t.match(runs[1]!.stderr, /unknown command no-such-command/);
+    t.equal(runs[1]!.stdout, '', 'no output of the run before');
+    t.match(runs[2]!.stderr, /not-a-model\.cnv2: invalid model \[truncated\]/);
+    t.equal(runs[3]!.stdout, runs[0]!.stdout, 'the same run gives the same output later in the batch');
+    for (const [i, args] of lists.entries()) {
+      const single = runWasmtime(w, wasmPath('command', 'simd'), args, { dirs: [`${dir}::/d`] });
+      t.same(runs[i], { code: single.code, stdout: single.stdout, stderr: single.stderr }, `${args.join(' ')}: as a run of its own`);
+    }
+    const trapping = path.join(dir, 'trap.wasm');
+    writeFileSync(trapping, TRAPPING);
+    const traps = await runWasmtimeBatch(w, trapping, [[], []]);
+    t.same(traps.map((r) => r.code), [134, 134], 'every run traps, and the batch goes on after a trap');
+    t.match(traps[1]!.stderr, /unreachable|trap/i);
   });
 }

@@ -3,7 +3,7 @@
 // a typed rejection or a load whose runs give finite logits (or report 'numeric'), never a trap, each case
 // within a second, and the TypeScript reader agreeing on accept/reject. Longer runs: `npm run fuzz`.
 import t from 'tap';
-import { wasmtimeOrSkip } from '../../helpers/wasmtime.js';
+import { runWasmtimeBatch, wasmtimeOrSkip } from '../../helpers/wasmtime.js';
 const tap = t;
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,7 +68,9 @@ t.test('regression files of test/fixtures/fuzz load or fail as recorded, in ever
   }
 });
 
-type CommandRun = (dir: string, args: string[]) => Promise<{ status: number; stdout: string; stderr: string }>;
+type RunResult = { status: number; stdout: string; stderr: string };
+/** Runs the command once per argument list (with `dir` preopened as /data); results in order. */
+type CommandRuns = (dir: string, argLists: string[][]) => Promise<RunResult[]>;
 
 /** Spawns one run asynchronously (two at a time keeps both CI cores busy). */
 function spawnRun(command: string, argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
@@ -81,12 +83,22 @@ function spawnRun(command: string, argv: string[]): Promise<{ status: number; st
   });
 }
 
-/** scripts/wasi-run.mjs: the command under node:wasi (a trap exits 70). */
-const wasiRun: CommandRun = (dir, args) =>
-  spawnRun(process.execPath, ['scripts/wasi-run.mjs', `--dir=${dir}::/data`, wasmPath('command', 'simd'), ...args]);
+/** scripts/wasi-run.mjs: the command under node:wasi (a trap exits 70), a process per run, two at a time. */
+const wasiRuns: CommandRuns = async (dir, argLists) => {
+  const results: RunResult[] = new Array(argLists.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < argLists.length) {
+      const i = next++;
+      results[i] = await spawnRun(process.execPath, ['scripts/wasi-run.mjs', `--dir=${dir}::/data`, wasmPath('command', 'simd'), ...argLists[i]!]);
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  return results;
+};
 
 t.test('mutated files through the WASI command: exit 1 with a message, never a trap', async (t) => {
-  await mutatedThroughCommand(t, wasiRun);
+  await mutatedThroughCommand(t, wasiRuns);
 });
 
 t.test('the same mutated files under real wasmtime (precompiled SIMD build)', async (t) => {
@@ -98,14 +110,18 @@ t.test('the same mutated files under real wasmtime (precompiled SIMD build)', as
   const { command, args } = w.compileCommand(wasmPath('command', 'simd'), cwasm);
   const c = spawnSync(command, args, { encoding: 'utf8', timeout: 300_000 });
   t.equal(c.status, 0, `wasmtime compile: ${c.stderr}`);
-  // A trap exits 134 (the CLI's and the runner's convention) with 'wasm trap' on stderr.
-  await mutatedThroughCommand(t, (d, a) => {
-    const cmd = w.runCommand(cwasm, a, { dirs: [`${d}::/data`], precompiled: true });
-    return spawnRun(cmd.command, cmd.args);
+  // A trap exits 134 (the CLI's and the runner's convention) with 'wasm trap' on stderr. Two batches at a time (two
+  // cores), each one process with the Python runner: the module is deserialised once per batch, not once per file.
+  await mutatedThroughCommand(t, async (d, argLists) => {
+    const half = Math.ceil(argLists.length / 2);
+    const opts = { dirs: [`${d}::/data`], precompiled: true };
+    const [a, b] = await Promise.all([runWasmtimeBatch(w, cwasm, argLists.slice(0, half), opts),
+      runWasmtimeBatch(w, cwasm, argLists.slice(half), opts)]);
+    return [...a, ...b].map((r) => ({ status: r.code, stdout: r.stdout, stderr: r.stderr }));
   });
 });
 
-async function mutatedThroughCommand(t: Pick<typeof tap, 'fail' | 'comment' | 'equal' | 'ok' | 'teardown'>, run: CommandRun): Promise<void> {
+async function mutatedThroughCommand(t: Pick<typeof tap, 'fail' | 'comment' | 'equal' | 'ok' | 'teardown'>, runAll: CommandRuns): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'cdnv2-fuzz-wasi-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   // A 9x7 PPM: resized and cropped to whichever input the (mutated) model declares.
@@ -118,34 +134,34 @@ async function mutatedThroughCommand(t: Pick<typeof tap, 'fail' | 'comment' | 'e
   let exit0 = 0, exit1 = 0;
   const codes: Record<string, number> = {};
   const t0 = performance.now();
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < N) {
-      const i = next++;
-      const c = cases[i]!;
-      const file = `case${i}.cnv2`;
-      writeFileSync(path.join(dir, file), c.bytes);
-      // What the library build says about the same bytes (same loader source).
-      let lib = 'accept';
-      try {
-        const m = await loadModel(c.bytes);
-        try { m.runPnm(ppm); } catch (err) { lib = `run:${(err as Cdnv2Error).code}`; } finally { m.dispose(); }
-      } catch (err) { lib = (err as Cdnv2Error).code; }
-      const res = await run(dir, ['classify', `/data/${file}`, '/data/image.ppm', '--top', '2']);
-      const where = `${c.desc} (library: ${lib})`;
-      if (res.status === 70 || res.status === 134 || res.status > 2 || /trap|RuntimeError/i.test(res.stderr)) { t.fail(`trap: ${where}: ${res.stderr}`); continue; }
-      if (lib === 'accept') {
-        if (res.status !== 0 || res.stdout.trim().split('\n').length !== 2) t.fail(`expected exit 0 and 2 lines: ${where}: ${res.status} ${res.stderr}`);
-        exit0++;
-      } else {
-        const expected = lib.startsWith('run:') ? /cdnv2: \/data\/case\d+\.cnv2: .+|cdnv2: \/data\/image\.ppm: .+/ : new RegExp(`invalid model \\[${lib}\\]: .+`);
-        if (res.status !== 1 || !expected.test(res.stderr)) t.fail(`expected exit 1 matching ${expected}: ${where}: got ${res.status} ${res.stderr}`);
-        exit1++;
-        codes[lib] = (codes[lib] ?? 0) + 1;
-      }
+  // What the library build says about the same bytes (same loader source).
+  const libVerdicts: string[] = [];
+  for (let i = 0; i < N; i++) {
+    const c = cases[i]!;
+    writeFileSync(path.join(dir, `case${i}.cnv2`), c.bytes);
+    let lib = 'accept';
+    try {
+      const m = await loadModel(c.bytes);
+      try { m.runPnm(ppm); } catch (err) { lib = `run:${(err as Cdnv2Error).code}`; } finally { m.dispose(); }
+    } catch (err) { lib = (err as Cdnv2Error).code; }
+    libVerdicts.push(lib);
+  }
+  const results = await runAll(dir, cases.map((_, i) => ['classify', `/data/case${i}.cnv2`, '/data/image.ppm', '--top', '2']));
+  t.equal(results.length, N, 'a result per run');
+  for (let i = 0; i < N; i++) {
+    const c = cases[i]!, lib = libVerdicts[i]!, res = results[i]!;
+    const where = `${c.desc} (library: ${lib})`;
+    if (res.status === 70 || res.status === 134 || res.status > 2 || /trap|RuntimeError/i.test(res.stderr)) { t.fail(`trap: ${where}: ${res.stderr}`); continue; }
+    if (lib === 'accept') {
+      if (res.status !== 0 || res.stdout.trim().split('\n').length !== 2) t.fail(`expected exit 0 and 2 lines: ${where}: ${res.status} ${res.stderr}`);
+      exit0++;
+    } else {
+      const expected = lib.startsWith('run:') ? /cdnv2: \/data\/case\d+\.cnv2: .+|cdnv2: \/data\/image\.ppm: .+/ : new RegExp(`invalid model \\[${lib}\\]: .+`);
+      if (res.status !== 1 || !expected.test(res.stderr)) t.fail(`expected exit 1 matching ${expected}: ${where}: got ${res.status} ${res.stderr}`);
+      exit1++;
+      codes[lib] = (codes[lib] ?? 0) + 1;
     }
-  };
-  await Promise.all([worker(), worker()]);
+  }
   t.comment(`${N} WASI runs in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${exit0} exit 0, ${exit1} exit 1 ${JSON.stringify(codes)}`);
   t.equal(exit0 + exit1, N, 'every run exited 0 or 1 as the library predicts');
   t.ok(exit1 > N / 2, 'most mutated files are rejected');
