@@ -2,7 +2,7 @@
 // weight decay and the BN running-statistics update, as trainer/train.ts does) of one configuration at one batch size
 // on the TF.js CPU backend, on the 'cdnv2-wasm' backend with 2 and with 1 kernel threads, and data-parallel on two
 // 'cdnv2-wasm' replicas of 1 thread each (trainer/data-parallel.ts: `cdnv2 train --workers 2`).
-//   npx tsx bench/train-speed.ts [--arch cdnv2-fmnist] [--batch 64] [--steps 5] [--cpu-steps 2] [--warmup 1]
+//   npx tsx bench/train-speed.ts [--arch cdnv2-fmnist|sfr-shufflenetv2-fmnist|...] [--batch 64] [--steps 5] [--cpu-steps 2] [--warmup 1]
 //                                [--backends cpu,wasm-2,wasm-1,wasm-dp] [--out bench/results]
 // Each backend runs in its own child process (registerWasmTrainBackend is per process, and so are the memory and
 // the JIT state), from the same initial weights (seed 1) and the same batch. Warm-up steps are not timed. Prints the
@@ -219,7 +219,7 @@ async function writeReport(report: TrainSpeedReport, dir: string, json: boolean)
 async function main(): Promise<void> {
   const program = new Command('train-speed')
     .description('training throughput of the TF.js CPU backend and the cdnv2-wasm backend')
-    .option('--arch <name>', 'configuration (base/arch/configs.ts)', 'cdnv2-fmnist')
+    .option('--arch <name>', 'configuration (base/arch/configs.ts or shufflenet.ts)', 'cdnv2-fmnist')
     .option('--batch <n>', 'batch size', intOption('batch', 1, 4096), 64)
     .option('--steps <n>', 'timed steps per wasm backend', intOption('steps', 1, 100000), 5)
     .option('--cpu-steps <n>', 'timed steps on the CPU backend (at most --steps; ~60 s each at batch 64)', intOption('cpu-steps', 1, 100000), 2)
@@ -243,8 +243,8 @@ async function main(): Promise<void> {
     await writeReport(report, o.out, false);
     return;
   }
-  const { CONFIGS } = await import('../base/arch/configs.js');
-  if (!CONFIGS[o.arch]) { console.error(`error: --arch '${o.arch}' is not a configuration (${Object.keys(CONFIGS).join(', ')})`); process.exit(2); }
+  const { findNetworkConfig, networkConfigNames } = await import('../base/arch/networks.js');
+  if (!findNetworkConfig(o.arch)) { console.error(`error: --arch '${o.arch}' is not a configuration (${networkConfigNames().join(', ')})`); process.exit(2); }
   const backends = o.backends.split(',').map((s) => s.trim()).filter(Boolean);
   const bad = backends.filter((b) => !(BACKENDS as readonly string[]).includes(b));
   if (!backends.length || bad.length) { console.error(`error: --backends takes a subset of ${BACKENDS.join(',')}, not '${o.backends}'`); process.exit(2); }

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 
 import { CONFIGS } from '../base/arch/configs.js';
 import { findNetworkConfig, isShuffleNetConfig, networkConfigNames } from '../base/arch/networks.js';
-import { shuffleCost, type ShuffleNetConfig } from '../base/arch/shufflenet.js';
+import { shuffleCost, shuffleTensorInventory, type ShuffleNetConfig } from '../base/arch/shufflenet.js';
+import { condenseShuffleNet, randomShuffleNetParams } from '../converter/shufflenet.js';
 import { UsageError } from './errors.js';
 import { printable } from './text.js';
 import { condense, type WeightsDtype } from '../converter/condense.js';
@@ -145,7 +146,13 @@ export function register(program: Command): void {
       const seed = parseSeed(opts.seed);
       if (isShuffleNetConfig(any)) {
         if (!opts.sfr) throw new UsageError(`--no-sfr is for CondenseNetV2; ${name} ${any.sfr ? 'has SFR by definition (use ' + name.replace(/^sfr-/, '') + ')' : 'has no SFR'}`);
-        if (opts.output) throw new Error(`writing a ${name} model file needs the ShuffleNet converter, which this build does not have yet`);
+        if (opts.output) {
+          const model = condenseShuffleNet(randomShuffleNetParams(any, seed, shuffleTensorInventory(any)), { weights });
+          const bytes = writeModel(model);
+          await writeFileAtomic(opts.output, bytes);
+          process.stdout.write(`${summary(opts.output, model, bytes)} (${weights} weights, seed ${seed})\n`);
+          return;
+        }
         process.stdout.write(`${opts.json ? JSON.stringify({ name, ...shuffleCost(any) }) : shuffleSummary(any)}\n`);
         return;
       }
@@ -229,7 +236,14 @@ export function register(program: Command): void {
       const { loadCheckpoint, checkpointToNetworkParams, masksAreFinal, maskReport } = await import('../trainer/checkpoint.js');
       const ckpt = await loadCheckpoint(dir);
       if (isShuffleNetConfig(ckpt.state.config)) {
-        throw new Error(`${dir}: converting a ${ckpt.state.config.name} checkpoint needs the ShuffleNet converter, which this build does not have yet`);
+        // condenseShuffleNet checks that every SFR mask is final and says which one is not.
+        const source = opts.ema && ckpt.ema ? new Map([...ckpt.model, ...ckpt.ema]) : ckpt.model;
+        const model = condenseShuffleNet({ config: ckpt.state.config, tensors: source, masks: ckpt.masks }, { weights, name: opts.name });
+        const bytes = writeModel(model);
+        await writeFileAtomic(opts.output, bytes);
+        process.stdout.write(`${summary(opts.output, model, bytes)} (${weights} weights)\n`);
+        if (opts.onnx) process.stdout.write(`${await writeOnnx(model, opts.onnx, indexSum)}\n`);
+        return;
       }
       if (!masksAreFinal(ckpt)) {
         const bad = maskReport(ckpt).find((r) => !r.groupwise || r.keptPerGroup.some((k) => k !== r.expected));

@@ -12,6 +12,7 @@ import { reportEvaluation } from './eval-report.js';
 import { evalProgress } from './progress.js';
 import type { BackendChoice } from '../trainer/backend.js';
 import type { TrainOptions } from '../trainer/checkpoint.js';
+import type { TorchImporter } from '../trainer/fine-tune.js';
 import { DATASETS, limitSource, openDataset, type DatasetName } from '../base/data/index.js';
 import { OFFICIAL_FOLDER_AUGMENT, parseRandAugment, type FolderAugment } from '../base/data/augment.js';
 
@@ -204,6 +205,14 @@ export function register(program: Command): void {
         if (!(ema > 0 && ema < 1)) throw new UsageError(`--ema decay must be in (0, 1), got '${o.ema}'`);
       }
       const out = o.out ?? path.join('runs', `${cfg.name}-${o.dataset}`);
+      let importTorch: TorchImporter | undefined;
+      if (o.initFrom) {
+        const { isTorchFile } = await import('../trainer/fine-tune.js');
+        if (isTorchFile(o.initFrom)) {
+          const { importTorchCheckpoint } = await import('../converter/pytorch/import.js');
+          importTorch = (bytes, arch, file) => importTorchCheckpoint(bytes, arch, { file });
+        }
+      }
       const r = await train({
         arch: cfg.name, dataset: o.dataset, dataDir: o.data, epochs: o.epochs ?? d.epochs, batch: o.batch ?? d.batch,
         lr: o.lr ?? d.lr, warmupEpochs: o.warmupEpochs ?? d.warmupEpochs, warmupLr: o.warmupLr ?? d.warmupLr,
@@ -211,7 +220,7 @@ export function register(program: Command): void {
         ema, groupLasso: o.groupLasso, sfr: o.sfr, seed: o.seed, limitTrain: o.limitTrain, limitTest: o.limitTest, augment: o.augment,
         crop: o.crop, out, resume: o.resume, backend, workers, backendChoice: o.backend as BackendChoice, workerThreads: threads ?? 1,
         progress: o.progress, checkpointMinutes: o.checkpointMinutes, initFrom: o.initFrom, classes: o.classes, folderAugment,
-        freeze: o.freeze, headLrScale: o.headLrScale,
+        freeze: o.freeze, headLrScale: o.headLrScale, importTorch,
       });
       const last = r.history.at(-1);
       process.stderr.write(`checkpoint: ${r.checkpoint}\n`);

@@ -4,7 +4,8 @@
 // uses the defaults below before it loads TensorFlow.js. docs/training.md, "Fine-tuning".
 import { readFileSync, statSync } from 'node:fs';
 
-import type { TrainDefaults } from '../base/arch/configs.js';
+import type { ArchConfig, TrainDefaults } from '../base/arch/configs.js';
+import type { NetworkParams } from '../base/arch/params.js';
 import { findNetworkConfig, isShuffleNetConfig, networkTensorInventory, type NetworkConfig } from '../base/arch/networks.js';
 import { importedCheckpointContent } from './imported-checkpoint.js';
 import { loadCheckpoint, masksAreFinal, type LoadedCheckpoint, type TrainOptions } from './checkpoint.js';
@@ -27,20 +28,27 @@ export function isTorchFile(source: string): boolean {
 }
 
 /**
- * Loads the network to start from. A checkpoint directory (a run or one epoch) as it is; a PyTorch file is
- * imported with `arch` (required) exactly as `cdnv2 import` does, then taken in training form.
+ * Reads an official PyTorch file as training-form parameters. The CLI passes the converter's importer (the code of
+ * `cdnv2 import`): trainer/ sits beside converter/ and does not import it.
  */
-export async function loadInitSource(source: string, arch: NetworkConfig | undefined, log: (m: string) => void): Promise<LoadedCheckpoint> {
+export type TorchImporter = (bytes: Uint8Array, cfg: ArchConfig, file: string) => { params: NetworkParams; source: string };
+
+/**
+ * Loads the network to start from. A checkpoint directory (a run or one epoch) as it is; a PyTorch file is
+ * imported with `arch` (required) by `importTorch`, then taken in training form.
+ */
+export async function loadInitSource(source: string, arch: NetworkConfig | undefined, log: (m: string) => void,
+  importTorch?: TorchImporter): Promise<LoadedCheckpoint> {
   if (!isTorchFile(source)) return loadCheckpoint(source, (m) => log(`warning: ${m}`));
   if (!arch) throw new Error(`--init-from ${source}: a PyTorch file needs --arch, the configuration it was trained as`);
   if (isShuffleNetConfig(arch)) throw new Error(`--init-from ${source}: PyTorch files are read for CondenseNetV2 configurations, not ${arch.name}`);
-  const { importTorchCheckpoint } = await import('../converter/pytorch/import.js');
+  if (!importTorch) throw new Error(`--init-from ${source}: reading a PyTorch file needs an importer (cdnv2 train passes the converter's)`);
   let bytes: Uint8Array;
   try { bytes = new Uint8Array(readFileSync(source)); } catch (e) {
     throw new Error(`--init-from: cannot read '${source}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   let imported;
-  try { imported = importTorchCheckpoint(bytes, arch, { file: source }); } catch (e) {
+  try { imported = importTorch(bytes, arch, source); } catch (e) {
     throw new Error(`--init-from ${source} as ${arch.name}: ${(e as Error).message}`);
   }
   const { params, source: part } = imported;

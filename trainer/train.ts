@@ -22,7 +22,7 @@ import { createTrainModel, networkInitialValues, type TrainModel } from './net.j
 import { Rng } from '../base/rng.js';
 import type { BackendChoice } from './backend.js';
 import { DataParallel } from './data-parallel.js';
-import { CLASSIFIER_TENSORS, DEFAULT_HEAD_LR_SCALE, fineTuneConfig, freezeStageAt, loadInitSource, trainableAt, withNewHead } from './fine-tune.js';
+import { CLASSIFIER_TENSORS, DEFAULT_HEAD_LR_SCALE, fineTuneConfig, freezeStageAt, loadInitSource, trainableAt, withNewHead, type TorchImporter } from './fine-tune.js';
 import { folderClassNames } from '../base/data/folder.js';
 import { acquireRunLock } from './run-lock.js';
 import { applyStep, disposeSlice, sliceGradients } from './step.js';
@@ -53,6 +53,8 @@ export interface TrainRun extends TrainOptions {
   stopAfterIterations?: number;
   /** Injected sources (tests); default openDataset(dataset). */
   sources?: { train: ImageSource; test: ImageSource };
+  /** Reads an --init-from PyTorch file (the CLI passes the converter's importer). */
+  importTorch?: TorchImporter;
 }
 
 export interface TrainResult { dir: string; checkpoint: string; history: EpochMetrics[]; stages: StageRecord[]; state: CheckpointState }
@@ -148,7 +150,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   let start = resumeFrom;
   let newHead = false;
   if (!resumeFrom && opts.initFrom) {
-    start = await loadInitSource(opts.initFrom, cfg, log);
+    start = await loadInitSource(opts.initFrom, cfg, log, run.importTorch);
     ({ config: cfg, newHead } = fineTuneConfig(start, cfg, opts.sfr, folderLabels));
     if (newHead) opts.headLrScale ??= DEFAULT_HEAD_LR_SCALE;
     else if (opts.headLrScale !== undefined) throw new Error('--head-lr-scale applies to a new classifier, and this run keeps the source\'s');

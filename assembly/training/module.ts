@@ -10,3 +10,4 @@ export function heap_base(): usize {
 }
 export { binary_bcast, copy_columns, avgpool_tiled, avgpool_tiled_grad } from './elementwise';
 export { dw_pad, dw_crop, dw_forward, dw_input_grad_scatter, dw_filter_grad } from './depthwise';
+export { maxpool_fwd, maxpool_grad } from './pool';

@@ -98,13 +98,17 @@ function luma(img: Image8): Uint8Array {
   return l;
 }
 
-/** Image.blend(degenerate, img, factor), truncating to 8 bits as Pillow does; degenerate(i, c) per sample. */
+/**
+ * Image.blend(degenerate, img, factor) as Pillow's Blend.c: d + factor (v - d) in single precision (its alpha is a
+ * C float), truncated to 8 bits; degenerate(i, c) per sample.
+ */
 function blend(img: Image8, factor: number, degenerate: (pixel: number, c: number) => number): Image8 {
   const C = img.channels;
   const out = new Uint8Array(img.data.length);
+  const f = Math.fround(factor);
   for (let i = 0; i < out.length; i++) {
     const d = degenerate(Math.floor(i / C), i % C);
-    const v = Math.trunc(d + factor * (img.data[i]! - d));
+    const v = Math.trunc(Math.fround(d + Math.fround(f * (img.data[i]! - d))));
     out[i] = v < 0 ? 0 : v > 255 ? 255 : v;
   }
   return { ...img, data: out };

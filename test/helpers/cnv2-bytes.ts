@@ -1,7 +1,7 @@
 // Byte-level tools for crafting malformed .cnv2 files in tests: take a valid file apart into its sections,
 // change them, and put them back together with correct (or deliberately wrong) sizes and CRCs.
 import { crc32 } from '../../base/cnv2/crc32.js';
-import { MAJOR_VERSION, MINOR_VERSION } from '../../base/cnv2/format.js';
+import { MAJOR_VERSION } from '../../base/cnv2/format.js';
 
 export interface RawSection {
   tag: string;
@@ -33,8 +33,11 @@ export function splitSections(file: Uint8Array): RawSection[] {
   return directory(file).map((e) => ({ tag: e.tag, body: file.slice(e.offset, e.offset + e.size) }));
 }
 
-/** Lays sections out like the writer does (16-aligned, zero padding), with correct sizes and CRCs. */
-export function assemble(sections: RawSection[]): Uint8Array {
+/**
+ * Lays sections out like the writer does (16-aligned, zero padding), with correct sizes and CRCs. `minor`: the
+ * header's minor version (the writer's 1 for models without a MAXPOOL op).
+ */
+export function assemble(sections: RawSection[], minor = 1): Uint8Array {
   const n = sections.length;
   let off = Math.ceil((32 + 16 * n) / 16) * 16;
   const offsets = sections.map((s) => { const o = off; off = Math.ceil((o + s.body.length) / 16) * 16; return o; });
@@ -42,7 +45,7 @@ export function assemble(sections: RawSection[]): Uint8Array {
   const out = new Uint8Array(size);
   out.set([0x43, 0x4e, 0x56, 0x32], 0);
   new DataView(out.buffer).setUint16(4, MAJOR_VERSION, true);
-  new DataView(out.buffer).setUint16(6, MINOR_VERSION, true);
+  new DataView(out.buffer).setUint16(6, minor, true);
   setU32(out, 8, size);
   setU32(out, 12, n);
   sections.forEach((s, i) => {
@@ -74,5 +77,6 @@ export function fixAllCrcs(file: Uint8Array): Uint8Array {
 
 /** Replaces one section's body (any length) and re-assembles the file with valid CRCs. */
 export function withSection(file: Uint8Array, tag: string, edit: (body: Uint8Array) => Uint8Array): Uint8Array {
-  return assemble(splitSections(file).map((s) => (s.tag === tag ? { tag, body: edit(s.body.slice()) } : s)));
+  return assemble(splitSections(file).map((s) => (s.tag === tag ? { tag, body: edit(s.body.slice()) } : s)),
+    new DataView(file.buffer, file.byteOffset).getUint16(6, true));
 }

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
 import { JS_KERNELS, type KernelHost } from './js-kernels.js';
-import { TrainKernels, type Activation, type DepthwiseShape, type TrainKernelOptions } from './kernels.js';
+import { TrainKernels, type Activation, type DepthwiseShape, type PoolShape, type TrainKernelOptions } from './kernels.js';
 
 export const WASM_BACKEND = 'cdnv2-wasm';
 
@@ -266,6 +266,35 @@ const depthwiseConv2dBackpropFilter: Kernel = ({ inputs, backend, attrs }) => {
   return backend.out([3, 3, g.C, 1], dw);
 };
 
+/** The max pool the wasm kernels run: NHWC float32, any window, stride and padding with outputs; undefined otherwise. */
+function maxPoolShape(xShape: number[], attrs: tf.NamedAttrMap): PoolShape | undefined {
+  if (xShape.length !== 4) return undefined;
+  const info = tf.backend_util.computePool2DInfo(xShape as [number, number, number, number], attrs.filterSize as [number, number] | number,
+    attrs.strides as [number, number] | number, 1, attrs.pad as 'same' | 'valid' | number | tf.backend_util.ExplicitPadding,
+    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined);
+  if (info.outHeight < 1 || info.outWidth < 1 || info.batchSize < 1 || info.inChannels < 1 || info.inHeight < 1 || info.inWidth < 1) return undefined;
+  return { N: info.batchSize, H: info.inHeight, W: info.inWidth, C: info.inChannels, OH: info.outHeight, OW: info.outWidth,
+    fh: info.filterHeight, fw: info.filterWidth, sh: info.strideHeight, sw: info.strideWidth, padTop: info.padInfo.top, padLeft: info.padInfo.left };
+}
+
+const maxPool: Kernel = ({ inputs, backend, attrs }) => {
+  const { x } = inputs as { x: tf.TensorInfo };
+  const g = x.dtype === 'float32' ? maxPoolShape(x.shape, attrs!) : undefined;
+  if (!g) return cpuKernel('MaxPool')({ inputs, backend, attrs });
+  const out = backend.output([g.N, g.OH, g.OW, g.C]);
+  backend.withPointers([x], (px) => backend.kernels.maxPoolP(px!, out.ptr, g));
+  return out.info;
+};
+
+const maxPoolGrad: Kernel = ({ inputs, backend, attrs }) => {
+  const { dy, input } = inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const g = dy.dtype === 'float32' && input.dtype === 'float32' ? maxPoolShape(input.shape, attrs!) : undefined;
+  if (!g || g.OH !== dy.shape[1] || g.OW !== dy.shape[2]) return cpuKernel('MaxPoolGrad')({ inputs, backend, attrs });
+  const out = backend.output([g.N, g.H, g.W, g.C]);
+  backend.withPointers([input, dy], (px, pdy) => backend.kernels.maxPoolGradP(px!, pdy!, out.ptr, g));
+  return out.info;
+};
+
 const OVERRIDES: Record<string, Kernel> = {
   ...JS_KERNELS,
   BatchMatMul: batchMatMul,
@@ -275,6 +304,8 @@ const OVERRIDES: Record<string, Kernel> = {
   DepthwiseConv2dNative: depthwiseConv2d,
   DepthwiseConv2dNativeBackpropInput: depthwiseConv2dBackpropInput,
   DepthwiseConv2dNativeBackpropFilter: depthwiseConv2dBackpropFilter,
+  MaxPool: maxPool,
+  MaxPoolGrad: maxPoolGrad,
   [GROUP_CONV3X3]: groupConv,
   [GROUP_CONV3X3_INPUT_GRAD]: groupConvInputGrad,
   [GROUP_CONV3X3_FILTER_GRAD]: groupConvFilterGrad,

@@ -38,7 +38,12 @@ interface Exports {
   dw_forward(xp: number, Hp: number, Wp: number, C: number, w: number, s: number, OH: number, OW: number, y: number, r0: number, r1: number): void;
   dw_input_grad_scatter(dy: number, OH: number, OW: number, C: number, w: number, s: number, dxp: number, Hp: number, Wp: number, n0: number, n1: number): void;
   dw_filter_grad(xp: number, Hp: number, Wp: number, C: number, dy: number, s: number, OH: number, OW: number, dw: number, r0: number, r1: number): void;
+  maxpool_fwd(x: number, H: number, W: number, C: number, fh: number, fw: number, sh: number, sw: number, pt: number, pl: number, OH: number, OW: number, y: number, r0: number, r1: number): void;
+  maxpool_grad(x: number, H: number, W: number, C: number, fh: number, fw: number, sh: number, sw: number, pt: number, pl: number, OH: number, OW: number, dy: number, dx: number, n0: number, n1: number): void;
 }
+
+/** A max pool on NHWC tensors: input [N,H,W,C], output [N,OH,OW,C], window fh x fw, strides, top/left padding. */
+export interface PoolShape { N: number; H: number; W: number; C: number; OH: number; OW: number; fh: number; fw: number; sh: number; sw: number; padTop: number; padLeft: number }
 
 /**
  * A 3x3 depthwise convolution with channel multiplier 1 on NHWC tensors: input [N,H,W,C], output [N,OH,OW,C],
@@ -49,7 +54,7 @@ export interface DepthwiseShape { N: number; H: number; W: number; C: number; OH
 
 /** Kernels whose last two arguments are a range [start, end) that two threads can share. */
 const SPLIT_KERNELS = ['gemm', 'bn_sums', 'bn_grad_sums', 'bn_grad_dx', 'conv3x3_planes', 'conv3x3_filter_grad', 'binary_bcast', 'copy_columns', 'pack_padded', 'unpack_padded',
-  'affine_act', 'avgpool_tiled', 'avgpool_tiled_grad', 'dw_pad', 'dw_crop', 'dw_forward', 'dw_input_grad_scatter', 'dw_filter_grad'] as const;
+  'affine_act', 'avgpool_tiled', 'avgpool_tiled_grad', 'dw_pad', 'dw_crop', 'dw_forward', 'dw_input_grad_scatter', 'dw_filter_grad', 'maxpool_fwd', 'maxpool_grad'] as const;
 type SplitKernel = (typeof SPLIT_KERNELS)[number];
 const PAGE = 65536;
 const MAX_PAGES = 32768; // must match scripts/build-wasm.mjs
@@ -419,6 +424,20 @@ export class TrainKernels {
     });
   }
 
+  private poolArgs(g: PoolShape): number[] {
+    return [g.H, g.W, g.C, g.fh, g.fw, g.sh, g.sw, g.padTop, g.padLeft, g.OH, g.OW];
+  }
+
+  /** Max pool, NHWC x -> y (both threads, by output rows). */
+  maxPoolP(px: number, py: number, g: PoolShape): void {
+    this.split('maxpool_fwd', [px, ...this.poolArgs(g), py], g.N * g.OH, g.N * g.OH * g.OW * g.C * g.fh * g.fw, 1);
+  }
+
+  /** Gradient of maxPoolP: dy [N,OH,OW,C] -> dx [N,H,W,C] (both threads, by images). */
+  maxPoolGradP(px: number, pdy: number, pdx: number, g: PoolShape): void {
+    this.split('maxpool_grad', [px, ...this.poolArgs(g), pdy, pdx], g.N, g.N * g.OH * g.OW * g.C * g.fh * g.fw, 1);
+  }
+
   // ---- the same on JS arrays (copies in and out; tests and benchmarks) ----
 
   private onArrays<T>(inputs: Float32Array[], outFloats: number[], fn: (ins: number[], outs: number[]) => T): { result: T; outs: Float32Array[] } {
@@ -456,6 +475,14 @@ export class TrainKernels {
 
   depthwiseBackpropFilter(x: Float32Array, dy: Float32Array, g: DepthwiseShape): Float32Array {
     return this.onArrays([x, dy], [], ([px, pdy]) => this.depthwiseBackpropFilterP(px!, pdy!, g)).result;
+  }
+
+  maxPool(x: Float32Array, g: PoolShape): Float32Array {
+    return this.onArrays([x], [g.N * g.OH * g.OW * g.C], ([px], [py]) => this.maxPoolP(px!, py!, g)).outs[0]!;
+  }
+
+  maxPoolGrad(x: Float32Array, dy: Float32Array, g: PoolShape): Float32Array {
+    return this.onArrays([x, dy], [g.N * g.H * g.W * g.C], ([px, pdy], [pdx]) => this.maxPoolGradP(px!, pdy!, pdx!, g)).outs[0]!;
   }
 
   batchNormAct(x: Float32Array, P: number, C: number, gamma: Float32Array, beta: Float32Array, eps: number, act: Activation):
