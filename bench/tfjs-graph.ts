@@ -4,7 +4,9 @@
 //   with BN and masks folded into constants once instead of per call;
 // - condensedGraph: the condensed .cnv2 op list (Gather of the kept channels, grouped convs, index-sum), so any
 //   .cnv2 file runs, including ones without training parameters. The SFR index-sum is one dense 1x1 conv per
-//   layer (TF.js has no scatter-add on the channel axis), like the ONNX export's default.
+//   layer (TF.js has no scatter-add on the channel axis), like the ONNX export's default; an accumulating conv of any
+//   other kind (SFR-ShuffleNetV2's depthwise 3x3) runs whole and is scattered-added by gathers; depthwise convs run
+//   as one depthwiseConv2d.
 // Weights become tf tensors at build time; run() executes eagerly inside tf.tidy.
 import * as tf from '@tensorflow/tfjs';
 
@@ -204,16 +206,70 @@ export function condensedGraph(model: Model): TfGraph {
     return (x) => activate(s && h ? tf.add(tf.mul(x, s), h) : x, act) as tf.Tensor4D;
   };
 
-  const conv2d = (op: Conv2dOp): Step => {
+  /** y = outAct(conv(prep(input)) + bias), all cout channels in output order. */
+  const convForward = (op: Conv2dOp): ((bufs: Segment[][]) => tf.Tensor4D) => {
     const w = f32(op.weight);
     const bias = op.bias === null ? null : k.f(f32(op.bias), [op.cout]);
     const cpg = op.cin / op.groups;
     const opg = op.cout / op.groups;
-    const pad = op.pad;
+    const input = reader(op.inBuffer, op.inChannel, op.cin, op.inIndex);
+    const prep = affine(op.inScale, op.inShift, op.inAct);
+    // Depthwise (one input and one output per group): one depthwiseConv2d instead of cin single-channel convs.
+    // OIHW [c, 1, k, k] -> HWIO [k, k, 1, c] has the same element order as [k, k, c, 1].
+    const depthwise = cpg === 1 && opg === 1 && op.groups > 1;
+    const ws = depthwise
+      ? [k.f(oihwToHwio(w, 0, op.cout, 1, op.kernel), [op.kernel, op.kernel, op.cout, 1]) as tf.Tensor4D]
+      : Array.from({ length: op.groups }, (_, g) => k.f(oihwToHwio(w, g * opg, opg, cpg, op.kernel), [op.kernel, op.kernel, cpg, opg]) as tf.Tensor4D);
+    return (bufs) => {
+      const x = prep(input(bufs));
+      let y: tf.Tensor4D;
+      if (depthwise) y = tf.depthwiseConv2d(x, ws[0]!, op.stride, op.pad);
+      else if (op.groups === 1) y = tf.conv2d(x, ws[0]!, op.stride, op.pad);
+      else y = tf.concat((tf.split(x, op.groups, 3) as tf.Tensor4D[]).map((p, g) => tf.conv2d(p, ws[g]!, op.stride, op.pad)), 3);
+      if (bias) y = tf.add(y, bias);
+      return activate(y, op.outAct) as tf.Tensor4D;
+    };
+  };
+  /**
+   * accumulate = 1 on any conv (the SFR-ShuffleNetV2 index-sum is a depthwise 3x3): y computed whole, then
+   * scattered-added onto channels outChannel + outIndex[o]. TF.js has no scatter-add on the channel axis, so outputs
+   * are split by how many earlier outputs share their target ("rank"); each rank is one gather of y (plus a zero
+   * plane for targets it does not hit) over the target span, and the ranks are summed.
+   */
+  const scatterAddConv = (op: Conv2dOp): Step => {
+    const forward = convForward(op);
+    const targets = (ints(op.outIndex) ?? Array.from({ length: op.cout }, (_, i) => i)).map((t) => t + op.outChannel);
+    const lo = Math.min(...targets);
+    const hi = Math.max(...targets) + 1;
+    const width = hi - lo;
+    const ranks: number[][] = []; // ranks[r][t - lo]: the output whose r-th contribution goes to t, or cout (zero)
+    const seen = new Map<number, number>();
+    targets.forEach((t, o) => {
+      const r = seen.get(t) ?? 0;
+      seen.set(t, r + 1);
+      if (!ranks[r]) ranks[r] = new Array<number>(width).fill(op.cout);
+      ranks[r]![t - lo] = o;
+    });
+    const gathers = ranks.map((r) => k.i(r));
+    return (bufs) => {
+      const y = forward(bufs);
+      const padded = tf.concat([y, tf.zeros([1, y.shape[1], y.shape[2], 1])], 3);
+      let sum = tf.gather(padded, gathers[0]!, 3) as tf.Tensor4D;
+      for (let r = 1; r < gathers.length; r++) sum = tf.add(sum, tf.gather(padded, gathers[r]!, 3));
+      const seg = segmentFor(bufs, op.outBuffer, lo, hi);
+      if (seg.start !== lo || seg.count !== width) sum = tf.pad(sum, [[0, 0], [0, 0], [0, 0], [lo - seg.start, seg.start + seg.count - hi]]);
+      bufs[op.outBuffer] = bufs[op.outBuffer]!.map((s) => (s === seg ? { ...s, value: tf.add(s.value, sum) } : s));
+    };
+  };
+
+  const conv2d = (op: Conv2dOp): Step => {
+    const w = f32(op.weight);
+    const cpg = op.cin / op.groups;
+    const opg = op.cout / op.groups;
     const outIdx = ints(op.outIndex);
+    if (op.accumulate === 1 && (op.kernel !== 1 || op.pad !== 0 || op.outAct !== ACT.none)) return scatterAddConv(op);
     if (op.accumulate === 1) {
       // Index-sum as one dense 1x1 conv onto the target channels (weights of outputs sharing a target add up).
-      if (op.kernel !== 1 || op.outAct !== ACT.none) throw new Error('condensedGraph: accumulate needs a 1x1 conv without output activation');
       const idx = ints(op.inIndex) ?? Array.from({ length: op.cin }, (_, i) => i);
       const isPerm = new Set(idx).size === idx.length && Math.max(...idx) - Math.min(...idx) + 1 === idx.length;
       const base = isPerm ? Math.min(...idx) : 0;
@@ -241,9 +297,7 @@ export function condensedGraph(model: Model): TfGraph {
         bufs[op.outBuffer] = bufs[op.outBuffer]!.map((s) => (s === seg ? { ...s, value: tf.add(s.value, y) } : s));
       };
     }
-    const input = reader(op.inBuffer, op.inChannel, op.cin, op.inIndex);
-    const prep = affine(op.inScale, op.inShift, op.inAct);
-    const ws = Array.from({ length: op.groups }, (_, g) => k.f(oihwToHwio(w, g * opg, opg, cpg, op.kernel), [op.kernel, op.kernel, cpg, opg]) as tf.Tensor4D);
+    const forward = convForward(op);
     let inv: tf.Tensor1D | null = null;
     if (outIdx) {
       const invA = new Array<number>(op.cout);
@@ -252,11 +306,7 @@ export function condensedGraph(model: Model): TfGraph {
       if (!invA.every((v, i) => v === i)) inv = k.i(invA);
     }
     return (bufs) => {
-      const x = prep(input(bufs));
-      const parts = op.groups === 1 ? [x] : (tf.split(x, op.groups, 3) as tf.Tensor4D[]);
-      let y: tf.Tensor4D = parts.length === 1 ? tf.conv2d(x, ws[0]!, op.stride, pad) : tf.concat(parts.map((p, g) => tf.conv2d(p, ws[g]!, op.stride, pad)), 3);
-      if (bias) y = tf.add(y, bias);
-      y = activate(y, op.outAct) as tf.Tensor4D;
+      let y = forward(bufs);
       if (inv) y = tf.gather(y, inv, 3);
       write(bufs, op.outBuffer, op.outChannel, y);
     };

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { condense } from '../../converter/condense.js';
-import { writeModel } from '../../base/cnv2/format.js';
+import { readModel, writeModel } from '../../base/cnv2/format.js';
 import { randomNetworkParams } from '../../converter/random.js';
 import { summarize } from '../../bench/run.js';
 import { TINY_A } from '../../testkit/tiny-configs.js';
@@ -77,6 +77,24 @@ t.test('training-form and condensed TF.js graphs agree with cdnv2 on a configura
   t.match(rows[1]!.note, /training-form graph/);
   t.match(rows[2]!.note, /condensed graph/);
   for (const x of rows.slice(1)) t.ok(x.maxRelDiff !== null && x.maxRelDiff <= 1e-4, `${x.engine} logits agree (${x.maxRelDiff})`);
+});
+
+t.test('the condensed TF.js graph runs an accumulating depthwise 3x3 (SFR-ShuffleNetV2) and agrees with cdnv2', async (t) => {
+  const file = path.join(dir, 'sfr-shufflenetv2-fmnist.cnv2');
+  const a = cdnv2('arch', 'sfr-shufflenetv2-fmnist', '-o', file);
+  t.equal(a.code, 0, a.stderr);
+  const sfr = readModel(readFileSync(file)).ops.filter((op) => op.kind === 'conv2d' && op.accumulate === 1);
+  t.ok(sfr.length > 0 && sfr.every((op) => op.kind === 'conv2d' && op.kernel === 3 && op.groups === op.cin && op.outIndex !== null),
+    'the model has accumulating depthwise 3x3 convs with an outIndex (what the test is about)');
+  t.ok(sfr.some((op) => op.kind === 'conv2d' && op.outIndex !== null
+    && new Set(readModel(readFileSync(file)).tensors[op.outIndex]!.data as ArrayLike<number>).size < op.cout), 'some SFR sums several outputs into one channel');
+  const json = path.join(dir, 's.json');
+  const r = cdnv2('bench', '--models', file, '--engines', 'cdnv2,tfjs-wasm', '--runs', '1', '--warmup', '0', '--json', json, '--no-progress');
+  t.equal(r.code, 0, r.stderr);
+  const rows = (JSON.parse(readFileSync(json, 'utf8')) as { results: (Row & { note: string })[] }).results;
+  t.same(rows.map((x) => x.engine), ['cdnv2', 'tfjs-wasm']);
+  t.match(rows[1]!.note, /condensed graph/);
+  t.ok(rows[1]!.maxRelDiff !== null && rows[1]!.maxRelDiff <= 1e-4, `tfjs-wasm logits agree (${rows[1]!.maxRelDiff})`);
 });
 
 t.test('bad arguments are usage errors', async (t) => {
