@@ -80,13 +80,17 @@ t.test('bench: an unknown model and an unknown engine are both usage errors', as
 });
 
 t.test('benchmarks write report files only with --out', async (t) => {
-  const before = readdirSync(path.join(root, 'bench/results')).map((f) => [f, readFileSync(path.join(root, 'bench/results', f)).length]);
+  // Every file under bench/results (results of one benchmark may sit in a sub-directory) with its size.
+  const results = (): [string, number][] => readdirSync(path.join(root, 'bench/results'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile()).map((e) => path.join(e.parentPath ?? e.path, e.name))
+    .sort().map((f) => [path.relative(root, f), readFileSync(f).length]);
+  const before = results();
   const cwd = mkdtempSync(path.join(dir, 'cwd-'));
   const plain = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'bench/runtime-targets.ts'), '--runs', '1'],
     { cwd: root, encoding: 'utf8', timeout: 300_000 });
   t.equal(plain.status, 0, plain.stderr);
   t.match(plain.stdout, /load \+ plan, median of 1/);
-  t.same(readdirSync(path.join(root, 'bench/results')).map((f) => [f, readFileSync(path.join(root, 'bench/results', f)).length]), before,
+  t.same(results(), before,
     'bench/results untouched without --out');
   const out = path.join(cwd, 'results');
   const asked = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'bench/runtime-targets.ts'), '--runs', '1', '--out', out],
