@@ -60,8 +60,11 @@ export function markdown(report: BenchReport): string {
   const out: string[] = [];
   const h = report.host;
   out.push(`Measured ${report.date} on ${h.cpu} (${h.cores} cores, ${h.platform}/${h.arch}), Node ${h.node}; `
-    + `${report.options.runs} timed runs (fewer where a pair exceeded ${report.options.maxSeconds} s: see the runs column) after ${report.options.warmup} warm-up runs per engine and model, batch 1, one thread, `
-    + `each engine in its own process. Load average ${h.loadavgStart.map((v) => v.toFixed(1)).join('/')} at the start, `
+    + `${report.options.runs} timed runs (fewer where a pair exceeded ${report.options.maxSeconds} s: see the runs column) per engine and model, batch 1, one thread, `
+    + ((report.options.rounds ?? 1) > 1
+      ? `round-robin over ${report.options.rounds} rounds (each round a fresh process per engine after ${report.options.warmup} warm-up runs, the engines of a model taking turns; every figure is the median over the rounds of that round's figure).`
+      : `after ${report.options.warmup} warm-up runs, each engine in its own process.`)
+    + ` Load average ${h.loadavgStart.map((v) => v.toFixed(1)).join('/')} at the start, `
     + `${h.loadavgEnd.map((v) => v.toFixed(1)).join('/')} at the end (a shared machine: absolute times are noisy, ratios within one run are the useful numbers).`);
   out.push('');
   out.push(`wasm SIMD128 peak (peak_madd, this run): ${(report.peakMaddsPerSecond.simd / 1e9).toFixed(2)} G multiply-adds/s`

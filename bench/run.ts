@@ -61,7 +61,7 @@ export interface BenchModel {
 export interface BenchReport {
   date: string;
   host: { node: string; cpu: string; cores: number; arch: string; platform: string; loadavgStart: number[]; loadavgEnd: number[] };
-  options: { runs: number; warmup: number; maxSeconds: number; indexSum: Record<string, IndexSumVariant>; seed: number };
+  options: { runs: number; rounds?: number; warmup: number; maxSeconds: number; indexSum: Record<string, IndexSumVariant>; seed: number };
   peakMaddsPerSecond: { simd: number; relaxed?: number };
   models: BenchModel[];
   engines: Record<string, string>;
@@ -81,6 +81,8 @@ export interface BenchOptions {
   seed: number;
   /** ONNX index-sum variant for the ort engines; 'auto': the fastest measured per engine (BEST_INDEX_SUM). */
   indexSum?: IndexSumVariant | 'auto';
+  /** Round-robin: time each pair in this many processes, the engines taking turns (default 1); figures = median over rounds. */
+  rounds?: number;
   /** Per-op profile of our engines (cdnv2*, wasmtime*), this many runs per op after the timed runs; 0 = none. */
   profileRuns?: number;
   onProgress?: (done: number, total: number, label: string) => void;
@@ -218,6 +220,44 @@ function runWorker(job: Job, dir: string, onTick: () => void): Promise<WorkerRes
   });
 }
 
+/** One engine on one model in one process (one round of a round-robin run). */
+export interface RoundResult {
+  runs: number;
+  stats: ReturnType<typeof summarize>;
+  cpuMedianMs: number | null;
+  logits: number[];
+  wasmMemoryMiB: number | null;
+  memDeltaMiB: number;
+  peakRssMiB: number;
+  loadMs: number;
+  compileMs?: number;
+  profile: OpProfile[] | null;
+  note: string;
+}
+
+function medianOf(values: number[]): number {
+  return summarize(values).medianMs;
+}
+
+/** A pair's figures over its rounds: each statistic's median over the rounds; runs summed; memory at its largest. */
+export function combineRounds(engine: EngineName, m: BenchModel, rs: RoundResult[], reference: number[] | null, peakSimd: number): BenchResult {
+  const stat = (k: keyof RoundResult['stats']): number => medianOf(rs.map((r) => r.stats[k]));
+  const medianMs = stat('medianMs');
+  const cpus = rs.map((r) => r.cpuMedianMs).filter((v): v is number => v !== null);
+  const cpuMedianMs = cpus.length === rs.length ? medianOf(cpus) : null;
+  const pct = (ms: number): number => (100 * m.macs / (ms / 1000)) / peakSimd;
+  const first = rs[0]!;
+  return {
+    engine, model: m.name, runs: rs.reduce((a, r) => a + r.runs, 0),
+    medianMs, p10Ms: stat('p10Ms'), p90Ms: stat('p90Ms'), meanMs: stat('meanMs'), cpuMedianMs,
+    gflops: m.flops / (medianMs / 1000) / 1e9, peakPct: pct(medianMs), peakPctCpu: cpuMedianMs === null ? null : pct(cpuMedianMs),
+    wasmMemoryMiB: first.wasmMemoryMiB, memDeltaMiB: Math.max(...rs.map((r) => r.memDeltaMiB)),
+    peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)), maxRelDiff: reference ? relDiff(first.logits, reference) : null,
+    loadMs: medianOf(rs.map((r) => r.loadMs)), ...(first.compileMs !== undefined ? { compileMs: first.compileMs } : {}),
+    note: first.note,
+  };
+}
+
 export async function runBench(opts: BenchOptions): Promise<BenchReport> {
   runtimePaths = await import('../runtime/index.js');
   const dir = mkdtempSync(path.join(os.tmpdir(), 'cdnv2-bench-'));
@@ -248,8 +288,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     const results: BenchResult[] = [];
     const skipped: BenchReport['skipped'] = [];
-    const perJob = opts.runs + opts.warmup;
-    const total = models.length * opts.engines.length * perJob;
+    const rounds0 = Math.max(1, Math.min(opts.rounds ?? 1, opts.runs));
+    const total = models.length * opts.engines.length * (opts.runs + rounds0 * opts.warmup);
     let done = 0;
     const profiles: NonNullable<BenchReport['profiles']> = [];
     const profileRuns = opts.profileRuns ?? 0;
@@ -257,64 +297,73 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const wantsWasmtime = opts.engines.some((e) => e.startsWith('wasmtime'));
     const wasmtime = wantsWasmtime ? findWasmtime() : null;
     const compiled = new Map<string, { cwasm: string; compileMs: number } | Error>();
+    /** One process of one engine on one model: `runs` timed runs after the warm-up. */
+    const timeOnce = async (engine: EngineName, m: BenchModel, runs: number, profileNow: number, _label: string, onTick: () => void): Promise<RoundResult> => {
+      if (engine === 'wasmtime' || engine === 'wasmtime-relaxed') {
+        if (!wasmtime || 'unavailable' in wasmtime) throw new Error(wasmtime && 'unavailable' in wasmtime ? wasmtime.unavailable : 'wasmtime not found');
+        const relaxed = engine === 'wasmtime-relaxed';
+        if (!compiled.has(engine)) {
+          try { compiled.set(engine, precompile(wasmtime, relaxed ? 'relaxed' : 'simd', dir)); } catch (err) { compiled.set(engine, err as Error); }
+        }
+        const pre = compiled.get(engine)!;
+        if (pre instanceof Error) throw pre;
+        const w = runWasmtime(wasmtime, pre.cwasm, relaxed, m, runs, opts.warmup, profileNow);
+        return { runs, stats: w.stats, cpuMedianMs: null, logits: w.logits, wasmMemoryMiB: null, memDeltaMiB: w.arena / 2 ** 20, peakRssMiB: NaN,
+          loadMs: NaN, compileMs: pre.compileMs, profile: w.profile,
+          note: `${wasmtime.version}; WASI command bench on the precompiled module; memory column = activation arena` };
+      }
+      const job: Job = { engine, modelName: m.name, cnv2File: m.file, onnxFile: onnxFiles.get(`${m.name}:${variantOf(engine)}`) ?? '', arch: m.arch, runs, warmup: opts.warmup,
+        maxSeconds: (opts.maxSeconds ?? 0) / rounds0, profileRuns: engine.startsWith('cdnv2') ? profileNow : 0 };
+      const r = await runWorker(job, dir, onTick);
+      return { runs: r.times.length, stats: summarize(r.times), cpuMedianMs: summarize(r.cpuTimes).medianMs, logits: r.logits,
+        wasmMemoryMiB: engine.startsWith('cdnv2') && r.engineBytes !== undefined ? r.engineBytes / 2 ** 20 : null,
+        memDeltaMiB: (r.peakRssSampled - r.rssBeforeLoad) / 2 ** 20, peakRssMiB: r.maxRss / 2 ** 20, loadMs: r.loadMs, profile: r.profile ?? null,
+        note: engine.startsWith('ort-') ? `${r.note}, index-sum ${variantOf(engine)}` : r.note };
+    };
+    // Round-robin: each (model, engine) pair is timed in `rounds` separate processes, the engines of a model taking
+    // turns, so a slow spell of a shared machine (or a process placed badly) touches every engine alike. Each round
+    // gives its statistics; a pair's figures are the median over its rounds.
+    const rounds = rounds0;
+    const runsIn = (r: number): number => Math.floor(opts.runs / rounds) + (r < opts.runs % rounds ? 1 : 0);
     for (const m of models) {
       let reference: number[] | null = null;
       // The SIMD build first: its logits are the reference for every other engine's.
       const order = [...opts.engines].sort((a, b) => (a === 'cdnv2' ? -1 : b === 'cdnv2' ? 1 : 0));
-      for (const engine of order) {
-        const label = `${m.name} ${engine}`;
-        const startDone = done;
-        opts.onProgress?.(done, total, label);
-        const base = { engine, model: m.name };
-        const derived = (s: ReturnType<typeof summarize>) => ({
-          ...s,
-          gflops: m.flops / (s.medianMs / 1000) / 1e9,
-          peakPct: (100 * m.macs / (s.medianMs / 1000)) / peak.simd,
-        });
-        try {
-          if (engine === 'wasmtime' || engine === 'wasmtime-relaxed') {
-            if (!wasmtime || 'unavailable' in wasmtime) {
-              skipped.push({ engine, model: m.name, reason: wasmtime && 'unavailable' in wasmtime ? wasmtime.unavailable : 'wasmtime not found' });
-            } else {
-              const relaxed = engine === 'wasmtime-relaxed';
-              if (!compiled.has(engine)) {
-                try { compiled.set(engine, precompile(wasmtime, relaxed ? 'relaxed' : 'simd', dir)); } catch (err) { compiled.set(engine, err as Error); }
-              }
-              const pre = compiled.get(engine)!;
-              if (pre instanceof Error) throw pre;
-              const w = runWasmtime(wasmtime, pre.cwasm, relaxed, m, opts.runs, opts.warmup, profileRuns);
-              if (w.profile) profiles.push({ engine, model: m.name, runs: profileRuns, ops: w.profile });
-              results.push({ ...base, runs: opts.runs, ...derived(w.stats), cpuMedianMs: null, peakPctCpu: null, wasmMemoryMiB: null, memDeltaMiB: w.arena / 2 ** 20, peakRssMiB: NaN,
-                maxRelDiff: reference ? relDiff(w.logits, reference) : null, loadMs: NaN, compileMs: pre.compileMs,
-                note: `${wasmtime.version}; WASI command bench on the precompiled module; memory column = activation arena` });
-            }
-            done = startDone + perJob;
-            continue;
+      const perRound = new Map<EngineName, RoundResult[]>();
+      const failed = new Map<EngineName, string>();
+      for (let round = 0; round < rounds; round++) {
+        const runs = runsIn(round);
+        // The profile once, in the last round.
+        const profileNow = round === rounds - 1 ? profileRuns : 0;
+        for (const engine of order) {
+          const label = rounds > 1 ? `${m.name} ${engine} (round ${round + 1}/${rounds})` : `${m.name} ${engine}`;
+          const share = runs + opts.warmup;
+          const startDone = done;
+          opts.onProgress?.(done, total, label);
+          if (failed.has(engine)) { done = startDone + share; continue; }
+          try {
+            const rr = await timeOnce(engine, m, runs, profileNow, label, () => { done++; opts.onProgress?.(done, total, label); });
+            if (engine === 'cdnv2' && !reference) reference = rr.logits;
+            if (rr.profile) profiles.push({ engine, model: m.name, runs: profileNow, ops: rr.profile });
+            perRound.set(engine, [...(perRound.get(engine) ?? []), rr]);
+          } catch (err) {
+            failed.set(engine, (err as Error).message);
           }
-          const job: Job = { engine, modelName: m.name, cnv2File: m.file, onnxFile: onnxFiles.get(`${m.name}:${variantOf(engine)}`) ?? '', arch: m.arch, runs: opts.runs, warmup: opts.warmup, maxSeconds: opts.maxSeconds ?? 0,
-            profileRuns: engine.startsWith('cdnv2') ? profileRuns : 0 };
-          const r = await runWorker(job, dir, () => { done++; opts.onProgress?.(done, total, label); });
-          if (engine === 'cdnv2') reference = r.logits;
-          if (r.profile) profiles.push({ engine, model: m.name, runs: profileRuns, ops: r.profile });
-          results.push({
-            ...base, runs: r.times.length, ...derived(summarize(r.times)), cpuMedianMs: summarize(r.cpuTimes).medianMs,
-            peakPctCpu: (100 * m.macs / (summarize(r.cpuTimes).medianMs / 1000)) / peak.simd,
-            wasmMemoryMiB: engine.startsWith('cdnv2') && r.engineBytes !== undefined ? r.engineBytes / 2 ** 20 : null,
-            memDeltaMiB: (r.peakRssSampled - r.rssBeforeLoad) / 2 ** 20, peakRssMiB: r.maxRss / 2 ** 20,
-            maxRelDiff: reference ? relDiff(r.logits, reference) : null, loadMs: r.loadMs,
-            note: engine.startsWith('ort-') ? `${r.note}, index-sum ${variantOf(engine)}` : r.note,
-          });
-        } catch (err) {
-          skipped.push({ engine, model: m.name, reason: (err as Error).message });
+          done = startDone + share; // a failed run still completes its share of the bar
         }
-        done = startDone + perJob; // a failed worker still completes its share of the bar
+      }
+      for (const engine of order) {
+        const why = failed.get(engine);
+        if (why !== undefined) { skipped.push({ engine, model: m.name, reason: why }); continue; }
+        const rs = perRound.get(engine);
+        if (rs) results.push(combineRounds(engine, m, rs, reference, peak.simd));
       }
     }
     opts.onProgress?.(total, total, 'done');
     return {
       date: new Date().toISOString(),
       host: { node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, arch: process.arch, platform: process.platform, loadavgStart, loadavgEnd: os.loadavg() },
-      options: { runs: opts.runs, warmup: opts.warmup, maxSeconds: opts.maxSeconds ?? 0, indexSum, seed: opts.seed },
+      options: { runs: opts.runs, rounds: rounds0, warmup: opts.warmup, maxSeconds: opts.maxSeconds ?? 0, indexSum, seed: opts.seed },
       peakMaddsPerSecond: peak.relaxed === undefined ? { simd: peak.simd } : { simd: peak.simd, relaxed: peak.relaxed },
       models: models.map(({ file: _f, ...rest }) => ({ ...rest, file: rest.arch ? `cdnv2 arch ${rest.arch.config} --seed ${rest.arch.seed}` : rest.name })),
       engines: Object.fromEntries(opts.engines.map((e) => [e, ENGINE_DESCRIPTIONS[e]

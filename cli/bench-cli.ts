@@ -45,7 +45,8 @@ export function register(program: Command): void {
     .option('--models <list>', 'comma-separated configurations or .cnv2 files', DEFAULT_MODELS.join(','))
     .option('--engines <list>', `comma-separated engines: ${ENGINE_NAMES.join(', ')}`, DEFAULT_ENGINES.join(','))
     .option('--runs <n>', 'timed runs per engine and model', '20')
-    .option('--warmup <n>', 'warm-up runs before timing', '3')
+    .option('--rounds <n>', 'round-robin: split the runs over this many processes per engine and model, the engines taking turns; figures are medians over rounds (at most --runs)', '3')
+    .option('--warmup <n>', 'warm-up runs before timing (in every round)', '3')
     .option('--max-seconds <s>', 'per engine and model, stop timing after this long once 3 runs are done (0: never)', '30')
     .option('--seed <n>', 'weights seed of configuration models (as `cdnv2 arch --seed`)', '1')
     .option('--index-sum <variant>', `ONNX index-sum for the ort engines: auto (the fastest per engine: ort-node conv, ort-web gather) or one for both; ${INDEX_SUM_HELP}`, 'auto')
@@ -54,7 +55,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'write latest.json, latest.md, latest.svg and latest.png into this directory')
     .option('--no-progress', 'no progress bar')
     .option('--render <json>', 'measure nothing: re-render the Markdown and chart of a saved JSON report (with --out)')
-    .action(async (opts: { models: string; engines: string; runs: string; warmup: string; maxSeconds: string; seed: string; indexSum: string; json?: string; out?: string; progress: boolean; render?: string; profile?: string | boolean }) => {
+    .action(async (opts: { models: string; engines: string; runs: string; rounds: string; warmup: string; maxSeconds: string; seed: string; indexSum: string; json?: string; out?: string; progress: boolean; render?: string; profile?: string | boolean }) => {
       if (opts.render) {
         let saved: BenchReport;
         try {
@@ -81,6 +82,7 @@ export function register(program: Command): void {
         }
       }
       const runs = count(opts.runs, 'runs', 1);
+      const rounds = count(opts.rounds, 'rounds', 1);
       const warmup = count(opts.warmup, 'warmup', 0);
       const seed = count(opts.seed, 'seed', 0);
       const maxSeconds = count(opts.maxSeconds, 'max-seconds', 0);
@@ -94,7 +96,7 @@ export function register(program: Command): void {
       const { runBench } = await import('../bench/run.js');
       const { markdown } = await import('../bench/report.js');
       const report = await runBench({
-        models, engines: engines as EngineName[], runs, warmup, maxSeconds, seed, indexSum, profileRuns,
+        models, engines: engines as EngineName[], runs, rounds, warmup, maxSeconds, seed, indexSum, profileRuns,
         onProgress: (done, total, label) => {
           if (bar) {
             if (!started) { bar.start(total, 0, { label }); started = true; }

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { condense } from '../../converter/condense.js';
 import { readModel, writeModel } from '../../base/cnv2/format.js';
 import { randomNetworkParams } from '../../converter/random.js';
-import { summarize } from '../../bench/run.js';
+import { combineRounds, summarize, type RoundResult } from '../../bench/run.js';
 import { TINY_A } from '../../testkit/tiny-configs.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -95,6 +95,41 @@ t.test('the condensed TF.js graph runs an accumulating depthwise 3x3 (SFR-Shuffl
   t.same(rows.map((x) => x.engine), ['cdnv2', 'tfjs-wasm']);
   t.match(rows[1]!.note, /condensed graph/);
   t.ok(rows[1]!.maxRelDiff !== null && rows[1]!.maxRelDiff <= 1e-4, `tfjs-wasm logits agree (${rows[1]!.maxRelDiff})`);
+});
+
+t.test('--rounds: the engines take turns, each round in fresh processes, runs split over the rounds', async (t) => {
+  const json = path.join(dir, 'rounds.json');
+  const r = cdnv2('bench', '--models', 'cdnv2-fmnist', '--engines', 'cdnv2-relaxed,cdnv2', '--runs', '5', '--rounds', '2', '--warmup', '0', '--json', json);
+  t.equal(r.code, 0, r.stderr);
+  // Progress lines (stderr is not a TTY): the SIMD build first, then the order asked for, round after round.
+  const order = [...r.stderr.matchAll(/bench: cdnv2-fmnist (\S+) \(round (\d)\/2\)/g)].map((m) => `${m[1]}:${m[2]}`);
+  t.same([...new Set(order)], ['cdnv2:1', 'cdnv2-relaxed:1', 'cdnv2:2', 'cdnv2-relaxed:2'], 'round-robin order');
+  const report = JSON.parse(readFileSync(json, 'utf8')) as { options: { rounds: number }; results: Row[] };
+  t.equal(report.options.rounds, 2);
+  t.same(report.results.map((x) => [x.engine, x.runs]), [['cdnv2', 5], ['cdnv2-relaxed', 5]], 'all 5 runs kept (3 + 2)');
+  t.match(r.stdout, /round-robin over 2 rounds/);
+  const one = cdnv2('bench', '--models', 'cdnv2-fmnist', '--engines', 'cdnv2', '--runs', '2', '--rounds', '9', '--warmup', '0', '--json', json, '--no-progress');
+  t.equal(one.code, 0, one.stderr);
+  t.equal((JSON.parse(readFileSync(json, 'utf8')) as { options: { rounds: number } }).options.rounds, 2, 'at most one round per run');
+});
+
+t.test('combineRounds: each figure is the median over the rounds, runs add up, memory at its largest', async (t) => {
+  const round = (median: number, p10: number, cpu: number, mem: number, runs: number): RoundResult => ({
+    runs, stats: { medianMs: median, p10Ms: p10, p90Ms: median + 1, meanMs: median }, cpuMedianMs: cpu, logits: [1, 2], wasmMemoryMiB: 3,
+    memDeltaMiB: mem, peakRssMiB: mem + 50, loadMs: 7, profile: null, note: 'n' });
+  const m = { name: 'x', file: 'x.cnv2', flops: 2e9, macs: 2e9, params: 1, input: '1x2x2' };
+  const c = combineRounds('cdnv2', m, [round(10, 9, 8, 1, 4), round(30, 2, 28, 5, 3), round(20, 4, 18, 2, 3)], [1, 2], 1e9);
+  t.equal(c.medianMs, 20);
+  t.equal(c.p10Ms, 4);
+  t.equal(c.cpuMedianMs, 18);
+  t.equal(c.runs, 10);
+  t.equal(c.memDeltaMiB, 5);
+  t.equal(c.gflops, 100, '2 GFLOP in 20 ms');
+  t.equal(c.peakPct, 10000, '2e9 madds in 20 ms over a 1e9/s peak');
+  t.equal(c.maxRelDiff, 0);
+  const noCpu = combineRounds('wasmtime', m, [{ ...round(10, 9, 8, 1, 4), cpuMedianMs: null }], null, 1e9);
+  t.equal(noCpu.cpuMedianMs, null);
+  t.equal(noCpu.maxRelDiff, null);
 });
 
 t.test('bad arguments are usage errors', async (t) => {
