@@ -1,12 +1,13 @@
 // The dependency order of the TypeScript tree (docs/architecture.md, "Layers"), from every import the TypeScript
-// parser finds (static, type-only, re-exports and literal dynamic imports): no import cycle between files, no
-// import from a higher layer or between folders of one layer, no product code importing test/, no TensorFlow.js
-// below the trainer, and test/ laid out like the source tree. The same for the AssemblyScript tree (assembly/):
-// the inference runtime and the training kernels each import only themselves and the shared micro-kernels.
+// parser finds (static, type-only, re-exports and literal dynamic imports; testkit/import-graph.ts): no import
+// cycle between files, no import from a higher layer or between folders of one layer, no product code importing
+// test/, no TensorFlow.js below the trainer, and test/ laid out like the source tree. The same for the
+// AssemblyScript tree (assembly/): the inference runtime and the training kernels each import only themselves and
+// the shared micro-kernels.
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import ts from 'typescript';
+import { importGraph, listSources as listUnder } from '../testkit/import-graph.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -31,36 +32,10 @@ export const ASSEMBLY_LAYERS: Record<string, string[]> = {
 
 type Graph = Map<string, string[]>; // file -> files it imports (repository-relative paths)
 
-function listSources(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(path.join(root, dir))) {
-    const rel = path.posix.join(dir, name);
-    if (statSync(path.join(root, rel)).isDirectory()) out.push(...listSources(rel));
-    else if (/\.(ts|mts|mjs)$/.test(name) && !name.endsWith('.d.ts')) out.push(rel);
-  }
-  return out;
-}
-
-/** Every import specifier of a file, as the TypeScript pre-processor sees it. */
-function specifiers(file: string): string[] {
-  const info = ts.preProcessFile(readFileSync(path.join(root, file), 'utf8'), true, true);
-  return info.importedFiles.map((f) => f.fileName);
-}
-
-/** A relative specifier to the repository path of the file it names (`./x.js` is `x.ts` when that exists). */
-function resolve(from: string, spec: string): string {
-  const target = path.posix.normalize(path.posix.join(path.posix.dirname(from), spec));
-  if (target.endsWith('.js') && existsSync(path.join(root, target.slice(0, -3) + '.ts'))) return target.slice(0, -3) + '.ts';
-  return target;
-}
+const listSources = (dir: string): string[] => listUnder(root, dir);
 
 const top = (file: string): string => file.split('/')[0]!;
 const assemblyFolder = (file: string): string => file.split('/').slice(0, 2).join('/');
-
-/** An AssemblyScript relative specifier (no extension: `./x` is `x.ts`) to the repository path of its file. */
-function resolveAssembly(from: string, spec: string): string {
-  return path.posix.normalize(path.posix.join(path.posix.dirname(from), spec)) + '.ts';
-}
 
 /** Import cycles (strongly connected components of more than one file, or a file importing itself). */
 export function cycles(graph: Graph): string[][] {
@@ -116,14 +91,8 @@ export function assemblyViolations(graph: Graph, layers: Record<string, string[]
   return bad;
 }
 
-const files = Object.keys(LAYERS).flatMap((dir) => listSources(dir));
-const graph: Graph = new Map();
-const bare = new Map<string, string[]>();
-for (const f of files) {
-  const specs = specifiers(f);
-  graph.set(f, specs.filter((s) => s.startsWith('.')).map((s) => resolve(f, s)));
-  bare.set(f, specs.filter((s) => !s.startsWith('.')));
-}
+const { graph, bare } = importGraph(root, Object.keys(LAYERS));
+const files = [...graph.keys()];
 
 t.test('the checks catch what they are for', async (t) => {
   const g: Graph = new Map([
@@ -168,14 +137,8 @@ t.test('test/ mirrors the source tree', async (t) => {
   t.same(atRoot, ['test/layers.test.ts'], 'only the whole-tree test sits at test/ itself');
 });
 
-const assemblyFiles = listSources('assembly');
-const assemblyGraph: Graph = new Map();
-const assemblyBare = new Map<string, string[]>();
-for (const f of assemblyFiles) {
-  const specs = specifiers(f);
-  assemblyGraph.set(f, specs.filter((s) => s.startsWith('.')).map((s) => resolveAssembly(f, s)));
-  assemblyBare.set(f, specs.filter((s) => !s.startsWith('.')));
-}
+const { graph: assemblyGraph, bare: assemblyBare } = importGraph(root, ['assembly'], true);
+const assemblyFiles = [...assemblyGraph.keys()];
 
 t.test('assembly/: the checks catch what they are for', async (t) => {
   const g: Graph = new Map([

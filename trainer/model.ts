@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 
 import type { Activation, ArchConfig } from '../base/arch/configs.js';
 import { BN_EPS, headSeHidden, layerSpecs, maskInventory, tensorInventory, type LayerSpec, type MaskInfo, type TensorInfo } from '../base/arch/schema.js';
+import { MaskState } from './mask-state.js';
 import { condenseStage, lgcDrop, sfrDrop } from './masks.js';
 import { Rng } from '../base/rng.js';
 import { fusedKernelsActive } from './wasm/backend.js';
@@ -86,8 +87,8 @@ export class CdnModel {
   readonly inventory: TensorInfo[];
   readonly maskList: MaskInfo[];
   readonly vars = new Map<string, tf.Variable>();
-  readonly masks = new Map<string, Uint8Array>();
-  private maskTensors = new Map<string, tf.Tensor>();
+  readonly masks: Map<string, Uint8Array>;
+  private readonly maskState: MaskState;
   stage = { lgc: 0, sfr: 0 };
   /** TF.js variable names are global: every model instance gets its own prefix. */
   readonly id = ++modelCount;
@@ -103,11 +104,9 @@ export class CdnModel {
       if (!v) throw new Error(`missing tensor ${t.name}`);
       this.vars.set(t.name, ownedVariable(tf.tensor(v, t.shape), t.kind === 'param', `m${this.id}/${t.name}`));
     }
-    for (const m of this.maskList) {
-      const given = masks?.get(m.name);
-      this.masks.set(m.name, given ? given.slice() : new Uint8Array(m.inCh * m.outCh).fill(1));
-    }
-    this.refreshMaskTensors();
+    this.maskState = new MaskState(this.maskList);
+    this.masks = this.maskState.masks;
+    this.maskState.set(MaskState.initial(this.maskList, masks));
   }
 
   get(name: string): tf.Tensor {
@@ -122,20 +121,7 @@ export class CdnModel {
 
   /** Replaces every mask (a data-parallel worker follows the main model's condensation stages this way). */
   setMasks(masks: Map<string, Uint8Array>): void {
-    for (const m of this.maskList) {
-      const v = masks.get(m.name);
-      if (!v || v.length !== m.inCh * m.outCh) throw new Error(`mask ${m.name}: expected ${m.inCh * m.outCh} values`);
-      this.masks.set(m.name, v.slice());
-    }
-    this.refreshMaskTensors();
-  }
-
-  private refreshMaskTensors(): void {
-    for (const t of this.maskTensors.values()) t.dispose();
-    this.maskTensors.clear();
-    for (const m of this.maskList) {
-      this.maskTensors.set(m.name, tf.tensor(Float32Array.from(this.masks.get(m.name)!), [m.inCh, m.outCh]));
-    }
+    this.maskState.set(masks);
   }
 
   /** Advances the condensation schedule to progress p (fraction of all training iterations done). */
@@ -159,7 +145,7 @@ export class CdnModel {
       if (this.sfr && sfrTarget > this.stage.sfr) events.push({ kind: 'sfr', from: this.stage.sfr, to: sfrTarget, progress: p });
       this.stage.lgc = Math.max(this.stage.lgc, lgcTarget);
       if (this.sfr) this.stage.sfr = Math.max(this.stage.sfr, sfrTarget);
-      this.refreshMaskTensors();
+      this.maskState.refresh();
     }
     return events;
   }
@@ -171,7 +157,7 @@ export class CdnModel {
       for (const m of this.maskList) {
         const final = (m.kind === 'lgc' ? this.stage.lgc : this.stage.sfr) >= m.factor - 1;
         if (final) continue;
-        const w = tf.mul(this.get(m.weight), this.maskTensors.get(m.name)!);
+        const w = tf.mul(this.get(m.weight), this.maskState.tensor(m.name));
         const sq = tf.square(w);
         let norms: tf.Tensor;
         const G = m.kind === 'lgc' ? this.cfg.group1x1 : this.cfg.groupTrans;
@@ -220,7 +206,7 @@ export class CdnModel {
     };
 
     const masked = (weight: string, mask: string): tf.Tensor2D =>
-      tf.mul(get(weight), this.maskTensors.get(mask)!) as tf.Tensor2D;
+      tf.mul(get(weight), this.maskState.tensor(mask)) as tf.Tensor2D;
 
     const se = (h: tf.Tensor4D, prefix: string): tf.Tensor4D => {
       const [, hh, ww, c] = h.shape;
@@ -277,7 +263,7 @@ export class CdnModel {
 
   dispose(): void {
     for (const v of this.vars.values()) v.dispose();
-    for (const t of this.maskTensors.values()) t.dispose();
+    this.maskState.dispose();
   }
 }
 

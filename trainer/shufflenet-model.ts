@@ -8,6 +8,7 @@ import {
   shuffleMaskInventory, shuffleTensorInventory, shuffleUnits, type ShuffleMaskInfo, type ShuffleNetConfig, type ShuffleUnitSpec,
 } from '../base/arch/shufflenet.js';
 import { Rng } from '../base/rng.js';
+import { MaskState } from './mask-state.js';
 import { condenseStage, sfrDrop, sfrKeptPerGroup } from './masks.js';
 import { activate, batchNormTrain, conv3x3, ownedVariable, type BnBatchStat, type StageEvent, type TensorLookup } from './model.js';
 import { fusedKernelsActive } from './wasm/backend.js';
@@ -54,10 +55,10 @@ export class ShuffleModel {
   readonly inventory: TensorInfo[];
   readonly maskList: ShuffleMaskInfo[];
   readonly vars = new Map<string, tf.Variable>();
-  readonly masks = new Map<string, Uint8Array>();
+  readonly masks: Map<string, Uint8Array>;
   /** Drops done per SFR mask (each mask has its own sparse factor, so its own stage). */
   private readonly dropped = new Map<string, number>();
-  private maskTensors = new Map<string, tf.Tensor>();
+  private readonly maskState: MaskState;
   /** lgc: always 0; sfr: the drops of all masks together (docs/shufflenet.md). */
   stage = { lgc: 0, sfr: 0 };
   readonly id = ++modelCount;
@@ -73,9 +74,9 @@ export class ShuffleModel {
       if (!v) throw new Error(`missing tensor ${t.name}`);
       this.vars.set(t.name, ownedVariable(tf.tensor(v, t.shape), t.kind === 'param', `s${this.id}/${t.name}`));
     }
-    const init = new Map<string, Uint8Array>();
-    for (const m of this.maskList) init.set(m.name, masks?.get(m.name) ?? new Uint8Array(m.inCh * m.outCh).fill(1));
-    this.setMasks(init);
+    this.maskState = new MaskState(this.maskList);
+    this.masks = this.maskState.masks;
+    this.setMasks(MaskState.initial(this.maskList, masks));
   }
 
   get(name: string): tf.Tensor {
@@ -90,11 +91,10 @@ export class ShuffleModel {
 
   /** Replaces every mask; the drops each has had are read off it (kept outputs per group). */
   setMasks(masks: Map<string, Uint8Array>): void {
+    this.maskState.set(masks);
     let total = 0;
     for (const m of this.maskList) {
-      const v = masks.get(m.name);
-      if (!v || v.length !== m.inCh * m.outCh) throw new Error(`mask ${m.name}: expected ${m.inCh * m.outCh} values`);
-      this.masks.set(m.name, v.slice());
+      const v = this.masks.get(m.name)!;
       const delta = Math.floor(m.outCh / m.factor);
       const kept = sfrKeptPerGroup(v, m.inCh, m.outCh, m.groups);
       const drops = delta > 0 ? Math.round((m.outCh - Math.max(...kept)) / delta) : 0;
@@ -102,15 +102,6 @@ export class ShuffleModel {
       total += drops;
     }
     this.stage = { lgc: 0, sfr: total };
-    this.refreshMaskTensors();
-  }
-
-  private refreshMaskTensors(): void {
-    for (const t of this.maskTensors.values()) t.dispose();
-    this.maskTensors.clear();
-    for (const m of this.maskList) {
-      this.maskTensors.set(m.name, tf.tensor(Float32Array.from(this.masks.get(m.name)!), [m.inCh, m.outCh]));
-    }
   }
 
   /**
@@ -134,7 +125,7 @@ export class ShuffleModel {
     }
     if (!changed) return [];
     this.stage = { lgc: 0, sfr: [...this.dropped.values()].reduce((a, b) => a + b, 0) };
-    this.refreshMaskTensors();
+    this.maskState.refresh();
     return [{ kind: 'sfr', from, to: this.stage.sfr, progress: p }];
   }
 
@@ -144,7 +135,7 @@ export class ShuffleModel {
       let total: tf.Tensor = tf.scalar(0);
       for (const m of this.maskList) {
         if (this.dropped.get(m.name)! >= m.factor - 1) continue;
-        const sq = tf.sum(tf.square(tf.mul(this.get(m.weight), this.maskTensors.get(m.name)!)), [0, 1]);
+        const sq = tf.sum(tf.square(tf.mul(this.get(m.weight), this.maskState.tensor(m.name))), [0, 1]);
         const norms = tf.sqrt(tf.add(tf.sum(tf.reshape(sq, [m.inCh / m.groups, m.groups, m.outCh]), 0), 1e-12));
         total = tf.add(total, tf.sum(norms));
       }
@@ -208,7 +199,7 @@ export class ShuffleModel {
         let kept = x1;
         if (u.sfr) {
           // SFR: BN-ReLU on the processed half, masked 3x3 conv, added onto the untouched half.
-          const w = tf.mul(get(`${u.prefix}.sfr.weight`), this.maskTensors.get(`${u.prefix}.sfr.mask`)!) as tf.Tensor4D;
+          const w = tf.mul(get(`${u.prefix}.sfr.weight`), this.maskState.tensor(`${u.prefix}.sfr.mask`)) as tf.Tensor4D;
           kept = tf.add(x1, conv3x3(bn(m, `${u.prefix}.sfr.bn`, 'relu'), w, 1));
         }
         f = concatShuffle(kept, m);
@@ -228,7 +219,7 @@ export class ShuffleModel {
 
   dispose(): void {
     for (const v of this.vars.values()) v.dispose();
-    for (const t of this.maskTensors.values()) t.dispose();
+    this.maskState.dispose();
   }
 }
 

@@ -1,9 +1,11 @@
 // Pointwise (1x1, stride 1) group convolution: the condensed LGC and the SFR.
-// SIMD path: register tile of 4 output channels x 8 pixels (8 f32x4 accumulators); every input vector is loaded once
-// and reused for the 4 outputs, every weight is splatted once and reused for the 8 pixels. The 4 outputs' weights
+// SIMD path: register tile of 4 output channels x 8 pixels, the shared micro-kernel ukernels/f32-gemm-4x8-wasmsimd.ts
+// (every input vector is loaded once and reused for the 4 outputs, every weight splatted once for the 8 pixels). The 4 outputs' weights
 // are first packed side by side (pack_quad), so the inner loop has two pointers and no per-output address. Pixels are processed in
 // chunks so that one group's input slice of a chunk stays in L1 while all of the group's outputs sweep over it.
-import { ACT_NONE, act_f32, act_v128, activate_inplace, madd_v128 } from './activation';
+import { ACT_NONE, act_f32, act_v128, activate_inplace } from './activation';
+import { f32_gemm_4x4__wasmsimd_splat } from './ukernels/f32-gemm-4x4-wasmsimd';
+import { f32_gemm_4x8__wasmsimd_splat, W_PANEL } from './ukernels/f32-gemm-4x8-wasmsimd';
 
 // Target bytes of one group's input slice per pixel chunk (half a typical 32 KiB L1D).
 const CHUNK_BYTES: i32 = 16384;
@@ -97,16 +99,6 @@ function pack_quad(weight: usize, bias: usize, cinG: i32, o: i32, n: i32, dst: u
   }
 }
 
-/**
- * Writes (stores or adds) one tile vector; stored tiles are activated afterwards (activate_inplace), added tiles
- * carry none (conv1x1_group sends accumulate + activation to the plain path). No calls here: Cranelift keeps no vector in a register across a call, and a call among
- * the tile's stores sent all the accumulators to the stack for the whole loop.
- */
-@inline export function emit_tile(p: usize, y: v128, act: i32, accumulate: i32): void {
-  if (accumulate) emit_v128(p, y, act, 1);
-  else v128.store(p, y);
-}
-
 function conv1x1_quad_store(inG: usize, planeBytes: usize, pan: usize, panEnd: usize, o: i32, n: i32,
                             out: usize, outIndex: usize, act: i32, p0: i32, p1: i32): void {
   conv1x1_quad(inG, planeBytes, pan, panEnd, o, n, out, outIndex, act, 0, p0, p1);
@@ -126,44 +118,15 @@ function conv1x1_quad_add(inG: usize, planeBytes: usize, pan: usize, panEnd: usi
   if (n > 3) o3 = out_plane(out, outIndex, o + 3, planeBytes);
   let p = p0;
   for (; p + 8 <= p1; p += 8) {
-    let a00 = v128.load(pan), a10 = v128.load(pan, 16), a20 = v128.load(pan, 32), a30 = v128.load(pan, 48);
-    let a01 = a00, a11 = a10, a21 = a20, a31 = a30;
-    let xp = inG + (<usize>p << 2);
-    for (let wp = pan + 64; wp < panEnd; wp += 64) {
-      const x0 = v128.load(xp), x1 = v128.load(xp, 16);
-      let w = v128.load(wp);
-      a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
-      w = v128.load(wp, 16);
-      a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
-      w = v128.load(wp, 32);
-      a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
-      w = v128.load(wp, 48);
-      a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
-      xp += planeBytes;
-    }
+    const b0 = v128.load(pan), b1 = v128.load(pan, 16), b2 = v128.load(pan, 32), b3 = v128.load(pan, 48);
     const q = <usize>p << 2;
-    // Sequential read-modify-write per plane, so repeated outIndex targets accumulate correctly.
-    emit_tile(o0 + q, a00, act, accumulate); emit_tile(o0 + q + 16, a01, act, accumulate);
-    if (n > 1) { emit_tile(o1 + q, a10, act, accumulate); emit_tile(o1 + q + 16, a11, act, accumulate); }
-    if (n > 2) { emit_tile(o2 + q, a20, act, accumulate); emit_tile(o2 + q + 16, a21, act, accumulate); }
-    if (n > 3) { emit_tile(o3 + q, a30, act, accumulate); emit_tile(o3 + q + 16, a31, act, accumulate); }
+    f32_gemm_4x8__wasmsimd_splat(inG + q, planeBytes, pan + 64, panEnd, 64, 16, W_PANEL,
+      b0, b0, b1, b1, b2, b2, b3, b3, o0 + q, o1 + q, o2 + q, o3 + q, n, accumulate);
   }
   for (; p + 4 <= p1; p += 4) {
-    let a0 = v128.load(pan), a1 = v128.load(pan, 16), a2 = v128.load(pan, 32), a3 = v128.load(pan, 48);
-    let xp = inG + (<usize>p << 2);
-    for (let wp = pan + 64; wp < panEnd; wp += 64) {
-      const x = v128.load(xp);
-      a0 = madd_v128(x, v128.load(wp), a0);
-      a1 = madd_v128(x, v128.load(wp, 16), a1);
-      a2 = madd_v128(x, v128.load(wp, 32), a2);
-      a3 = madd_v128(x, v128.load(wp, 48), a3);
-      xp += planeBytes;
-    }
     const q = <usize>p << 2;
-    emit_tile(o0 + q, a0, act, accumulate);
-    if (n > 1) emit_tile(o1 + q, a1, act, accumulate);
-    if (n > 2) emit_tile(o2 + q, a2, act, accumulate);
-    if (n > 3) emit_tile(o3 + q, a3, act, accumulate);
+    f32_gemm_4x4__wasmsimd_splat(inG + q, planeBytes, pan + 64, panEnd, 64, 16, W_PANEL,
+      v128.load(pan), v128.load(pan, 16), v128.load(pan, 32), v128.load(pan, 48), o0 + q, o1 + q, o2 + q, o3 + q, n, accumulate);
   }
   // Last 1-3 pixels: scalar, so no vector ever reads past the end of a plane.
   for (; p < p1; p++) {

@@ -6,10 +6,12 @@
 // Those extra lanes are never stored. After the slack the scratch holds a tap table (one i32 byte offset per
 // (input, ky, kx) of a group), which flattens the tap loops into one loop like conv1x1's loop over inputs; the SIMD
 // paths store each tap's weights of the current outputs next to its offset there (a panel, pack_taps).
-// SIMD paths (stride 1 and 2) use a register tile of 4 output channels x 8 output pixels (8 f32x4 accumulators):
-// each input vector is reused for 4 outputs, each splatted weight for 8 pixels. Stride > 2 and the scalar build use
-// a plain f32 loop over the same padded image.
+// SIMD paths (stride 1 and 2) use a register tile of 4 output channels x 8 output pixels, the micro-kernel
+// ukernels/f32-conv-4x8-taps-wasmsimd.ts: each input vector is reused for 4 outputs, each splatted weight for 8
+// pixels. Stride > 2 and the scalar build use a plain f32 loop over the same padded image.
 import { ACT_NONE, activate_inplace, madd_v128 } from './activation';
+import { f32_conv_4x4_taps__wasmsimd_splat } from './ukernels/f32-conv-4x4-taps-wasmsimd';
+import { f32_conv_4x8_taps__wasmsimd_splat, load_px } from './ukernels/f32-conv-4x8-taps-wasmsimd';
 import { conv1x1_group, out_plane, emit_f32 } from './conv1x1';
 import { copy_f32, zero_f32 } from './memory';
 
@@ -140,12 +142,6 @@ function pad_copy(src: usize, cin: i32, h: i32, w: i32, pad: i32, dst: usize): v
   }
 }
 
-// Loads 4 input pixels of one tap: contiguous for stride 1, every other float for stride 2.
-@inline function load_px(p: usize, stride: i32): v128 {
-  if (stride == 1) return v128.load(p);
-  return v128.shuffle<f32>(v128.load(p), v128.load(p, 16), 0, 2, 4, 6);
-}
-
 // Lanes of partial row-tail vectors wait here until the tile's vectors are all written; then emit_tail copies them
 // with no vector live across its call (Cranelift keeps none in a register across a call).
 const tailBuf: usize = memory.data(64, 16);
@@ -204,44 +200,22 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
   for (let oy = 0; oy < outH; oy++) {
     let base = rowIn, q = rowOut, ox = 0;
     for (; ox + 4 < outW; ox += 8) {
-      let a00 = v128.load(pan), a10 = v128.load(pan, 16), a20 = v128.load(pan, 32), a30 = v128.load(pan, 48);
-      let a01 = a00, a11 = a10, a21 = a20, a31 = a30;
-      for (let r = pan + 64; r < panEnd; r += 80) {
-        const xp = base + <usize>load<i32>(r);
-        const x0 = load_px(xp, stride), x1 = load_px(xp + step, stride);
-        let w = v128.load(r, 16); a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
-        w = v128.load(r, 32); a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
-        w = v128.load(r, 48); a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
-        w = v128.load(r, 64); a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
-      }
       const n = outW - ox - 4;
-      emit_tile(o0 + q, a00, accumulate); emit_tile(o1 + q, a10, accumulate);
-      emit_tile(o2 + q, a20, accumulate); emit_tile(o3 + q, a30, accumulate);
-      if (n >= 4) {
-        emit_tile(o0 + q + 16, a01, accumulate); emit_tile(o1 + q + 16, a11, accumulate);
-        emit_tile(o2 + q + 16, a21, accumulate); emit_tile(o3 + q + 16, a31, accumulate);
-      } else {
-        v128.store(tailBuf, a01); v128.store(tailBuf, a11, 16); v128.store(tailBuf, a21, 32); v128.store(tailBuf, a31, 48);
+      f32_conv_4x8_taps__wasmsimd_splat(base, pan + 64, panEnd, stride,
+        v128.load(pan), v128.load(pan, 16), v128.load(pan, 32), v128.load(pan, 48),
+        o0 + q, o1 + q, o2 + q, o3 + q, accumulate, n >= 4, tailBuf);
+      if (n < 4) {
         emit_tail(o0 + q + 16, tailBuf, n, accumulate); emit_tail(o1 + q + 16, tailBuf + 16, n, accumulate);
         emit_tail(o2 + q + 16, tailBuf + 32, n, accumulate); emit_tail(o3 + q + 16, tailBuf + 48, n, accumulate);
       }
       base += step << 1; q += 32;
     }
     if (ox < outW) {
-      let a0 = v128.load(pan), a1 = v128.load(pan, 16), a2 = v128.load(pan, 32), a3 = v128.load(pan, 48);
-      for (let r = pan + 64; r < panEnd; r += 80) {
-        const x = load_px(base + <usize>load<i32>(r), stride);
-        a0 = madd_v128(x, v128.load(r, 16), a0);
-        a1 = madd_v128(x, v128.load(r, 32), a1);
-        a2 = madd_v128(x, v128.load(r, 48), a2);
-        a3 = madd_v128(x, v128.load(r, 64), a3);
-      }
       const n = outW - ox;
-      if (n >= 4) {
-        emit_tile(o0 + q, a0, accumulate); emit_tile(o1 + q, a1, accumulate);
-        emit_tile(o2 + q, a2, accumulate); emit_tile(o3 + q, a3, accumulate);
-      } else {
-        v128.store(tailBuf, a0); v128.store(tailBuf, a1, 16); v128.store(tailBuf, a2, 32); v128.store(tailBuf, a3, 48);
+      f32_conv_4x4_taps__wasmsimd_splat(base, pan + 64, panEnd, stride,
+        v128.load(pan), v128.load(pan, 16), v128.load(pan, 32), v128.load(pan, 48),
+        o0 + q, o1 + q, o2 + q, o3 + q, accumulate, n >= 4, tailBuf);
+      if (n < 4) {
         emit_tail(o0 + q, tailBuf, n, accumulate); emit_tail(o1 + q, tailBuf + 16, n, accumulate);
         emit_tail(o2 + q, tailBuf + 32, n, accumulate); emit_tail(o3 + q, tailBuf + 48, n, accumulate);
       }

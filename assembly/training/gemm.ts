@@ -1,11 +1,14 @@
 // Matrix multiply for the training backend: C[M,N] (=|+=) A·B with A read through strides (so A, or Aᵀ, needs no
-// copy) and B row-major [K,N]. Register tile: 4 rows x 8 columns (8 f32x4 accumulators); each B vector pair is
-// reused for 4 rows and each A scalar is splatted once for 8 columns. K is cut into panels (size chosen by the
+// copy) and B row-major [K,N]. Register tile: 4 rows x 8 columns, the micro-kernel the runtime's 1x1 convolution
+// uses (kernels/ukernels/f32-gemm-4x8-wasmsimd.ts): each B vector pair is reused for 4 rows and each A scalar is
+// splatted once for 8 columns. K is cut into panels (size chosen by the
 // host) so that the B panel stays in cache while every row tile sweeps over it (the filter gradient has K = all
 // pixels of the batch). Panels only split the loop: each C element is still summed over k in order.
 // Measured on V8 x64 (no FMA in the SIMD build): 4x8 is the largest tile without spills (5x8, 6x8, 3x12 ran at
 // ~60% of its speed), and packing A or B into contiguous panels did not pay for the copy.
 import { madd_v128 } from '../kernels/activation';
+import { f32_gemm_4x4__wasmsimd_splat } from '../kernels/ukernels/f32-gemm-4x4-wasmsimd';
+import { f32_gemm_4x8__wasmsimd_splat, W_STRIDED } from '../kernels/ukernels/f32-gemm-4x8-wasmsimd';
 
 /**
  * Rows [m0, m1) of C[M,N] (=|+=) sum_k A(i,k) * B[k,j], with A(i,k) at a + 4*(i*sAi + k*sAk), in panels of kc
@@ -34,46 +37,22 @@ function rows4(a: usize, sAi: i32, sAk: i32, b: usize, c: usize, N: i32, acc: bo
   const bBase = b + <usize>k0 * bRow;
   let j = 0;
   if (ASC_FEATURE_SIMD) {
+    // A's scalars are splat-loaded where they lie (W_STRIDED): packing A into a panel did not pay (header).
+    const aEnd = aBase + <usize>(k1 - k0) * kStep;
     for (; j + 8 <= N; j += 8) {
       const q = <usize>j << 2;
       const z = f32x4.splat(0);
-      let x00 = acc ? v128.load(c0 + q) : z, x01 = acc ? v128.load(c0 + q, 16) : z;
-      let x10 = acc ? v128.load(c1 + q) : z, x11 = acc ? v128.load(c1 + q, 16) : z;
-      let x20 = acc ? v128.load(c2 + q) : z, x21 = acc ? v128.load(c2 + q, 16) : z;
-      let x30 = acc ? v128.load(c3 + q) : z, x31 = acc ? v128.load(c3 + q, 16) : z;
-      let ap = aBase, bp = bBase + q;
-      for (let k = k0; k < k1; k++) {
-        const b0 = v128.load(bp), b1 = v128.load(bp, 16);
-        let s = v128.load32_splat(ap);
-        x00 = madd_v128(s, b0, x00); x01 = madd_v128(s, b1, x01);
-        s = v128.load32_splat(ap + rowStep);
-        x10 = madd_v128(s, b0, x10); x11 = madd_v128(s, b1, x11);
-        s = v128.load32_splat(ap + 2 * rowStep);
-        x20 = madd_v128(s, b0, x20); x21 = madd_v128(s, b1, x21);
-        s = v128.load32_splat(ap + 3 * rowStep);
-        x30 = madd_v128(s, b0, x30); x31 = madd_v128(s, b1, x31);
-        ap += kStep; bp += bRow;
-      }
-      v128.store(c0 + q, x00); v128.store(c0 + q, x01, 16);
-      v128.store(c1 + q, x10); v128.store(c1 + q, x11, 16);
-      v128.store(c2 + q, x20); v128.store(c2 + q, x21, 16);
-      v128.store(c3 + q, x30); v128.store(c3 + q, x31, 16);
+      f32_gemm_4x8__wasmsimd_splat(bBase + q, bRow, aBase, aEnd, kStep, rowStep, W_STRIDED,
+        acc ? v128.load(c0 + q) : z, acc ? v128.load(c0 + q, 16) : z, acc ? v128.load(c1 + q) : z, acc ? v128.load(c1 + q, 16) : z,
+        acc ? v128.load(c2 + q) : z, acc ? v128.load(c2 + q, 16) : z, acc ? v128.load(c3 + q) : z, acc ? v128.load(c3 + q, 16) : z,
+        c0 + q, c1 + q, c2 + q, c3 + q, 4, 0);
     }
     for (; j + 4 <= N; j += 4) {
       const q = <usize>j << 2;
       const z = f32x4.splat(0);
-      let x0 = acc ? v128.load(c0 + q) : z, x1 = acc ? v128.load(c1 + q) : z;
-      let x2 = acc ? v128.load(c2 + q) : z, x3 = acc ? v128.load(c3 + q) : z;
-      let ap = aBase, bp = bBase + q;
-      for (let k = k0; k < k1; k++) {
-        const b0 = v128.load(bp);
-        x0 = madd_v128(v128.load32_splat(ap), b0, x0);
-        x1 = madd_v128(v128.load32_splat(ap + rowStep), b0, x1);
-        x2 = madd_v128(v128.load32_splat(ap + 2 * rowStep), b0, x2);
-        x3 = madd_v128(v128.load32_splat(ap + 3 * rowStep), b0, x3);
-        ap += kStep; bp += bRow;
-      }
-      v128.store(c0 + q, x0); v128.store(c1 + q, x1); v128.store(c2 + q, x2); v128.store(c3 + q, x3);
+      f32_gemm_4x4__wasmsimd_splat(bBase + q, bRow, aBase, aEnd, kStep, rowStep, W_STRIDED,
+        acc ? v128.load(c0 + q) : z, acc ? v128.load(c1 + q) : z, acc ? v128.load(c2 + q) : z, acc ? v128.load(c3 + q) : z,
+        c0 + q, c1 + q, c2 + q, c3 + q, 4, 0);
     }
   }
   // Column tail (and every column in the scalar build).

@@ -90,10 +90,13 @@ export const CIFAR100_LABELS = [
 ];
 /** The 1000 ILSVRC-2012 class names in the standard order (class index of torchvision's ImageFolder). */
 export const IMAGENET_LABELS: string[] = imagenetClasses.labels;
-const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-const IMAGENET_STD = [0.229, 0.224, 0.225];
-const CIFAR_MEAN = [0.4914, 0.4822, 0.4465];
-const CIFAR_STD = [0.2470, 0.2435, 0.2616];
+// Per-channel normalisation of pixels scaled to [0,1], shared by every network family (shufflenet.ts too).
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+export const IMAGENET_STD = [0.229, 0.224, 0.225];
+export const CIFAR_MEAN = [0.4914, 0.4822, 0.4465];
+export const CIFAR_STD = [0.2470, 0.2435, 0.2616];
+export const FASHION_MNIST_MEAN = [0.2860];
+export const FASHION_MNIST_STD = [0.3530];
 // The per-channel statistics of the CIFAR-100 training images, as commonly quoted.
 const CIFAR100_MEAN = [0.5071, 0.4865, 0.4409];
 const CIFAR100_STD = [0.2673, 0.2564, 0.2762];
@@ -144,7 +147,7 @@ const FMNIST: ArchConfig = {
   layers: [4, 6, 6], growth: [8, 16, 32], group1x1: 4, group3x3: 4, groupTrans: 4, condenseFactor: 4, sfrFactor: 4, bottleneck: 4,
   stemChannels: 16, stemStride: 1,
   hsStartBlock: 1, seStartBlock: 2, seReduction: 1, headSeReduction: 8, fcChannels: 0,
-  mean: [0.2860], std: [0.3530], labels: FASHION_MNIST_LABELS,
+  mean: FASHION_MNIST_MEAN, std: FASHION_MNIST_STD, labels: FASHION_MNIST_LABELS,
   train: {
     epochs: 40, batch: 64, lr: 0.1, warmupEpochs: 1, warmupLr: 0.02, weightDecay: 5e-5,
     momentum: 0.9, labelSmoothing: 0.1, ema: 0,

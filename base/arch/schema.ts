@@ -60,9 +60,14 @@ export interface TensorInfo {
   decay: boolean;            // weight decay applies (conv and linear weights only, not BN or biases)
 }
 
-/** Every tensor of the network with its shape, in a fixed order (the checkpoint's order). */
-export function tensorInventory(cfg: ArchConfig, sfr: boolean): TensorInfo[] {
-  const list: TensorInfo[] = [];
+/**
+ * Appenders onto a tensor inventory, shared by every network family: `p` a parameter, `bn` a batch norm's four
+ * tensors (gamma and beta trained without decay, then the running mean and variance).
+ */
+export function tensorListBuilder(list: TensorInfo[]): {
+  p: (name: string, shape: number[], decay: boolean) => void;
+  bn: (name: string, c: number) => void;
+} {
   const p = (name: string, shape: number[], decay: boolean): void => { list.push({ name, shape, kind: 'param', decay }); };
   const bn = (name: string, c: number): void => {
     p(`${name}.gamma`, [c], false);
@@ -70,6 +75,13 @@ export function tensorInventory(cfg: ArchConfig, sfr: boolean): TensorInfo[] {
     list.push({ name: `${name}.mean`, shape: [c], kind: 'stat', decay: false });
     list.push({ name: `${name}.variance`, shape: [c], kind: 'stat', decay: false });
   };
+  return { p, bn };
+}
+
+/** Every tensor of the network with its shape, in a fixed order (the checkpoint's order). */
+export function tensorInventory(cfg: ArchConfig, sfr: boolean): TensorInfo[] {
+  const list: TensorInfo[] = [];
+  const { p, bn } = tensorListBuilder(list);
   const G = cfg.group3x3;
   p('stem.weight', [3, 3, cfg.input.channels, cfg.stemChannels], true);
   for (const block of layerSpecs(cfg, sfr)) {

@@ -3,9 +3,10 @@
 // schema (tensor and mask inventories, the checkpoint's order) and cost count. TensorFlow-free.
 // Unit semantics, names and the SFR's sparse structure: docs/shufflenet.md; FLOPs convention: docs/flops.md.
 import {
-  CIFAR10_LABELS, FASHION_MNIST_LABELS, IMAGENET_LABELS, type TrainDefaults,
+  CIFAR_MEAN, CIFAR_STD, CIFAR10_LABELS, FASHION_MNIST_LABELS, FASHION_MNIST_MEAN, FASHION_MNIST_STD, IMAGENET_LABELS,
+  IMAGENET_MEAN, IMAGENET_STD, type TrainDefaults,
 } from './configs.js';
-import type { MaskInfo, TensorInfo } from './schema.js';
+import { tensorListBuilder, type MaskInfo, type TensorInfo } from './schema.js';
 
 export const SHUFFLENET_FAMILY = 'shufflenetv2';
 
@@ -41,11 +42,6 @@ export interface ShuffleNetConfig {
   resizeShorter?: number;
   train: TrainDefaults;
 }
-
-const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-const IMAGENET_STD = [0.229, 0.224, 0.225];
-const CIFAR_MEAN = [0.4914, 0.4822, 0.4465];
-const CIFAR_STD = [0.2470, 0.2435, 0.2616];
 
 // Ma et al. train ImageNet with batch 1024, lr 0.5 decayed linearly, weight decay 4e-5 (not on BN), label
 // smoothing 0.1 in the public code; our schedule is warm-up + cosine (trainer/train.ts), 240 epochs.
@@ -88,7 +84,7 @@ function small(kind: 'fmnist' | 'cifar', widths: number[], sfr: boolean): Shuffl
     stemChannels: 24, stemStride: 1, maxPool: false,
     stageChannels: widths, stageUnits: [4, 8, 4], lastChannels: 1024,
     sfr, sfrFactor: halves(widths), sfrGroups: halves(widths),
-    mean: fm ? [0.2860] : CIFAR_MEAN, std: fm ? [0.3530] : CIFAR_STD, labels: fm ? FASHION_MNIST_LABELS : CIFAR10_LABELS,
+    mean: fm ? FASHION_MNIST_MEAN : CIFAR_MEAN, std: fm ? FASHION_MNIST_STD : CIFAR_STD, labels: fm ? FASHION_MNIST_LABELS : CIFAR10_LABELS,
     train: SMALL_TRAIN,
   };
 }
@@ -177,13 +173,7 @@ export interface ShuffleMaskInfo extends MaskInfo {
 /** Every tensor of the network with its shape, in the checkpoint's order (forward order). */
 export function shuffleTensorInventory(cfg: ShuffleNetConfig): TensorInfo[] {
   const list: TensorInfo[] = [];
-  const p = (name: string, shape: number[], decay: boolean): void => { list.push({ name, shape, kind: 'param', decay }); };
-  const bn = (name: string, c: number): void => {
-    p(`${name}.gamma`, [c], false);
-    p(`${name}.beta`, [c], false);
-    list.push({ name: `${name}.mean`, shape: [c], kind: 'stat', decay: false });
-    list.push({ name: `${name}.variance`, shape: [c], kind: 'stat', decay: false });
-  };
+  const { p, bn } = tensorListBuilder(list);
   const conv = (name: string, shape: number[], c: number): void => { p(`${name}.weight`, shape, true); bn(`${name}.bn`, c); };
   conv('stem', [3, 3, cfg.input.channels, cfg.stemChannels], cfg.stemChannels);
   let last = cfg.stemChannels;

@@ -1,0 +1,48 @@
+// f32 direct-convolution micro-kernel, 4 x 8 register tile, wasm SIMD, addressed through a tap table: 4 outputs x 8
+// output pixels of one row, 8 f32x4 accumulators, one tap (input, ky, kx) per inner iteration. The panel (pack_taps
+// in kernels/conv2d.ts) holds per tap a record of 80 bytes: the tap's byte offset from the window's top-left (an i32
+// in a 16-byte slot), then the 4 outputs' weights splatted (the same weight layout as f32-gemm-4x8-wasmsimd.ts's
+// panel). Stride 1 or 2 (a constant: inlining folds load_px). Used by kernels/conv2d.ts.
+// @inline whole tile for the reason given in f32-gemm-4x8-wasmsimd.ts.
+import { madd_v128 } from '../activation';
+import { emit_v128, weight_v128, W_PANEL } from './f32-gemm-4x8-wasmsimd';
+
+/** Bytes per tap record: the offset slot and 4 splatted weights. */
+export const TAP_RECORD_BYTES: usize = 80;
+
+/** Loads 4 input pixels of one tap: contiguous for stride 1, every other float for stride 2. */
+@inline export function load_px(p: usize, stride: i32): v128 {
+  if (stride == 1) return v128.load(p);
+  return v128.shuffle<f32>(v128.load(p), v128.load(p, 16), 0, 2, 4, 6);
+}
+
+/**
+ * c_r[0..7] (=|+=) init_r + sum over the tap records rec in [r0, r1) of w(rec, r) * x(base + offset(rec)), r = 0..3,
+ * pixels 4 * stride floats apart per vector. full != 0: all 8 pixels are written; otherwise only the first 4, and
+ * the other 4 sums are stored at tail + 16 * r for the caller to write the row's last 1-3 pixels (their lanes read
+ * inside the padded scratch and are discarded).
+ */
+@inline export function f32_conv_4x8_taps__wasmsimd_splat(
+  base: usize, r0: usize, r1: usize, stride: i32,
+  i0: v128, i1: v128, i2: v128, i3: v128,
+  c0: usize, c1: usize, c2: usize, c3: usize, accumulate: i32, full: bool, tail: usize): void {
+  const step = <usize>stride << 4; // input bytes spanned by 4 output pixels
+  let a00 = i0, a10 = i1, a20 = i2, a30 = i3;
+  let a01 = a00, a11 = a10, a21 = a20, a31 = a30;
+  for (let r = r0; r < r1; r += TAP_RECORD_BYTES) {
+    const xp = base + <usize>load<i32>(r);
+    const x0 = load_px(xp, stride), x1 = load_px(xp + step, stride);
+    let w = weight_v128(r, 0, 16, W_PANEL, 16); a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
+    w = weight_v128(r, 1, 16, W_PANEL, 16); a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
+    w = weight_v128(r, 2, 16, W_PANEL, 16); a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
+    w = weight_v128(r, 3, 16, W_PANEL, 16); a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
+  }
+  emit_v128(c0, a00, accumulate); emit_v128(c1, a10, accumulate);
+  emit_v128(c2, a20, accumulate); emit_v128(c3, a30, accumulate);
+  if (full) {
+    emit_v128(c0 + 16, a01, accumulate); emit_v128(c1 + 16, a11, accumulate);
+    emit_v128(c2 + 16, a21, accumulate); emit_v128(c3 + 16, a31, accumulate);
+  } else {
+    v128.store(tail, a01); v128.store(tail, a11, 16); v128.store(tail, a21, 32); v128.store(tail, a31, 48);
+  }
+}
