@@ -29,11 +29,8 @@ const SIXTH: f32 = 1.0 / 6.0;
   return x;
 }
 
-/** Multiply-add a*b+c: fused (relaxed_madd) in the relaxed build, mul then add otherwise. */
-@inline export function madd_v128(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(f32x4.mul(a, b), c);
-}
+// madd_v128 lives with the micro-kernels (which import nothing from this folder); re-exported for the kernels here.
+export { madd_v128 } from './ukernels/f32-madd-wasmsimd';
 
 /** Applies `act` to n floats at ptr in place. One loop per activation, so no lane computes the others. */
 export function activate_inplace(ptr: usize, n: i32, act: i32): void {

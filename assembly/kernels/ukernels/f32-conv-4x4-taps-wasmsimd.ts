@@ -1,6 +1,6 @@
 // f32 direct-convolution micro-kernel, 4 x 4 register tile, wasm SIMD, through a tap table: the 1-4 pixel row
 // remainder of f32-conv-4x8-taps-wasmsimd.ts (same panel, one input vector per tap). Used by kernels/conv2d.ts.
-import { madd_v128 } from '../activation';
+import { madd_v128 } from './f32-madd-wasmsimd';
 import { emit_v128, weight_v128, W_PANEL } from './f32-gemm-4x8-wasmsimd';
 import { load_px, TAP_RECORD_BYTES } from './f32-conv-4x8-taps-wasmsimd';
 

@@ -4,7 +4,7 @@
 // in a 16-byte slot), then the 4 outputs' weights splatted (the same weight layout as f32-gemm-4x8-wasmsimd.ts's
 // panel). Stride 1 or 2 (a constant: inlining folds load_px). Used by kernels/conv2d.ts.
 // @inline whole tile for the reason given in f32-gemm-4x8-wasmsimd.ts.
-import { madd_v128 } from '../activation';
+import { madd_v128 } from './f32-madd-wasmsimd';
 import { emit_v128, weight_v128, W_PANEL } from './f32-gemm-4x8-wasmsimd';
 
 /** Bytes per tap record: the offset slot and 4 splatted weights. */

@@ -1,7 +1,7 @@
 // f32 GEMM micro-kernel, 4 x 4 register tile, wasm SIMD with splatted weights: the 4-column remainder of
 // f32-gemm-4x8-wasmsimd.ts (same operands and modes, one input vector per k). Shared by kernels/conv1x1.ts and
 // training/gemm.ts.
-import { madd_v128 } from '../activation';
+import { madd_v128 } from './f32-madd-wasmsimd';
 import { emit_v128, weight_v128 } from './f32-gemm-4x8-wasmsimd';
 
 /** c_r[0..3] (=|+=) init_r + sum over k of w(k, r) * x[k][0..3], r < rows; see f32_gemm_4x8__wasmsimd_splat. */

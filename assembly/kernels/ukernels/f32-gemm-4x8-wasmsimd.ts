@@ -7,7 +7,7 @@
 // It is the whole tile (load, multiply-add over K, store): AssemblyScript cannot return 8 accumulators from an
 // inlined helper. @inline, with the modes passed as constants, so each caller gets the loop it had before (the
 // same instructions, the same order of additions: outputs are bit for bit what they were).
-import { madd_v128 } from '../activation';
+import { madd_v128 } from './f32-madd-wasmsimd';
 
 /** Weights pre-splatted in a panel: record k holds the 4 outputs' weights as 4 vectors (64 bytes; pack_quad). */
 export const W_PANEL: i32 = 0;
