@@ -104,6 +104,13 @@ const shapes: (ConvShape & { target: boolean })[] = [
   { target: false, name: 'dw3x3 s1 general path', cin: 58, h: 28, w: 28, cout: 58, groups: 58, k: 3, s: 1, p: 1, general: true },
   { target: false, name: 'dw3x3 s2 general path', cin: 58, h: 56, w: 56, cout: 58, groups: 58, k: 3, s: 2, p: 1, general: true },
   { target: false, name: 'LGC 1x1 cdnv2-c st3', cin: 400, h: 28, w: 28, cout: 128, groups: 8, k: 1, s: 1, p: 0 },
+  // ShuffleNetV2 1.0x dense 1x1 convs (issue 25) and cdnv2-cifar-110's grouped 1x1 convs at 16x16 and 8x8 (issue 20).
+  { target: false, name: '1x1 shufflenet 28x28', cin: 58, h: 28, w: 28, cout: 58, groups: 1, k: 1, s: 1, p: 0 },
+  { target: false, name: '1x1 shufflenet 14x14', cin: 116, h: 14, w: 14, cout: 116, groups: 1, k: 1, s: 1, p: 0 },
+  { target: false, name: '1x1 shufflenet 7x7', cin: 232, h: 7, w: 7, cout: 232, groups: 1, k: 1, s: 1, p: 0 },
+  { target: false, name: '1x1 shufflenet conv5', cin: 464, h: 7, w: 7, cout: 1024, groups: 1, k: 1, s: 1, p: 0 },
+  { target: false, name: 'LGC 1x1 cifar-110 16', cin: 224, h: 16, w: 16, cout: 64, groups: 4, k: 1, s: 1, p: 0 },
+  { target: false, name: 'LGC 1x1 cifar-110 8', cin: 528, h: 8, w: 8, cout: 128, groups: 4, k: 1, s: 1, p: 0 },
   { target: false, name: '3x3 cdnv2-c st3', cin: 128, h: 28, w: 28, cout: 32, groups: 8, k: 3, s: 1, p: 1 },
   { target: false, name: '3x3 cdnv2-a st2', cin: 32, h: 56, w: 56, cout: 8, groups: 8, k: 3, s: 1, p: 1 },
   { target: false, name: 'stem 3x3 s2', cin: 3, h: 224, w: 224, cout: 16, groups: 1, k: 3, s: 2, p: 1 },
