@@ -10,6 +10,8 @@ import { f32_gemm_4x8__wasmsimd_splat, W_PANEL } from './ukernels/f32-gemm-4x8-w
 
 // Target bytes of one group's input slice per pixel chunk (half a typical 32 KiB L1D).
 const CHUNK_BYTES: i32 = 16384;
+// A group's input slice up to this size is streamed from L2 rather than chunked (half of a 2 MiB L2).
+const L2_BYTES: i32 = 1 << 20;
 
 /** Pixel chunk length: a multiple of 8 sized to CHUNK_BYTES, at least 64. */
 @inline export function pixel_chunk(cinPerGroup: i32, hw: i32): i32 {
@@ -53,8 +55,9 @@ export function conv1x1_group(input: usize, cin: i32, hw: i32, weight: usize, bi
     const quads = (coutG + 3) >> 2;
     // All of a group's quads packed once when they fit, else each quad again for every pixel chunk.
     const whole = <u64>quads * <u64>quadBytes <= <u64>PANEL_BYTES;
-    // Without a whole panel, one chunk: repacking a quad per chunk cost more than streaming the input from L2.
-    const chunk = whole ? pixel_chunk(cinG, hw) : hw;
+    // Without a whole panel, one chunk while the group's input fits in L2: repacking a quad per chunk cost more
+    // than streaming the input from L2 (ShuffleNetV2 116x14x14: 4 packs a quad).
+    const chunk = whole || <u64>cinG * <u64>hw > <u64>(L2_BYTES >> 2) ? pixel_chunk(cinG, hw) : hw;
     // Called through a function reference, so the tile loop stays a function of its own (see conv2d_group).
     const quadFn = accumulate ? conv1x1_quad_add : conv1x1_quad_store;
     for (let g = 0; g < groups; g++) {
