@@ -1,8 +1,11 @@
 // Kernel micro-benchmark: the wasm multiply-add peak (peak_madd) of the SIMD, relaxed-SIMD and scalar builds, then the
 // two target kernels (and other CondenseNetV2 shapes) in multiply-adds per second and percent of that peak, measured
 // in the same run. Each run takes the fastest call of a ~80 ms burst per kernel; the table shows medians of N runs.
-//   npx tsx bench/kernels.ts [--runs N] [--out DIR]     (default 7 runs)
+//   npx tsx bench/kernels.ts [--runs N] [--out DIR] [--against DIR]     (default 7 runs)
 // Prints the table; with --out, also writes DIR/kernels.json (bench/results/ holds the tracked one).
+// --against DIR: another build of the harness (DIR/kernels{,-relaxed,-scalar}.wasm, e.g. a copy of build/test made
+// before a change); every kernel call of it is timed right after the same call of this build (interleaved, same
+// load), and the table adds its Gmadd/s and the ratio this/other.
 // Build first: node scripts/build-wasm.mjs test/kernels
 import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
@@ -10,7 +13,11 @@ import path from 'node:path';
 import { Kernels, rng, randomF32, type BuildName } from '../testkit/kernels.js';
 
 /** One table row: medians over the runs, plus the best run's percentage (the least disturbed by other load). */
-interface Row { build: BuildName; kernel: string; shape: string; madds: number; ms: number; gmadds: number; peakPct: number; bestPct: number }
+interface Row {
+  build: BuildName; kernel: string; shape: string; madds: number; ms: number; gmadds: number; peakPct: number; bestPct: number;
+  /** with --against: the other build's median Gmadd/s */
+  againstGmadds?: number;
+}
 
 function parseRuns(argv: string[]): number {
   const i = argv.indexOf('--runs');
@@ -24,11 +31,11 @@ function parseRuns(argv: string[]): number {
 }
 
 /** --out DIR: where kernels.json goes; none: print only (tracked results change only when asked). */
-function parseOut(argv: string[]): string | undefined {
-  const i = argv.indexOf('--out');
+function parseDir(argv: string[], flag: '--out' | '--against'): string | undefined {
+  const i = argv.indexOf(flag);
   if (i < 0) return undefined;
   if (!argv[i + 1] || argv[i + 1]!.startsWith('--')) {
-    console.error('--out needs a directory');
+    console.error(`${flag} needs a directory`);
     process.exit(2);
   }
   return argv[i + 1];
@@ -104,6 +111,13 @@ const shapes: (ConvShape & { target: boolean })[] = [
   { target: false, name: 'dw3x3 s1 general path', cin: 58, h: 28, w: 28, cout: 58, groups: 58, k: 3, s: 1, p: 1, general: true },
   { target: false, name: 'dw3x3 s2 general path', cin: 58, h: 56, w: 56, cout: 58, groups: 58, k: 3, s: 2, p: 1, general: true },
   { target: false, name: 'LGC 1x1 cdnv2-c st3', cin: 400, h: 28, w: 28, cout: 128, groups: 8, k: 1, s: 1, p: 0 },
+  // ShuffleNetV2 1.0x dense 1x1 convs (issue 25) and cdnv2-cifar-110's grouped 1x1 convs at 16x16 and 8x8 (issue 20).
+  { target: false, name: '1x1 shufflenet 28x28', cin: 58, h: 28, w: 28, cout: 58, groups: 1, k: 1, s: 1, p: 0 },
+  { target: false, name: '1x1 shufflenet 14x14', cin: 116, h: 14, w: 14, cout: 116, groups: 1, k: 1, s: 1, p: 0 },
+  { target: false, name: '1x1 shufflenet 7x7', cin: 232, h: 7, w: 7, cout: 232, groups: 1, k: 1, s: 1, p: 0 },
+  { target: false, name: '1x1 shufflenet conv5', cin: 464, h: 7, w: 7, cout: 1024, groups: 1, k: 1, s: 1, p: 0 },
+  { target: false, name: 'LGC 1x1 cifar-110 16', cin: 224, h: 16, w: 16, cout: 64, groups: 4, k: 1, s: 1, p: 0 },
+  { target: false, name: 'LGC 1x1 cifar-110 8', cin: 528, h: 8, w: 8, cout: 128, groups: 4, k: 1, s: 1, p: 0 },
   { target: false, name: '3x3 cdnv2-c st3', cin: 128, h: 28, w: 28, cout: 32, groups: 8, k: 3, s: 1, p: 1 },
   { target: false, name: '3x3 cdnv2-a st2', cin: 32, h: 56, w: 56, cout: 8, groups: 8, k: 3, s: 1, p: 1 },
   { target: false, name: 'stem 3x3 s2', cin: 3, h: 224, w: 224, cout: 16, groups: 1, k: 3, s: 2, p: 1 },
@@ -111,23 +125,38 @@ const shapes: (ConvShape & { target: boolean })[] = [
 
 function main(): void {
   const runs = parseRuns(process.argv.slice(2));
-  const outDir = parseOut(process.argv.slice(2));
+  const outDir = parseDir(process.argv.slice(2), '--out');
+  const againstDir = parseDir(process.argv.slice(2), '--against');
   const rows: Row[] = [];
   const peaks: Record<string, number> = {};
   for (const build of ['simd', 'relaxed', 'scalar'] as BuildName[]) {
     const m = new Kernels(build);
     const perIter = m.k.peak_madds_per_iteration();
-    const convs = shapes.filter((c) => build !== 'scalar' || c.target).map((c) => ({ c, ...setupConv(m, c) }));
+    const chosen = shapes.filter((c) => build !== 'scalar' || c.target);
+    const convs = chosen.map((c) => ({ c, ...setupConv(m, c) }));
+    let other: { run: () => void }[] | undefined;
+    if (againstDir) {
+      try {
+        const mo = new Kernels(build, againstDir);
+        other = chosen.map((c) => setupConv(mo, c));
+      } catch (e) {
+        console.error(`--against: ${(e as Error).message}`);
+        process.exit(2);
+      }
+    }
     // Every run measures the peak and then each kernel, so each percentage compares numbers taken moments apart.
     const peakRates: number[] = [];
     const rates = convs.map(() => [] as number[]), pcts = convs.map(() => [] as number[]), secs = convs.map(() => [] as number[]);
+    const otherRates = convs.map(() => [] as number[]);
     for (let r = -1; r < runs; r++) { // run -1 warms up (tier-up, caches) and is discarded
       const pk = (PEAK_ITERATIONS * perIter) / fastest(() => m.k.peak_madd(PEAK_ITERATIONS));
       if (r >= 0) peakRates.push(pk);
       convs.forEach((cv, i) => {
         const s = fastest(cv.run);
+        const so = other ? fastest(other[i]!.run) : 0;
         if (r < 0) return;
         secs[i].push(s); rates[i].push(cv.madds / s); pcts[i].push((100 * cv.madds) / s / pk);
+        if (other) otherRates[i].push(cv.madds / so);
       });
     }
     const pk = median(peakRates);
@@ -136,21 +165,24 @@ function main(): void {
     convs.forEach((cv, i) => {
       const c = cv.c;
       rows.push({ build, kernel: c.name, shape: `${c.cin}->${c.cout} ${c.h}x${c.w} k${c.k} s${c.s} g${c.groups}`, madds: cv.madds,
-        ms: median(secs[i]) * 1000, gmadds: median(rates[i]) / 1e9, peakPct: median(pcts[i]), bestPct: Math.max(...pcts[i]) });
+        ms: median(secs[i]) * 1000, gmadds: median(rates[i]) / 1e9, peakPct: median(pcts[i]), bestPct: Math.max(...pcts[i]),
+        ...(other ? { againstGmadds: median(otherRates[i]) / 1e9 } : {}) });
     });
   }
   const pad = (s: string, n: number) => s.padEnd(n);
-  console.log(`${pad('build', 8)}${pad('kernel', 22)}${pad('shape', 30)}${'ms'.padStart(9)}${'Gmadd/s'.padStart(10)}${'% peak'.padStart(8)}${'best %'.padStart(8)}`);
+  const ab = againstDir ? `${'other'.padStart(9)}${'ratio'.padStart(7)}` : '';
+  console.log(`${pad('build', 8)}${pad('kernel', 22)}${pad('shape', 30)}${'ms'.padStart(9)}${'Gmadd/s'.padStart(10)}${'% peak'.padStart(8)}${'best %'.padStart(8)}${ab}`);
   for (const r of rows) {
+    const abCols = r.againstGmadds !== undefined ? `${r.againstGmadds.toFixed(2).padStart(9)}${(r.gmadds / r.againstGmadds).toFixed(2).padStart(7)}` : '';
     console.log(`${pad(r.build, 8)}${pad(r.kernel, 22)}${pad(r.shape, 30)}${(r.ms ? r.ms.toFixed(3) : '').padStart(9)}` +
-      `${r.gmadds.toFixed(2).padStart(10)}${r.peakPct.toFixed(1).padStart(8)}${r.bestPct.toFixed(1).padStart(8)}`);
+      `${r.gmadds.toFixed(2).padStart(10)}${r.peakPct.toFixed(1).padStart(8)}${r.bestPct.toFixed(1).padStart(8)}${abCols}`);
   }
   if (!outDir) return;
   const file = path.join(outDir, 'kernels.json');
   mkdirSync(outDir, { recursive: true });
   const json = {
     date: new Date().toISOString(), node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', arch: process.arch, runs,
-    unit: 'multiply-adds per second (one f32 multiply-add = 1)', peaks, rows,
+    unit: 'multiply-adds per second (one f32 multiply-add = 1)', peaks, rows, ...(againstDir ? { against: againstDir } : {}),
   };
   writeFileSync(file + '.tmp', JSON.stringify(json, null, 2) + '\n');
   renameSync(file + '.tmp', file);

@@ -43,17 +43,18 @@ export interface KernelExports {
   peak_madds_per_iteration(): number;
 }
 
-export function wasmPath(build: BuildName): string {
-  return path.join(root, 'build/test', `kernels${suffix[build]}.wasm`);
+export function wasmPath(build: BuildName, dir = path.join(root, 'build/test')): string {
+  return path.join(dir, `kernels${suffix[build]}.wasm`);
 }
 
-const compiled = new Map<BuildName, WebAssembly.Module>();
+const compiled = new Map<string, WebAssembly.Module>();
 
 /** Compiles a build once; throws a clear error when it has not been built. */
-export function kernelModule(build: BuildName): WebAssembly.Module {
-  let m = compiled.get(build);
+export function kernelModule(build: BuildName, dir?: string): WebAssembly.Module {
+  const key = dir ? `${build} ${dir}` : build;
+  let m = compiled.get(key);
   if (!m) {
-    const file = wasmPath(build);
+    const file = wasmPath(build, dir);
     if (!existsSync(file)) throw new Error(`${file} missing: run node scripts/build-wasm.mjs test/kernels`);
     m = new WebAssembly.Module(readFileSync(file));
     // A harness linked with the WASI shim (asc applied a project asconfig.json) defers global initialisation, the heap
@@ -61,7 +62,7 @@ export function kernelModule(build: BuildName): WebAssembly.Module {
     if (WebAssembly.Module.exports(m).some((e) => e.name === '_start')) {
       throw new Error(`${file} was built with the WASI shim config (exports _start): build the harness without asconfig.json`);
     }
-    compiled.set(build, m);
+    compiled.set(key, m);
   }
   return m;
 }
@@ -87,8 +88,9 @@ const GUARD_FLOATS = 32;
 export class Kernels {
   readonly k: KernelExports;
   private guards: { ptr: number; n: number }[] = [];
-  constructor(readonly build: BuildName) {
-    const module = kernelModule(build);
+  /** dir: a folder holding another build of the harness (e.g. the previous commit's build/test), for A/B benchmarks. */
+  constructor(readonly build: BuildName, dir?: string) {
+    const module = kernelModule(build, dir);
     this.k = new WebAssembly.Instance(module, failingImports(module)).exports as unknown as KernelExports;
   }
   private get buf(): ArrayBuffer { return this.k.memory.buffer; }

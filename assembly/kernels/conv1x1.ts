@@ -4,11 +4,14 @@
 // are first packed side by side (pack_quad), so the inner loop has two pointers and no per-output address. Pixels are processed in
 // chunks so that one group's input slice of a chunk stays in L1 while all of the group's outputs sweep over it.
 import { ACT_NONE, act_f32, act_v128, activate_inplace } from './activation';
+import { f32_conv1x1_packquad4 } from './ukernels/f32-conv1x1-packquad4-wasmsimd';
 import { f32_gemm_4x4__wasmsimd_splat } from './ukernels/f32-gemm-4x4-wasmsimd';
 import { f32_gemm_4x8__wasmsimd_splat, W_PANEL } from './ukernels/f32-gemm-4x8-wasmsimd';
 
 // Target bytes of one group's input slice per pixel chunk (half a typical 32 KiB L1D).
 const CHUNK_BYTES: i32 = 16384;
+// A group's input slice up to this size is streamed from L2 rather than chunked (half of a 2 MiB L2).
+const L2_BYTES: i32 = 1 << 20;
 
 /** Pixel chunk length: a multiple of 8 sized to CHUNK_BYTES, at least 64. */
 @inline export function pixel_chunk(cinPerGroup: i32, hw: i32): i32 {
@@ -49,10 +52,12 @@ export function conv1x1_group(input: usize, cin: i32, hw: i32, weight: usize, bi
   // The tiles add without an activation: the (unused by converted models) accumulate + activation case takes the
   // plain path, as in conv2d_group.
   if (ASC_FEATURE_SIMD && quadBytes <= <usize>PANEL_BYTES && !(accumulate && outAct != ACT_NONE)) {
-    const chunk = pixel_chunk(cinG, hw);
     const quads = (coutG + 3) >> 2;
     // All of a group's quads packed once when they fit, else each quad again for every pixel chunk.
     const whole = <u64>quads * <u64>quadBytes <= <u64>PANEL_BYTES;
+    // Without a whole panel, one chunk while the group's input fits in L2: repacking a quad per chunk cost more
+    // than streaming the input from L2 (ShuffleNetV2 116x14x14: 4 packs a quad).
+    const chunk = whole || <u64>cinG * <u64>hw > <u64>(L2_BYTES >> 2) ? pixel_chunk(cinG, hw) : hw;
     // Called through a function reference, so the tile loop stays a function of its own (see conv2d_group).
     const quadFn = accumulate ? conv1x1_quad_add : conv1x1_quad_store;
     for (let g = 0; g < groups; g++) {
@@ -90,6 +95,7 @@ const PANEL_BYTES: i32 = 65536;
 const panel: usize = memory.data(PANEL_BYTES, 16);
 
 function pack_quad(weight: usize, bias: usize, cinG: i32, o: i32, n: i32, dst: usize): void {
+  if (n == 4) { f32_conv1x1_packquad4(weight, bias, cinG, o, dst); return; }
   const rowBytes = <usize>cinG << 2;
   for (let j = 0; j < 4; j++) {
     let d = dst + (<usize>j << 4);

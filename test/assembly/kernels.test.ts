@@ -67,6 +67,12 @@ const conv1x1Cases = [
   { cin: 128, hw: 784, cout: 32, groups: 4 },
   { cin: 5, hw: 3, cout: 5, groups: 5 },
   { cin: 24, hw: 12, cout: 48, groups: 8 },
+  // Quad panels too big to pack whole (over 64 KiB per group): each quad packed once for the whole plane; cin not a
+  // multiple of 4 (the packing's input tail), 1- and 49-pixel planes, groups > 1.
+  { cin: 116, hw: 196, cout: 116, groups: 1 },
+  { cin: 233, hw: 49, cout: 230, groups: 1 },
+  { cin: 135, hw: 1, cout: 130, groups: 1 },
+  { cin: 270, hw: 13, cout: 68, groups: 2 },
 ];
 
 /** Output plane targets, initial output and accumulate flag for one mode. */
