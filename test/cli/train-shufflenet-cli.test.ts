@@ -1,7 +1,8 @@
 // The CLI user's whole path on (SFR-)ShuffleNetV2 for Fashion-MNIST (issue 25), through the real entry point:
 // `cdnv2 train` on real images (cdnv2-wasm backend) -> `cdnv2 convert` -> `cdnv2 info` -> `cdnv2 eval` of the model
 // (wasm runtime) and of the run (TF.js) on the same held-out images, which must agree image by image -> one of those
-// images classified by the WASI command under real wasmtime, which must agree with the JS API. The runs are a few
+// images classified by the WASI command under real wasmtime (directly, and by `cdnv2 classify --engine wasmtime`),
+// which must agree with the JS API. The runs are a few
 // iterations: ShuffleNetV2 from scratch stays near chance for longer than a test may take (768 images: 19% on 200
 // held-out), so the accuracies are checked against the labels read here, not against a threshold.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -110,6 +111,11 @@ function userPath(arch: 'shufflenetv2-fmnist' | 'sfr-shufflenetv2-fmnist'): void
     const [score, index] = wr.stdout.trim().split(' ');
     t.ok(Number(score) > 0 && Number(score) <= 1, 'a probability');
     t.equal(Number(index), js, 'WASI command under wasmtime: the same top-1 as the JS API');
+    // And as the user asks for it: `cdnv2 classify --engine wasmtime` (the host decodes, the command runs the model).
+    const cl = cdnv2('classify', model, pgm, '--engine', 'wasmtime', '--top', '1', '--json');
+    t.equal(cl.code, 0, cl.code === 0 ? 'cdnv2 classify --engine wasmtime' : cl.stderr);
+    const [res] = JSON.parse(cl.stdout) as { file: string; top: { index: number; label: string }[] }[];
+    t.same(res!.top.map((p) => [p.index, p.label]), [[js, cfg.labels[js]]], 'cdnv2 classify under wasmtime: the same top-1, labelled');
   });
 }
 
