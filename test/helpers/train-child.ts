@@ -4,6 +4,7 @@
 // process SIGKILLs itself right after the trainer logs a line starting with it (a deterministic kill point).
 // CDNV2_CHILD_NET=shufflenet trains the tiny SFR-ShuffleNetV2 instead of the tiny CondenseNetV2.
 // With CDNV2_CHILD_FOLDER=DIR it trains on that image folder with the official folder augmentation instead.
+// CDNV2_CHILD_IMAGES=N: N synthetic training images instead of 320 (epochs of N/16 iterations).
 import { selectBackend } from '../../trainer/backend.js';
 import { OFFICIAL_FOLDER_AUGMENT } from '../../base/data/augment.js';
 import { openFolder } from '../../base/data/folder.js';
@@ -20,7 +21,7 @@ const shape = { height: 8, width: 8, channels: 1, classes: 4 };
 const folder = process.env.CDNV2_CHILD_FOLDER;
 const sources = folder
   ? { train: openFolder(folder, 'train', shape), test: openFolder(folder, 'test', shape) }
-  : { train: openSynthetic({ split: 'train', count: 320, ...shape }), test: openSynthetic({ split: 'test', count: 64, ...shape }) };
+  : { train: openSynthetic({ split: 'train', count: Number(process.env.CDNV2_CHILD_IMAGES ?? 320), ...shape }), test: openSynthetic({ split: 'test', count: 64, ...shape }) };
 await train({
   ...(folder ? { folderAugment: OFFICIAL_FOLDER_AUGMENT } : {}),
   arch: config.name, dataset: folder ? 'folder' : 'synthetic', epochs: 3, batch: 16, lr: 0.2, warmupEpochs: 0.5, warmupLr: 0.02, weightDecay: 5e-5,
