@@ -233,7 +233,7 @@ async function trainLocked(run: TrainRun, log: (m: string) => void): Promise<Tra
   let lastCheckpoint = resumeFrom?.dir ?? '';
   let state!: CheckpointState;
 
-  log(`training ${cfg.name}${opts.sfr ? '' : ' (no SFR: CondenseNet)'} on ${trainSrc.name} (${trainSrc.count} images, test ${testSrc.count}), ` +
+  log(`training ${cfg.name}${opts.sfr ? '' : isShuffleNetConfig(cfg) ? ' (no SFR: plain ShuffleNetV2)' : ' (no SFR: CondenseNet)'} on ${trainSrc.name} (${trainSrc.count} images, test ${testSrc.count}), ` +
     `${opts.epochs} epochs x ${itersPerEpoch} iterations of ${B}, backend ${run.backend}` +
     (dp ? `, data-parallel: 2 replicas of ${B - Math.floor(B / 2)} + ${Math.floor(B / 2)} images (worker: ${dp.workerBackend})` : '') +
     (resumeFrom ? `, resuming after epoch ${epoch}${partial ? ` and ${partial.iterations} iterations` : ''}` : ''));

@@ -50,7 +50,10 @@ function userPath(arch: 'shufflenetv2-fmnist' | 'sfr-shufflenetv2-fmnist'): void
     t.match(r.stderr, /backend: cdnv2-wasm/);
     t.match(r.stderr, new RegExp(`training ${arch} .*on fashion-mnist/train \\(32 images, test 16\\)`));
     if (sfr) t.match(r.stderr, /sfr stage 0 -> \d+ at iteration 1/);
-    else t.notMatch(r.stderr, /stage \d+ -> /, 'no masks to condense without SFR');
+    else {
+      t.notMatch(r.stderr, /stage \d+ -> /, 'no masks to condense without SFR');
+      t.match(r.stderr, /\(no SFR: plain ShuffleNetV2\)/, 'the log names the plain network, not CondenseNet');
+    }
     const ck = await loadCheckpoint(run);
     t.equal(ck.state.config.name, arch);
     t.equal(ck.state.options.sfr, sfr);
