@@ -67,8 +67,11 @@ const PEAK_ITERATIONS = 500_000;
 
 interface ConvShape {
   name: string; cin: number; h: number; w: number; cout: number; groups: number; k: number; s: number; p: number;
-  /** a depthwise shape run through the general group path instead of depthwise3x3 (for comparison) */
+  /** a depthwise or stem shape run through the general group path instead of its own kernel (for comparison) */
   general?: boolean;
+  /** not a convolution: max pooling (k x k, stride s, padding p; "madds" counts window taps) or a fully connected
+   * layer (cin -> cout on 1x1) */
+  op?: 'maxpool' | 'fc';
 }
 
 /** Prepares a convolution of shape c in m; returns its multiply-add count and a function running it once. */
@@ -80,6 +83,18 @@ function setupConv(m: Kernels, c: ConvShape): { madds: number; run: () => void }
   const bias = m.put(randomF32(r, c.cout));
   const out = m.allocF32(c.cout * oh * ow);
   const madds = oh * ow * c.cout * (c.cin / c.groups) * c.k * c.k;
+  if (c.op === 'maxpool') {
+    // What the MAXPOOL operator picks (assembly/runtime/ops/maxpool.ts). A harness without the split kernel (an
+    // older build, compared against) takes maxpool.
+    const taps = oh * ow * c.cin * c.k * c.k;
+    if (m.build !== 'scalar' && m.k.maxpool3x3s2p1_split && c.k === 3 && c.s === 2 && c.p === 1) {
+      const sp = m.k.alloc(m.k.maxpool3x3s2p1_split_scratch_bytes(c.h, c.w));
+      return { madds: taps, run: () => m.k.maxpool3x3s2p1_split(input, c.cin, c.h, c.w, out, oh, ow, sp) };
+    }
+    const sp = m.k.alloc(m.k.maxpool_scratch_bytes(c.h, c.w, c.p));
+    return { madds: taps, run: () => m.k.maxpool(input, c.cin, c.h, c.w, c.k, c.s, c.p, out, oh, ow, sp) };
+  }
+  if (c.op === 'fc') return { madds, run: () => m.k.fully_connected(input, c.cin, weight, bias, c.cout, 0, out) };
   if (c.k === 1 && c.s === 1 && c.p === 0) {
     return { madds, run: () => m.k.conv1x1_group(input, c.cin, c.h * c.w, weight, bias, c.cout, c.groups, out, 0, 1, 0) };
   }
@@ -88,6 +103,13 @@ function setupConv(m: Kernels, c: ConvShape): { madds: number; run: () => void }
     // activation, as ShuffleNetV2's depthwise convs (BN only).
     const dwScratch = m.k.alloc(m.k.depthwise3x3_scratch_bytes(c.h, c.w));
     return { madds, run: () => m.k.depthwise3x3(input, c.cin, c.h, c.w, weight, bias, c.s, out, oh, ow, 0, 0, 0, dwScratch) };
+  }
+  if (!c.general && m.build !== 'scalar' && m.k.conv3x3s2p1_split && c.groups === 1 && c.k === 3 && c.s === 2 && c.p === 1
+      && c.cout % 4 === 0) {
+    // What the CONV2D operator picks for the image stems in SIMD builds (ukernels/f32-conv3x3s2p1-deinterleaved-4x8),
+    // with the ReLU the stems have.
+    const sp = m.k.alloc(m.k.conv3x3s2p1_split_scratch_bytes(c.cin, c.h, c.w));
+    return { madds, run: () => m.k.conv3x3s2p1_split(input, c.cin, c.h, c.w, weight, bias, c.cout, out, oh, ow, 0, 1, 0, sp) };
   }
   const bytes = m.k.conv2d_scratch_bytes(c.cin, c.h, c.w, c.k, c.s, c.p);
   const scratch = bytes ? m.k.alloc(bytes) : 0;
@@ -121,6 +143,15 @@ const shapes: (ConvShape & { target: boolean })[] = [
   { target: false, name: '3x3 cdnv2-c st3', cin: 128, h: 28, w: 28, cout: 32, groups: 8, k: 3, s: 1, p: 1 },
   { target: false, name: '3x3 cdnv2-a st2', cin: 32, h: 56, w: 56, cout: 8, groups: 8, k: 3, s: 1, p: 1 },
   { target: false, name: 'stem 3x3 s2', cin: 3, h: 224, w: 224, cout: 16, groups: 1, k: 3, s: 2, p: 1 },
+  // ShuffleNetV2 1.0x (issue 25): the stem (and through the general path), the stride-2 depthwise convs of the
+  // stage 3 and 4 entry units, the max pool after the stem and the classifier.
+  { target: false, name: 'stem 3x3 s2 shufflenet', cin: 3, h: 224, w: 224, cout: 24, groups: 1, k: 3, s: 2, p: 1 },
+  { target: false, name: 'stem shufflenet general', cin: 3, h: 224, w: 224, cout: 24, groups: 1, k: 3, s: 2, p: 1, general: true },
+  { target: false, name: 'dw3x3 s2 28->14', cin: 116, h: 28, w: 28, cout: 116, groups: 116, k: 3, s: 2, p: 1 },
+  { target: false, name: 'dw3x3 s2 14->7', cin: 232, h: 14, w: 14, cout: 232, groups: 232, k: 3, s: 2, p: 1 },
+  { target: false, name: 'dw3x3 s2 56->28 24ch', cin: 24, h: 56, w: 56, cout: 24, groups: 24, k: 3, s: 2, p: 1 },
+  { target: false, name: 'maxpool 3x3 s2 (taps)', cin: 24, h: 112, w: 112, cout: 24, groups: 24, k: 3, s: 2, p: 1, op: 'maxpool' },
+  { target: false, name: 'fc 1024->1000', cin: 1024, h: 1, w: 1, cout: 1000, groups: 1, k: 1, s: 1, p: 0, op: 'fc' },
 ];
 
 function main(): void {

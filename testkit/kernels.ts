@@ -31,6 +31,11 @@ export interface KernelExports {
   maxpool_scratch_bytes(h: number, w: number, pad: number): number;
   maxpool(input: number, channels: number, h: number, w: number, kernel: number, stride: number, pad: number, out: number,
     outH: number, outW: number, scratch: number): void;
+  conv3x3s2p1_split_scratch_bytes(cin: number, h: number, w: number): number;
+  conv3x3s2p1_split(input: number, cin: number, h: number, w: number, weight: number, bias: number, cout: number,
+    out: number, outH: number, outW: number, outIndex: number, outAct: number, accumulate: number, scratch: number): void;
+  maxpool3x3s2p1_split_scratch_bytes(h: number, w: number): number;
+  maxpool3x3s2p1_split(input: number, channels: number, h: number, w: number, out: number, outH: number, outW: number, scratch: number): void;
   depthwise3x3_scratch_bytes(h: number, w: number): number;
   depthwise3x3(input: number, channels: number, h: number, w: number, weight: number, bias: number, stride: number,
     out: number, outH: number, outW: number, outIndex: number, outAct: number, accumulate: number, scratch: number): void;

@@ -169,7 +169,7 @@ function emit_tail(p: usize, src: usize, n: i32, accumulate: i32): void {
 }
 
 // Stride-specialised copies: inlining the workers with a constant stride folds load_px and the pixel step.
-function conv_4oc_s1(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH: i32, outW: i32,
+export function conv_4oc_s1(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH: i32, outW: i32,
                      o: i32, out: usize, outIndex: usize, act: i32, accumulate: i32): void {
   conv_simd_4oc(inG, pan, panEnd, 1, rowPad, outH, outW, o, out, outIndex, act, accumulate);
 }

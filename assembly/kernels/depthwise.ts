@@ -1,18 +1,22 @@
 // Depthwise 3x3 convolution (groups == channels: output c reads only input plane c), stride 1 or 2, padding 1: the
 // ShuffleNetV2 unit's middle conv. The general group path (conv2d.ts) packs a tap panel per output and runs a
 // 4-output tile that a depthwise conv cannot fill; here each output vector of 4 pixels is 9 multiply-adds of shifted
-// row loads with the plane's 9 weights kept in registers. Stride 1 reads the planes in place (dw_s1); stride 2 and
-// the plain path copy each plane into a one-plane zero-bordered scratch (it stays in L1).
+// row loads with the plane's 9 weights kept in registers. Stride 1 reads the planes in place (dw_s1); stride 2
+// (ukernels/f32-dwconv3x3s2p1-split) and the plain path copy each plane into a one-plane zero-bordered scratch (it
+// stays in L1).
 import { ACT_NONE, act_f32, activate_inplace, madd_v128 } from './activation';
 import { out_plane } from './conv1x1';
 import { copy_f32, zero_f32 } from './memory';
+import { dwconv3x3s2p1_split } from './ukernels/f32-dwconv3x3s2p1-split-wasmsimd';
+import { split_plane_floats } from './ukernels/x32-split-pad1-wasmsimd';
 
 // Zeroed floats after the padded plane: the widest over-read is a stride-2 tail (9 floats past the last row).
 const SLACK_FLOATS: i32 = 16;
 
 /** Scratch bytes depthwise3x3 needs: one padded plane and its slack; -1 when that does not fit in an i32. */
 export function depthwise3x3_scratch_bytes(h: i32, w: i32): i32 {
-  const bytes = (<i64>(h + 2) * <i64>(w + 2) + SLACK_FLOATS) * 4;
+  const padded = <i64>(h + 2) * <i64>(w + 2), split = split_plane_floats(h, w); // the SIMD stride-2 copy
+  const bytes = ((padded > split ? padded : split) + SLACK_FLOATS) * 4;
   return bytes > <i64>i32.MAX_VALUE ? -1 : <i32>bytes;
 }
 
@@ -43,20 +47,21 @@ export function depthwise3x3(input: usize, channels: i32, h: i32, w: i32, weight
   zero_f32(scratch, (h + 2) * (w + 2) + SLACK_FLOATS);
   let src = input;
   for (let c = 0; c < channels; c++) {
+    const dst = out_plane(out, outIndex, c, outPlane);
+    const wc = weight + <usize>c * 36;
+    const b: f32 = bias ? load<f32>(bias + (<usize>c << 2)) : 0;
+    if (simd) { // stride 2: the kernel makes its own (even/odd split) copy
+      dwconv3x3s2p1_split(src, h, w, wc, b, dst, outH, outW, accumulate, scratch);
+      src += <usize>h * rowBytes;
+      if (!accumulate) activate_inplace(dst, outH * outW, outAct);
+      continue;
+    }
     let d = scratch + rowPad + 4;
     for (let y = 0; y < h; y++) {
       copy_f32(d, src, w);
       d += rowPad; src += rowBytes;
     }
-    const dst = out_plane(out, outIndex, c, outPlane);
-    const wc = weight + <usize>c * 36;
-    const b: f32 = bias ? load<f32>(bias + (<usize>c << 2)) : 0;
-    if (simd) {
-      dw_s2(scratch, rowPad, wc, b, dst, outH, outW, accumulate);
-      if (!accumulate) activate_inplace(dst, outH * outW, outAct);
-    } else {
-      dw_scalar(scratch, rowPad, wc, b, stride, dst, outH, outW, outAct, accumulate);
-    }
+    dw_scalar(scratch, rowPad, wc, b, stride, dst, outH, outW, outAct, accumulate);
   }
 }
 
@@ -73,7 +78,7 @@ const tailBuf: usize = memory.data(16, 16);
 }
 
 /** Writes (or adds) the first n (1..4) pixels of an output vector. */
-@inline function emit_px(p: usize, y: v128, n: i32, accumulate: i32): void {
+@inline export function emit_px(p: usize, y: v128, n: i32, accumulate: i32): void {
   if (n >= 4) emit_v(p, y, accumulate);
   else {
     v128.store(tailBuf, y);
@@ -143,34 +148,6 @@ function dw_s1(input: usize, h: i32, w: i32, wc: usize, b: f32, dst: usize, zero
   const l = edge == 1 ? v128.shuffle<f32>(f32x4.splat(0), c, 3, 4, 5, 6) : v128.load(r + o - 4);
   const g = edge == 2 ? v128.shuffle<f32>(c, f32x4.splat(0), 1, 2, 3, 4) : v128.load(r + o + 4);
   return madd_v128(g, wr, madd_v128(c, wm, madd_v128(l, wl, acc)));
-}
-
-// Stride 2: output pixel ox reads padded columns 2ox..2ox+2; the even and odd lanes of two loads give kx = 0 and 1,
-// the even lanes of two loads one float further give kx = 2.
-@inline function row_s2(r: usize, wa: v128, wb: v128, wc: v128, acc: v128): v128 {
-  const x0 = v128.load(r), x1 = v128.load(r, 16), y0 = v128.load(r, 8), y1 = v128.load(r, 24);
-  acc = madd_v128(v128.shuffle<f32>(x0, x1, 0, 2, 4, 6), wa, acc);
-  acc = madd_v128(v128.shuffle<f32>(x0, x1, 1, 3, 5, 7), wb, acc);
-  return madd_v128(v128.shuffle<f32>(y0, y1, 0, 2, 4, 6), wc, acc);
-}
-
-function dw_s2(pad: usize, rowPad: usize, wc: usize, b: f32, dst: usize, outH: i32, outW: i32, accumulate: i32): void {
-  const w0 = v128.load32_splat(wc), w1 = v128.load32_splat(wc, 4), w2 = v128.load32_splat(wc, 8);
-  const w3 = v128.load32_splat(wc, 12), w4 = v128.load32_splat(wc, 16), w5 = v128.load32_splat(wc, 20);
-  const w6 = v128.load32_splat(wc, 24), w7 = v128.load32_splat(wc, 28), w8 = v128.load32_splat(wc, 32);
-  const vb = f32x4.splat(b), zero = f32x4.splat(0);
-  let r0 = pad, q = dst;
-  for (let oy = 0; oy < outH; oy++) {
-    const r1 = r0 + rowPad, r2 = r1 + rowPad;
-    for (let ox = 0; ox < outW; ox += 4) {
-      const o = <usize>ox << 3;
-      const a = row_s2(r0 + o, w0, w1, w2, vb);
-      const m = row_s2(r1 + o, w3, w4, w5, zero);
-      const z = row_s2(r2 + o, w6, w7, w8, zero);
-      emit_px(q + (<usize>ox << 2), f32x4.add(a, f32x4.add(m, z)), outW - ox, accumulate);
-    }
-    r0 = r2; q += <usize>outW << 2;
-  }
 }
 
 // Plain f32 path (scalar build; accumulate with an activation; stride 1 on maps narrower than 5 pixels).

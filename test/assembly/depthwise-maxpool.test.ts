@@ -16,6 +16,8 @@ const dwCases: [number, number, number, number][] = [
   [58, 28, 28, 1], [58, 28, 28, 2], [1, 1, 1, 1], [3, 1, 1, 2], [5, 2, 2, 1], [7, 2, 2, 2], [6, 3, 3, 1], [9, 3, 3, 2],
   [13, 7, 7, 1], [13, 7, 7, 2], [4, 5, 9, 1], [11, 9, 5, 2], [2, 13, 14, 1], [24, 14, 15, 2], [3, 1, 17, 1],
   [3, 17, 1, 2], [10, 6, 11, 1], [116, 14, 14, 2], [17, 4, 4, 2], [1, 33, 35, 1],
+  // stride 2 (SIMD: the even/odd split copy): ShuffleNetV2's 56 -> 28 and 7x7, even and odd widths, 8k +- 1 rows
+  [24, 56, 56, 2], [5, 7, 8, 2], [3, 2, 9, 2], [2, 15, 17, 2], [6, 8, 7, 2],
 ];
 
 type Mode = 'plain' | 'perm' | 'repeat' | 'accumulate';
@@ -92,6 +94,27 @@ for (const build of BUILDS) {
       m.k.maxpool(ip, ch, h, w, k, s, p, out, oh, ow, sp);
       const expected = ref.maxpoolRef({ input, channels: ch, h, w, kernel: k, stride: s, pad: p });
       t.ok(relError(m.getF32(out, ch * oh * ow), expected) === 0, `${ch}x${h}x${w} k${k} s${s} p${p}: exact`);
+      t.equal(m.damagedGuards(), 0, 'guards intact');
+    }
+  });
+
+  // ukernels/f32-maxpool3x3s2p1-split, the SIMD builds' choice for 3x3/2 padding 1 (the scalar harness exports a
+  // no-op): exact against the reference on even and odd sizes, 1x1, 2x2 and 7x7 maps, rows of 1-3 tail outputs.
+  if (build !== 'scalar') t.test(`${build}: maxpool3x3s2p1_split`, async (t) => {
+    const cases = [[24, 112, 112], [5, 13, 13], [3, 14, 15], [3, 1, 1], [4, 2, 2], [2, 7, 7], [1, 17, 3], [5, 6, 21],
+      [3, 9, 16], [2, 3, 31]];
+    for (const [i, [ch, h, w]] of cases.entries()) {
+      const r = rng(9500 + i);
+      const input = randomF32(r, ch * h * w, -3, -0.5); // a padding zero would win
+      const oh = ref.outSize(h, 3, 2, 1), ow = ref.outSize(w, 3, 2, 1);
+      const m = new Kernels(build);
+      const bytes = m.k.maxpool3x3s2p1_split_scratch_bytes(h, w);
+      const out = m.putGuarded(new Float32Array(ch * oh * ow), (h + w) % 4);
+      const ip = i % 2 ? m.putAtEnd(input) : m.put(input);
+      const sp = i % 2 ? m.k.alloc(bytes) : m.reserveAtEnd(bytes);
+      m.k.maxpool3x3s2p1_split(ip, ch, h, w, out, oh, ow, sp);
+      const expected = ref.maxpoolRef({ input, channels: ch, h, w, kernel: 3, stride: 2, pad: 1 });
+      t.ok(relError(m.getF32(out, ch * oh * ow), expected) === 0, `${ch}x${h}x${w}: exact`);
       t.equal(m.damagedGuards(), 0, 'guards intact');
     }
   });

@@ -133,6 +133,48 @@ for (const build of BUILDS) {
     t.pass(`${n} conv2d cases within ${TOL}`);
   });
 
+  // The stems' kernel (ukernels/f32-conv3x3s2p1-deinterleaved-4x8): 3x3, stride 2, padding 1, groups 1, cout a
+  // multiple of 4, SIMD builds only (the scalar harness exports a no-op). Even and odd widths (the split rows' right
+  // border lands in the even or the odd half), 1x1, 2x2 and 7x7 maps, row tails of 1-7 outputs, every output mode
+  // (accumulate without an activation: the op layer sends accumulate + activation to conv2d_group).
+  if (build !== 'scalar') t.test(`${build}: conv3x3s2p1_split`, async (t) => {
+    const cases: [number, number, number, number][] = [[3, 32, 32, 16], [3, 1, 1, 4], [3, 2, 2, 8], [3, 7, 7, 12],
+      [1, 9, 13, 4], [5, 15, 8, 8], [3, 16, 17, 24], [4, 3, 30, 4], [2, 33, 7, 4], [3, 29, 27, 12], [7, 6, 5, 16]];
+    let n = 0;
+    for (const [ci, [cin, h, w, cout]] of cases.entries()) {
+      for (let variant = 0; variant < 2; variant++) {
+        const r = rng(5000 + ci * 7 + variant);
+        const mode = OUT_MODES[(ci + variant) % OUT_MODES.length];
+        const withBias = (ci + variant) % 2 === 0;
+        const oh = ref.outSize(h, 3, 2, 1), ow = ref.outSize(w, 3, 2, 1);
+        const input = randomF32(r, cin * h * w);
+        const weight = randomF32(r, cout * cin * 9, -0.5, 0.5);
+        const bias = withBias ? randomF32(r, cout) : null;
+        const o = outputSetup(r, mode, cout, oh * ow);
+        const act = o.accumulate ? ref.ACT_NONE : ACTS[(ci + 2 * variant) % 3];
+        const expected = ref.convGroupRef({ input, cin, h, w, weight, bias, cout, groups: 1, kernel: 3, stride: 2, pad: 1,
+          outAct: act, outIndex: o.outIndex, accumulate: o.accumulate, out: o.init, outPlanes: o.planes });
+        const m = new Kernels(build);
+        const scratchBytes = m.k.conv3x3s2p1_split_scratch_bytes(cin, h, w);
+        t.ok(scratchBytes > 0, 'scratch size fits');
+        const atEnd = (ci + variant) % 3;
+        const outPtr = m.putGuarded(o.init, (ci + variant) % 4);
+        const biasPtr = bias ? m.put(bias) : 0;
+        const idxPtr = o.outIndex ? m.putI32(o.outIndex) : 0;
+        const inPtr = atEnd === 0 ? m.putAtEnd(input) : m.put(input);
+        const wPtr = atEnd === 2 ? m.putAtEnd(weight) : m.put(weight);
+        const scratch = atEnd === 1 ? m.reserveAtEnd(scratchBytes) : m.k.alloc(scratchBytes);
+        const what = `${cin}x${h}x${w} -> ${cout} ${mode} act=${act} bias=${withBias} atEnd=${['input', 'scratch', 'weight'][atEnd]}`;
+        m.k.conv3x3s2p1_split(inPtr, cin, h, w, wPtr, biasPtr, cout, outPtr, oh, ow, idxPtr, act, o.accumulate ? 1 : 0, scratch);
+        const err = relError(m.getF32(outPtr, o.init.length), expected);
+        if (!(err < TOL)) t.fail(`${what}: relative error ${err}`);
+        if (m.damagedGuards() !== 0) t.fail(`${what}: wrote outside the output`);
+        n++;
+      }
+    }
+    t.equal(n, cases.length * 2, `${n} conv3x3s2p1_split cases within ${TOL}`);
+  });
+
   t.test(`${build}: conv1x1_group`, async (t) => {
     let n = 0;
     for (const [ci, c] of conv1x1Cases.entries()) {

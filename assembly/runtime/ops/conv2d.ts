@@ -10,6 +10,8 @@ import { prepare_channels } from '../../kernels/prepare';
 import { conv1x1_group } from '../../kernels/conv1x1';
 import { conv2d_group, conv2d_is_pointwise, conv2d_scratch_bytes } from '../../kernels/conv2d';
 import { depthwise3x3, depthwise3x3_scratch_bytes } from '../../kernels/depthwise';
+import { conv3x3s2p1_split, conv3x3s2p1_split_scratch_bytes } from '../../kernels/ukernels/f32-conv3x3s2p1-deinterleaved-4x8-wasmsimd';
+import { ACT_NONE } from '../../kernels/activation';
 
 /** Pointwise (1x1, stride 1, no padding): a small matrix product over planes, no padded copy. */
 const CONV_POINTWISE: i32 = 1;
@@ -17,6 +19,8 @@ const CONV_POINTWISE: i32 = 1;
 const CONV_DIRECT: i32 = 2;
 /** Depthwise 3x3 (groups == cin == cout), stride 1 or 2, padding 1: ShuffleNetV2's middle conv, a plane at a time. */
 const CONV_DEPTHWISE: i32 = 3;
+/** 3x3, stride 2, padding 1, groups 1, cout a multiple of 4 (the image stems; SIMD builds): even/odd split copy. */
+const CONV_S2_SPLIT: i32 = 4;
 
 /** Checks the op's words (ops/checks.ts: the current op) and fills op; false after fail(). */
 export function validateConv2d(m: Model, op: OpInfo): bool {
@@ -116,6 +120,14 @@ function planConv2d(op: OpInfo): u64 {
     op.impl = CONV_DEPTHWISE;
     return panel + <u64>depthwise3x3_scratch_bytes(op.h, op.w);
   }
+  if (ASC_FEATURE_SIMD && op.groups == 1 && op.kernel == 3 && op.stride == 2 && op.pad == 1 && (op.cout & 3) == 0
+      && !(op.accumulate && op.outAct != ACT_NONE)) {
+    const b = conv3x3s2p1_split_scratch_bytes(op.cin, op.h, op.w);
+    if (b >= 0) {
+      op.impl = CONV_S2_SPLIT;
+      return panel + <u64>b;
+    }
+  }
   return panel + <u64>kernelScratch;
 }
 
@@ -130,6 +142,10 @@ function planConv2d(op: OpInfo): u64 {
 export function runConv2d(op: OpInfo, src: usize, dst: usize, scratch: usize): void {
   if (op.impl == CONV_POINTWISE) runPointwise(op, src, dst, scratch);
   else if (op.impl == CONV_DEPTHWISE) runDepthwise(op, src, dst, scratch);
+  else if (ASC_FEATURE_SIMD && op.impl == CONV_S2_SPLIT) {
+    conv3x3s2p1_split(kernelInput(op, src, scratch), op.cin, op.h, op.w, op.weight, op.bias, op.cout, dst, op.outH,
+      op.outW, op.outIndex, op.outAct, op.accumulate, scratch + <usize>op.inPanel);
+  }
   else runDirect(op, src, dst, scratch);
 }
 

@@ -5,6 +5,10 @@ import { ERR_ALIAS, ERR_GRAPH, ERR_OVERFLOW, ERR_SHAPE } from '../errors';
 import { Model, OpInfo, bufferAt } from '../model';
 import { checkRange, disjoint, opFail, spans, touch, word } from './checks';
 import { maxpool, maxpool_scratch_bytes } from '../../kernels/maxpool';
+import { maxpool3x3s2p1_split, maxpool3x3s2p1_split_scratch_bytes } from '../../kernels/ukernels/f32-maxpool3x3s2p1-split-wasmsimd';
+
+/** 3x3, stride 2, padding 1 in SIMD builds (ShuffleNetV2's pool): the even/odd split copy, no shuffles. */
+const MAXPOOL_S2_SPLIT: i32 = 1;
 
 /** Checks the op's words (ops/checks.ts: the current op) and fills op; false after fail(). */
 export function validateMaxPool(m: Model, op: OpInfo): bool {
@@ -27,11 +31,19 @@ export function validateMaxPool(m: Model, op: OpInfo): bool {
   op.h = ib.h; op.w = ib.w; op.outH = <i32>oh; op.outW = <i32>ow;
   op.kernel = <i32>k; op.stride = <i32>s; op.pad = <i32>pad;
   op.scratchBytes = bytes;
+  if (ASC_FEATURE_SIMD && k == 3 && s == 2 && pad == 1) {
+    const b = maxpool3x3s2p1_split_scratch_bytes(ib.h, ib.w);
+    if (b >= 0) {
+      op.impl = MAXPOOL_S2_SPLIT;
+      op.scratchBytes = max(b, bytes);
+    }
+  }
   spans(op);
   touch(m, <i32>inBuf); touch(m, <i32>outBuf);
   return true;
 }
 
 export function runMaxPool(op: OpInfo, src: usize, dst: usize, scratch: usize): void {
-  maxpool(src, op.cin, op.h, op.w, op.kernel, op.stride, op.pad, dst, op.outH, op.outW, scratch);
+  if (ASC_FEATURE_SIMD && op.impl == MAXPOOL_S2_SPLIT) maxpool3x3s2p1_split(src, op.cin, op.h, op.w, dst, op.outH, op.outW, scratch);
+  else maxpool(src, op.cin, op.h, op.w, op.kernel, op.stride, op.pad, dst, op.outH, op.outW, scratch);
 }
