@@ -106,7 +106,7 @@ function setupConv(m: Kernels, c: ConvShape): { madds: number; run: () => void }
   }
   if (!c.general && m.build !== 'scalar' && m.k.conv3x3s2p1_split && c.groups === 1 && c.k === 3 && c.s === 2 && c.p === 1
       && c.cout % 4 === 0) {
-    // What the CONV2D operator picks for the image stems in SIMD builds (ukernels/f32-conv3x3s2p1-deinterleaved-4x8),
+    // What the CONV2D operator picks for the image stems in SIMD builds (kernels/conv3x3s2p1-split.ts),
     // with the ReLU the stems have.
     const sp = m.k.alloc(m.k.conv3x3s2p1_split_scratch_bytes(c.cin, c.h, c.w));
     return { madds, run: () => m.k.conv3x3s2p1_split(input, c.cin, c.h, c.w, weight, bias, c.cout, out, oh, ow, 0, 1, 0, sp) };

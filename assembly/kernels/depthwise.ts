@@ -8,6 +8,7 @@ import { ACT_NONE, act_f32, activate_inplace, madd_v128 } from './activation';
 import { out_plane } from './conv1x1';
 import { copy_f32, zero_f32 } from './memory';
 import { dwconv3x3s2p1_split } from './ukernels/f32-dwconv3x3s2p1-split-wasmsimd';
+import { emit_px, emit_s, emit_v, tailBuf } from './ukernels/f32-emit-px-wasmsimd';
 import { split_plane_floats } from './ukernels/x32-split-pad1-wasmsimd';
 
 // Zeroed floats after the padded plane: the widest over-read is a stride-2 tail (9 floats past the last row).
@@ -62,27 +63,6 @@ export function depthwise3x3(input: usize, channels: i32, h: i32, w: i32, weight
       d += rowPad; src += rowBytes;
     }
     dw_scalar(scratch, rowPad, wc, b, stride, dst, outH, outW, outAct, accumulate);
-  }
-}
-
-// Partial row tails (1-3 pixels) wait here, then go out lane by lane.
-const tailBuf: usize = memory.data(16, 16);
-
-// The SIMD paths write without activation (stored planes are activated afterwards, in place; accumulate with an
-// activation takes the plain path), which keeps their code small.
-@inline function emit_v(p: usize, y: v128, accumulate: i32): void {
-  v128.store(p, accumulate ? f32x4.add(v128.load(p), y) : y);
-}
-@inline function emit_s(p: usize, y: f32, accumulate: i32): void {
-  store<f32>(p, accumulate ? load<f32>(p) + y : y);
-}
-
-/** Writes (or adds) the first n (1..4) pixels of an output vector. */
-@inline export function emit_px(p: usize, y: v128, n: i32, accumulate: i32): void {
-  if (n >= 4) emit_v(p, y, accumulate);
-  else {
-    v128.store(tailBuf, y);
-    for (let i = 0; i < n; i++) emit_s(p + (<usize>i << 2), load<f32>(tailBuf + (<usize>i << 2)), accumulate);
   }
 }
 

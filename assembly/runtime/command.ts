@@ -16,6 +16,7 @@ import { Model, freeModel, opAt } from './model';
 import { labelOf, modelName } from './meta';
 import { OP_CONV2D, opName } from './format';
 import { softmax, top_k } from '../kernels/softmax';
+import { dec } from './dec';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -159,7 +160,7 @@ function openFailure(e: u16): string {
   if (e == 54) return 'a part of the path is not a directory';
   if (e == 31) return 'is a directory';
   if (e == 2 || e == 63 || e == 76) return 'permission denied';
-  return 'cannot open (WASI errno ' + e.toString() + ')';
+  return 'cannot open (WASI errno ' + dec(e) + ')';
 }
 
 /**
@@ -181,7 +182,7 @@ function readFile(path: string): usize {
   // The type again on the open file, in case the path changed in between.
   if (fd_filestat_get(fd, st) != 0 || st.filetype != filetype.REGULAR_FILE) { fd_close(fd); fileError = path + ': not a regular file'; return 0; }
   const buf = st.size < 0xffffffff ? tryAlloc(<usize>st.size) : 0;
-  if (buf == 0) { fd_close(fd); fileError = path + ': ' + st.size.toString() + ' bytes, too large for wasm memory'; return 0; }
+  if (buf == 0) { fd_close(fd); fileError = path + ': ' + dec(st.size) + ' bytes, too large for wasm memory'; return 0; }
   const size = <u32>st.size;
   const iov = memory.data(16);
   const nread = memory.data(8);
@@ -250,9 +251,9 @@ function fixed(v: f64, digits: i32): string {
   const neg = v < 0;
   const r = <u64>Math.round(Math.abs(v) * scale);
   const whole = r / <u64>scale;
-  let frac = (r % <u64>scale).toString();
+  let frac = dec((r % <u64>scale));
   while (frac.length < digits) frac = '0' + frac;
-  return (neg ? '-' : '') + whole.toString() + (digits > 0 ? '.' + frac : '');
+  return (neg ? '-' : '') + dec(whole) + (digits > 0 ? '.' + frac : '');
 }
 
 function parseIntArg(s: string): f64 {
@@ -274,7 +275,7 @@ function sci(v: f64): string {
     while (a < 1) { a *= 10; e--; }
     if (a >= 9.999999995) { a = 1; e++; }
   }
-  return (v < 0 ? '-' : '') + fixed(a, 8) + 'e' + e.toString();
+  return (v < 0 ? '-' : '') + fixed(a, 8) + 'e' + dec(e);
 }
 
 function classify(m: Model, images: string[], top: i32, logits: bool): i32 {
@@ -307,7 +308,7 @@ function classify(m: Model, images: string[], top: i32, logits: bool): i32 {
     top_k(probs, n, k, idx);
     for (let i = 0; i < k; i++) {
       const c = load<i32>(idx + <usize>i * 4);
-      out(fixed(<f64>load<f32>(probs + <usize>c * 4), 6) + ' ' + c.toString() + ' ' + clean(labelOf(m, c)) + '\n');
+      out(fixed(<f64>load<f32>(probs + <usize>c * 4), 6) + ' ' + dec(c) + ' ' + clean(labelOf(m, c)) + '\n');
     }
   }
   heap.free(probs);
@@ -317,16 +318,16 @@ function classify(m: Model, images: string[], top: i32, logits: bool): i32 {
 
 function info(m: Model): i32 {
   out('name: ' + clean(modelName(m)) + '\n');
-  out('input: ' + m.inC.toString() + 'x' + m.inH.toString() + 'x' + m.inW.toString() + '\n');
-  out('classes: ' + m.labelCount.toString() + '\n');
-  out('ops: ' + m.nOps.toString() + '\n');
-  out('buffers: ' + m.nBuffers.toString() + '\n');
-  out('tensors: ' + m.nTensors.toString() + '\n');
-  out('arena bytes: ' + m.arenaBytes.toString() + '\n');
-  out('multiply-adds: ' + (<u64>m.macs).toString() + '\n');
+  out('input: ' + dec(m.inC) + 'x' + dec(m.inH) + 'x' + dec(m.inW) + '\n');
+  out('classes: ' + dec(m.labelCount) + '\n');
+  out('ops: ' + dec(m.nOps) + '\n');
+  out('buffers: ' + dec(m.nBuffers) + '\n');
+  out('tensors: ' + dec(m.nTensors) + '\n');
+  out('arena bytes: ' + dec(m.arenaBytes) + '\n');
+  out('multiply-adds: ' + dec((<u64>m.macs)) + '\n');
   let counts = new Array<i32>(8);
   for (let i = 0; i < m.nOps; i++) counts[<i32>opAt(m, i).code]++;
-  for (let c = 1; c < 8; c++) if (counts[c] > 0) out('  ' + opName(<u32>c) + ': ' + counts[c].toString() + '\n');
+  for (let c = 1; c < 8; c++) if (counts[c] > 0) out('  ' + opName(<u32>c) + ': ' + dec(counts[c]) + '\n');
   return EXIT_OK;
 }
 
@@ -336,7 +337,7 @@ function pad(s: string, width: i32): string {
   return s + ' ';
 }
 
-function dims(c: i32, h: i32, w: i32): string { return c.toString() + 'x' + h.toString() + 'x' + w.toString(); }
+function dims(c: i32, h: i32, w: i32): string { return dec(c) + 'x' + dec(h) + 'x' + dec(w); }
 
 /** Times each op alone (WASI monotonic clock around it), `runs` times, and prints one line per op. */
 function profile(m: Model, runs: i32): void {
@@ -362,10 +363,10 @@ function profile(m: Model, runs: i32): void {
     const ms = load<f64>(times + ((<usize>i * <usize>runs + <usize>(runs >> 1)) << 3));
     const madds = opMadds(op);
     let kind = opName(op.code);
-    if (op.code == OP_CONV2D) kind = 'conv' + op.kernel.toString() + 'x' + op.kernel.toString() + (op.stride > 1 ? '/s' + op.stride.toString() : '');
+    if (op.code == OP_CONV2D) kind = 'conv' + dec(op.kernel) + 'x' + dec(op.kernel) + (op.stride > 1 ? '/s' + dec(op.stride) : '');
     while (kind.length < 11) kind += ' ';
-    out(pad(i.toString(), 4) + kind + pad(dims(op.cin, op.h, op.w), 11) + pad(dims(op.cout, op.outH, op.outW), 11)
-      + pad((op.groups > 1 ? op.groups : 1).toString(), 6) + pad((<u64>madds).toString(), 11) + pad(fixed(ms, 4), 9)
+    out(pad(dec(i), 4) + kind + pad(dims(op.cin, op.h, op.w), 11) + pad(dims(op.cout, op.outH, op.outW), 11)
+      + pad(dec((op.groups > 1 ? op.groups : 1)), 6) + pad(dec((<u64>madds)), 11) + pad(fixed(ms, 4), 9)
       + pad(fixed(total > 0 ? 100 * ms / total : 0, 1) + '%', 6) + (madds > 0 && ms > 0 ? fixed(madds / ms / 1e6, 2) : '-') + '\n');
   }
   out('profile sum ms: ' + fixed(total, 3) + '\n');
@@ -396,12 +397,12 @@ function bench(m: Model, runs: i32, warmup: i32, perOp: bool): i32 {
   sortF64(times, runs);
   let sum: f64 = 0;
   for (let i = 0; i < runs; i++) sum += load<f64>(times + (<usize>i << 3));
-  out('runs: ' + runs.toString() + '\n');
+  out('runs: ' + dec(runs) + '\n');
   out('median ms: ' + fixed(load<f64>(times + (<usize>(runs >> 1) << 3)), 3) + '\n');
   out('p10 ms: ' + fixed(load<f64>(times + (<usize>((runs - 1) / 10) << 3)), 3) + '\n');
   out('p90 ms: ' + fixed(load<f64>(times + (<usize>((runs - 1) * 9 / 10) << 3)), 3) + '\n');
   out('mean ms: ' + fixed(sum / <f64>runs, 3) + '\n');
-  out('arena bytes: ' + m.arenaBytes.toString() + '\n');
+  out('arena bytes: ' + dec(m.arenaBytes) + '\n');
   heap.free(times);
   if (perOp) profile(m, runs);
   return EXIT_OK;

@@ -6,6 +6,7 @@ import { parseModel } from './parse';
 import { proveWrites } from './writes';
 import { planMemory } from './planner';
 import { execute, outputLength, outputPtr } from './executor';
+import { dec } from './dec';
 
 export const DEFAULT_ARENA_LIMIT: u64 = 512 << 20;
 const MAX_HANDLES: i32 = 1024;
@@ -30,7 +31,7 @@ export function loadModel(image: usize, length: u32, arenaLimit: u64, maxMacs: f
   if (m == null) return null;
   if (!planMemory(m, arenaLimit == 0 ? DEFAULT_ARENA_LIMIT : arenaLimit) || !proveWrites(m)
     // The count as an integer (saturating): f64.toString would link the float printer, 2.5 KB of the command.
-    || (maxMacs > 0 && m.macs > maxMacs && !fail(ERR_COMPUTE, 'a run needs ' + (<u64>m.macs).toString() + ' multiply-adds, above the limit'))) {
+    || (maxMacs > 0 && m.macs > maxMacs && !fail(ERR_COMPUTE, 'a run needs ' + dec((<u64>m.macs)) + ' multiply-adds, above the limit'))) {
     freeModel(m);
     return null;
   }

@@ -6,6 +6,7 @@ import { fits, opWordCount, readU16, readU32 } from './format';
 import { BufferInfo, Model, OpInfo, bufferAt, opAt, zeroAlloc } from './model';
 import { beginOp } from './ops/checks';
 import { validateOp } from './ops/registry';
+import { dec } from './dec';
 
 /** Largest element count of one f32 buffer: its byte size must fit in 32 bits (docs/format.md). Buffers above
  *  2 GiB pass the parser but never the planner (arena limit, and arenas above 2^31 bytes are refused). */
@@ -28,8 +29,8 @@ export function parseGraph(m: Model): bool {
   for (let i: u32 = 0; i < nb; i++) {
     const r = start + 16 + i * 12;
     const c = readU32(img, r), h = readU32(img, r + 4), w = readU32(img, r + 8);
-    if (c == 0 || h == 0 || w == 0 || c > 65535 || h > 65535 || w > 65535) return fail(ERR_SHAPE, 'buffer ' + i.toString() + ': dimension not in 1..65535');
-    if (<u64>c * <u64>h * <u64>w > MAX_BUFFER_ELEMENTS) return fail(ERR_OVERFLOW, 'buffer ' + i.toString() + ' too large');
+    if (c == 0 || h == 0 || w == 0 || c > 65535 || h > 65535 || w > 65535) return fail(ERR_SHAPE, 'buffer ' + dec(i) + ': dimension not in 1..65535');
+    if (<u64>c * <u64>h * <u64>w > MAX_BUFFER_ELEMENTS) return fail(ERR_OVERFLOW, 'buffer ' + dec(i) + ' too large');
     const b = bufferAt(m, <i32>i);
     b.c = <i32>c; b.h = <i32>h; b.w = <i32>w; b.first = -1; b.last = -1;
   }
@@ -44,12 +45,12 @@ export function parseGraph(m: Model): bool {
   m.ops = zeroAlloc(<usize>nOps * offsetof<OpInfo>());
   let p = start + 16 + nb * 12;
   for (let i: u32 = 0; i < nOps; i++) {
-    if (!fits(p, 4, end)) return fail(ERR_TRUNCATED, 'op ' + i.toString() + ' truncated');
+    if (!fits(p, 4, end)) return fail(ERR_TRUNCATED, 'op ' + dec(i) + ' truncated');
     const code = readU16(img, p), nw = readU16(img, p + 2);
     const expected = opWordCount(code);
-    if (expected < 0) return fail(ERR_GRAPH, 'op ' + i.toString() + ': unknown opcode');
-    if (nw != <u32>expected) return fail(ERR_GRAPH, 'op ' + i.toString() + ': wrong word count');
-    if (!fits(p + 4, nw * 4, end)) return fail(ERR_TRUNCATED, 'op ' + i.toString() + ' truncated');
+    if (expected < 0) return fail(ERR_GRAPH, 'op ' + dec(i) + ': unknown opcode');
+    if (nw != <u32>expected) return fail(ERR_GRAPH, 'op ' + dec(i) + ': wrong word count');
+    if (!fits(p + 4, nw * 4, end)) return fail(ERR_TRUNCATED, 'op ' + dec(i) + ' truncated');
     beginOp(img + p + 4, <i32>i);
     const op = opAt(m, <i32>i);
     op.code = code;

@@ -6,6 +6,7 @@
 
 import { ERR_INPUT, fail, tryAlloc } from './errors';
 import { Model } from './model';
+import { dec } from './dec';
 
 const MAX_SIDE: i32 = 16384;
 
@@ -169,9 +170,9 @@ function resizeOfficial(m: Model, px: usize, w: i32, h: i32, ch: i32): usize {
  */
 export function preprocess(m: Model, px: usize, w: i32, h: i32, ch: i32, dst: usize): bool {
   if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE) return fail(ERR_INPUT, 'image size outside 1..16384');
-  if (ch != 1 && ch != 3 && ch != 4) return fail(ERR_INPUT, 'images need 1, 3 or 4 channels, got ' + ch.toString());
+  if (ch != 1 && ch != 3 && ch != 4) return fail(ERR_INPUT, 'images need 1, 3 or 4 channels, got ' + dec(ch));
   const oc = m.inC, oh = m.inH, ow = m.inW;
-  if (oc != 1 && ch != 1 && ch < oc) return fail(ERR_INPUT, 'the model wants ' + oc.toString() + ' channels');
+  if (oc != 1 && ch != 1 && ch < oc) return fail(ERR_INPUT, 'the model wants ' + dec(oc) + ' channels');
   if (m.resizeShorter != 0 || m.resizeCubic) {
     const crop = resizeOfficial(m, px, w, h, ch);
     for (let c = 0; c < oc; c++) {

@@ -4,6 +4,7 @@
 import { ERR_META, ERR_TRUNCATED, fail } from './errors';
 import { META_F32, META_STRING, META_STRINGS, META_U32, fits, readU16, readU32, readU8 } from './format';
 import { Model, zeroAlloc } from './model';
+import { dec } from './dec';
 
 const MAX_STRING: u32 = 65536;
 
@@ -124,7 +125,7 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
       }
       payloadEnd = q;
     } else {
-      return fail(ERR_META, 'unknown META type ' + type.toString());
+      return fail(ERR_META, 'unknown META type ' + dec(type));
     }
     if (payloadEnd > <u64>end) return fail(ERR_TRUNCATED, 'META truncated');
 
@@ -184,7 +185,7 @@ function parseMetaEntries(m: Model, count: u32, keys: KeySet): bool {
 
 /** Label i as a string (i < labelCount); the index itself when the model has no labels. */
 export function labelOf(m: Model, i: i32): string {
-  if (m.labelsOff == 0) return i.toString();
+  if (m.labelsOff == 0) return dec(i);
   let p = m.labelsOff;
   for (let k = 0; k < i; k++) p += 4 + readU32(m.image, p);
   return String.UTF8.decodeUnsafe(m.image + p + 4, readU32(m.image, p));

@@ -9,6 +9,7 @@
 import { ERR_ARENA, fail, tryAlloc } from './errors';
 import { BufferInfo, Model, bufferAt, opAt } from './model';
 import { sortKeys } from './format';
+import { dec } from './dec';
 
 const ALIGN: u64 = 64; // cache line; also satisfies the 16 bytes v128 wants
 const GREEDY_MAX: i32 = 2048;
@@ -108,7 +109,7 @@ export function planMemory(m: Model, limitBytes: u64): bool {
     const size = bytesOf(b);
     if (size > limitBytes) {
       heap.free(work);
-      return fail(ERR_ARENA, 'buffer ' + i.toString() + ' alone needs ' + size.toString() + ' bytes, above the arena limit of ' + limitBytes.toString());
+      return fail(ERR_ARENA, 'buffer ' + dec(i) + ' alone needs ' + dec(size) + ' bytes, above the arena limit of ' + dec(limitBytes));
     }
     store<u64>(byFirst + (<usize>live << 3), (<u64>b.first << 16) | <u64>i);
     store<u64>(byLast + (<usize>live << 3), (<u64>b.last << 16) | <u64>i);
@@ -133,14 +134,14 @@ export function planMemory(m: Model, limitBytes: u64): bool {
   }
   const arenaBytes = total + alignUp(scratch);
   if (arenaBytes > limitBytes) {
-    return fail(ERR_ARENA, 'the model needs a ' + arenaBytes.toString() + '-byte arena, above the limit of ' + limitBytes.toString());
+    return fail(ERR_ARENA, 'the model needs a ' + dec(arenaBytes) + '-byte arena, above the limit of ' + dec(limitBytes));
   }
   m.scratchOffset = <usize>total; // relative to the aligned base
   m.scratchBytes = <usize>alignUp(scratch);
   m.arenaBytes = <usize>arenaBytes;
   // Over-allocate so the arena base can be aligned to 64 bytes.
   const raw = tryAlloc(<usize>arenaBytes + 64);
-  if (raw == 0) return fail(ERR_ARENA, 'cannot allocate a ' + arenaBytes.toString() + '-byte arena');
+  if (raw == 0) return fail(ERR_ARENA, 'cannot allocate a ' + dec(arenaBytes) + '-byte arena');
   memory.fill(raw, 0, <usize>arenaBytes + 64);
   m.arena = raw;
   const base = (raw + 63) & ~<usize>63;

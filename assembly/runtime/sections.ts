@@ -7,6 +7,7 @@ import {
   readU16, readU32,
 } from './format';
 import { Model } from './model';
+import { dec } from './dec';
 
 export function parseSections(m: Model): bool {
   const img = m.image;
@@ -14,12 +15,12 @@ export function parseSections(m: Model): bool {
   if (len < HEADER_BYTES) return fail(ERR_TRUNCATED, 'file shorter than the header');
   if (readU32(img, 0) != MAGIC) return fail(ERR_BAD_MAGIC, 'not a cdnv2 model (bad magic)');
   const major = readU16(img, 4);
-  if (major != VERSION_MAJOR) return fail(ERR_VERSION, 'unsupported version ' + major.toString());
+  if (major != VERSION_MAJOR) return fail(ERR_VERSION, 'unsupported version ' + dec(major));
   const fileSize = readU32(img, 8);
   if (fileSize > len) return fail(ERR_TRUNCATED, 'file is truncated');
   if (fileSize != len) return fail(ERR_SIZE, 'file size field mismatch');
   const n = readU32(img, 12);
-  if (n < 4 || n > 16) return fail(ERR_SIZE, 'section count ' + n.toString() + ' outside 4..16');
+  if (n < 4 || n > 16) return fail(ERR_SIZE, 'section count ' + dec(n) + ' outside 4..16');
   const dirEnd = HEADER_BYTES + n * DIR_ENTRY_BYTES;
   if (dirEnd > len) return fail(ERR_TRUNCATED, 'section directory runs past the end of the file');
   let crc = crc32Update(0, img, 28);
@@ -42,11 +43,11 @@ export function parseSections(m: Model): bool {
       const off2 = readU32(img, e2 + 4);
       const size2 = readU32(img, e2 + 8);
       if (<u64>off < <u64>off2 + <u64>size2 && <u64>off2 < <u64>off + <u64>size) {
-        return fail(ERR_SECTION, 'sections ' + j.toString() + ' and ' + i.toString() + ' overlap');
+        return fail(ERR_SECTION, 'sections ' + dec(j) + ' and ' + dec(i) + ' overlap');
       }
     }
     if (crc32Update(0, img + off, size) != readU32(img, e + 12)) {
-      return fail(ERR_CHECKSUM, 'checksum mismatch in section ' + i.toString());
+      return fail(ERR_CHECKSUM, 'checksum mismatch in section ' + dec(i));
     }
     let bit = 0;
     if (tag == TAG_META) { bit = 1; m.metaOff = off; m.metaSize = size; }

@@ -6,6 +6,7 @@ import {
   DT_F16, DT_F32, DT_RICE, DT_U16, DT_U32, DT_U8, TENSOR_RECORD_BYTES, dtypeBytes, fits, halfToFloat, readU32, sortKeys,
 } from './format';
 import { Model, TensorInfo, tensorAt, zeroAlloc } from './model';
+import { dec } from './dec';
 
 /** Largest element count of one tensor: keeps every byte size below 2^31. */
 const MAX_ELEMENTS: u64 = 0x1fffffff;
@@ -14,7 +15,7 @@ export function parseTensors(m: Model): bool {
   const img = m.image;
   if (m.tensSize < 4) return fail(ERR_TRUNCATED, 'TENS section too short');
   const count = readU32(img, m.tensOff);
-  if (count > 65535) return fail(ERR_RANGE, 'tensor count ' + count.toString() + ' exceeds 65535');
+  if (count > 65535) return fail(ERR_RANGE, 'tensor count ' + dec(count) + ' exceeds 65535');
   if (<u64>4 + <u64>count * TENSOR_RECORD_BYTES != <u64>m.tensSize) return fail(ERR_TRUNCATED, 'TENS size mismatch');
   m.nTensors = <i32>count;
   m.tensors = zeroAlloc(<usize>count * offsetof<TensorInfo>());
@@ -35,14 +36,14 @@ function disjointData(m: Model, count: u32, spans: usize): bool {
   for (let i: u32 = 0; i < count; i++) {
     const k = load<u64>(spans + <usize>i * 8);
     const r = m.tensOff + 4 + <u32>(k & 0xffff) * TENSOR_RECORD_BYTES;
-    if (i > 0 && (k >> 16) < end) return fail(ERR_ALIAS, 'tensor ' + (k & 0xffff).toString() + ' shares data');
+    if (i > 0 && (k >> 16) < end) return fail(ERR_ALIAS, 'tensor ' + dec((k & 0xffff)) + ' shares data');
     end = (k >> 16) + <u64>readU32(m.image, r + 28);
   }
   // Rice lists are expanded only now, each at most 32 times its own bytes.
   for (let i = 0; i < <i32>count; i++) {
     const t = tensorAt(m, i);
     if (t.dtype == DT_RICE && !expandRice(t, readU32(m.image, m.tensOff + 32 + <u32>i * TENSOR_RECORD_BYTES))) {
-      return fail(ERR_INDEX, 'tensor ' + i.toString() + ' is not a valid rice index encoding');
+      return fail(ERR_INDEX, 'tensor ' + dec(i) + ' is not a valid rice index encoding');
     }
   }
   return true;
@@ -59,18 +60,18 @@ function parseTensorTable(m: Model, count: u32, spans: usize): bool {
     const off = readU32(img, r + 24);
     const bytes = readU32(img, r + 28);
     const size = dtypeBytes(t.dtype);
-    if (size == 0) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ': bad dtype');
-    if (t.ndim < 1 || t.ndim > 4) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ': bad rank');
-    if (t.d0 == 0 || t.d1 == 0 || t.d2 == 0 || t.d3 == 0) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ': zero dimension');
+    if (size == 0) return fail(ERR_SHAPE, 'tensor ' + dec(i) + ': bad dtype');
+    if (t.ndim < 1 || t.ndim > 4) return fail(ERR_SHAPE, 'tensor ' + dec(i) + ': bad rank');
+    if (t.d0 == 0 || t.d1 == 0 || t.d2 == 0 || t.d3 == 0) return fail(ERR_SHAPE, 'tensor ' + dec(i) + ': zero dimension');
     if ((t.ndim < 2 && t.d1 != 1) || (t.ndim < 3 && t.d2 != 1) || (t.ndim < 4 && t.d3 != 1)) {
-      return fail(ERR_SHAPE, 'tensor ' + i.toString() + ' has dimensions past its rank');
+      return fail(ERR_SHAPE, 'tensor ' + dec(i) + ' has dimensions past its rank');
     }
     const elems = <u64>t.d0 * <u64>t.d1 * <u64>t.d2 * <u64>t.d3;
-    if (elems > MAX_ELEMENTS) return fail(ERR_OVERFLOW, 'tensor ' + i.toString() + ' is too large');
+    if (elems > MAX_ELEMENTS) return fail(ERR_OVERFLOW, 'tensor ' + dec(i) + ' is too large');
     const rice = t.dtype == DT_RICE;
-    if (!rice && elems * <u64>size != <u64>bytes) return fail(ERR_SHAPE, 'tensor ' + i.toString() + ': byte length mismatch');
-    if (!rice && (off & 15) != 0) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' misaligned');
-    if (!fits(off, bytes, m.dataSize)) return fail(ERR_RANGE, 'tensor ' + i.toString() + ' outside DATA');
+    if (!rice && elems * <u64>size != <u64>bytes) return fail(ERR_SHAPE, 'tensor ' + dec(i) + ': byte length mismatch');
+    if (!rice && (off & 15) != 0) return fail(ERR_RANGE, 'tensor ' + dec(i) + ' misaligned');
+    if (!fits(off, bytes, m.dataSize)) return fail(ERR_RANGE, 'tensor ' + dec(i) + ' outside DATA');
     t.count = <u32>elems;
     t.src = img + m.dataOff + off;
     store<u64>(spans + <usize>i * 8, (<u64>off << 16) | <u64>i);
@@ -138,7 +139,7 @@ export function floatsOf(m: Model, index: u32, what: string): usize {
     t.floats = p;
     t.ownsFloats = true;
   } else {
-    fail(ERR_SHAPE, what + ' tensor ' + index.toString() + ' must be f32 or f16');
+    fail(ERR_SHAPE, what + ' tensor ' + dec(index) + ' must be f32 or f16');
     return 0;
   }
   return t.floats;
@@ -150,7 +151,7 @@ export function intsOf(m: Model, index: u32, what: string): usize {
   const t = tensorAt(m, <i32>index);
   if (t.ints != 0) return t.ints;
   if (t.dtype != DT_U8 && t.dtype != DT_U16 && t.dtype != DT_U32) {
-    fail(ERR_SHAPE, what + ' tensor ' + index.toString() + ' must be an integer tensor');
+    fail(ERR_SHAPE, what + ' tensor ' + dec(index) + ' must be an integer tensor');
     return 0;
   }
   const p = tryAlloc(<usize>t.count * 4);

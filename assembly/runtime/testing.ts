@@ -7,7 +7,7 @@ export { avgpool, global_avgpool } from '../kernels/pool';
 export { maxpool, maxpool_scratch_bytes } from '../kernels/maxpool';
 export { maxpool3x3s2p1_split, maxpool3x3s2p1_split_scratch_bytes } from '../kernels/ukernels/f32-maxpool3x3s2p1-split-wasmsimd';
 export { depthwise3x3, depthwise3x3_scratch_bytes } from '../kernels/depthwise';
-export { conv3x3s2p1_split, conv3x3s2p1_split_scratch_bytes } from '../kernels/ukernels/f32-conv3x3s2p1-deinterleaved-4x8-wasmsimd';
+export { conv3x3s2p1_split, conv3x3s2p1_split_scratch_bytes } from '../kernels/conv3x3s2p1-split';
 export { squeeze_excite } from '../kernels/se';
 export { fully_connected } from '../kernels/fc';
 export { channel_shuffle } from '../kernels/shuffle';

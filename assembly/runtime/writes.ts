@@ -4,6 +4,7 @@
 import { ERR_UNWRITTEN, fail } from './errors';
 import { Model, bufferAt, opAt } from './model';
 import { opArithmetic } from './ops/registry';
+import { dec } from './dec';
 
 /** Sets (set) or tests that all bits lo..hi are set in a bitmap of u32 words. */
 function bits(p: usize, lo: i32, hi: i32, set: bool): bool {
@@ -36,7 +37,7 @@ export function proveWrites(m: Model): bool {
     const inPx = <f64>op.h * <f64>op.w, outPx = <f64>op.outH * <f64>op.outW;
     if (!bits(inB.ptr, op.inLo, op.inHi, false)
       || (op.accumulate != 0 && !bits(outB.ptr, op.outLo, op.outHi, false))) {
-      return fail(ERR_UNWRITTEN, 'op ' + i.toString() + ' reads unwritten channels');
+      return fail(ERR_UNWRITTEN, 'op ' + dec(i) + ' reads unwritten channels');
     }
     if (op.outIndex != 0 && op.accumulate == 0) {
       for (let o = 0; o < op.cout; o++) {

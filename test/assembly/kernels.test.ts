@@ -133,7 +133,7 @@ for (const build of BUILDS) {
     t.pass(`${n} conv2d cases within ${TOL}`);
   });
 
-  // The stems' kernel (ukernels/f32-conv3x3s2p1-deinterleaved-4x8): 3x3, stride 2, padding 1, groups 1, cout a
+  // The stems' kernel (kernels/conv3x3s2p1-split.ts): 3x3, stride 2, padding 1, groups 1, cout a
   // multiple of 4, SIMD builds only (the scalar harness exports a no-op). Even and odd widths (the split rows' right
   // border lands in the even or the odd half), 1x1, 2x2 and 7x7 maps, row tails of 1-7 outputs, every output mode
   // (accumulate without an activation: the op layer sends accumulate + activation to conv2d_group).

@@ -2,8 +2,8 @@
 // first copied split into even and odd columns (x32-split-pad1), so each kernel row of 4 output pixels is 3
 // contiguous loads and no shuffle (the former path loaded 4 vectors and shuffled 3 per kernel row). The sums keep
 // the former order (bias + row 0, then row 1 + row 2, added last): the outputs are the same bits.
-import { madd_v128 } from '../activation';
-import { emit_px } from '../depthwise';
+import { madd_v128 } from './f32-madd-wasmsimd';
+import { emit_px } from './f32-emit-px-wasmsimd';
 import { half_floats, split_pad } from './x32-split-pad1-wasmsimd';
 
 @inline function row3(r: usize, odd: usize, wa: v128, wb: v128, wc: v128, acc: v128): v128 {

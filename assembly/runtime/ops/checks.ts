@@ -5,6 +5,7 @@ import { ERR_GRAPH, ERR_INDEX, ERR_RANGE, ERR_SHAPE, fail } from '../errors';
 import { NONE, opName } from '../format';
 import { Model, OpInfo, bufferAt, tensorAt, zeroAlloc } from '../model';
 import { floatsOf, intsOf, shapeIs } from '../tensors';
+import { dec } from '../dec';
 
 let opWords: usize = 0;   // address of the current op's words
 let opNo: i32 = 0;
@@ -18,7 +19,7 @@ export function beginOp(words: usize, no: i32): void {
 @inline export function word(i: i32): u32 { return load<u32>(opWords + (<usize>i << 2)); }
 
 export function opFail(code: i32, message: string): bool {
-  return fail(code, 'op ' + opNo.toString() + ' (' + opName(load<u32>(opWords - 4) & 0xffff) + '): ' + message);
+  return fail(code, 'op ' + dec(opNo) + ' (' + opName(load<u32>(opWords - 4) & 0xffff) + '): ' + message);
 }
 
 export function touch(m: Model, b: i32): void {
@@ -49,7 +50,7 @@ export function checkIndex(m: Model, tensor: u32, count: u32, limit: u32, distin
     for (let i: u32 = 0; i < count; i++) { const v = load<i32>(p + <usize>i * 4); if (v > hi) hi = v; if (v < lo) lo = v; }
     t.idxLo = lo; t.idxHi = hi; t.idxState |= 1;
   }
-  if (<u32>t.idxHi >= limit) { opFail(ERR_INDEX, what + ' value ' + t.idxHi.toString() + ' out of range'); return -1; }
+  if (<u32>t.idxHi >= limit) { opFail(ERR_INDEX, what + ' value ' + dec(t.idxHi) + ' out of range'); return -1; }
   if (distinct && !(t.idxState & 2)) {
     const seen = zeroAlloc(<usize>limit); // limit <= 65535
     t.idxState |= 6;
@@ -81,7 +82,7 @@ export function spans(op: OpInfo): void {
 }
 
 export function checkAct(a: u32): bool {
-  if (a > 2) return opFail(ERR_GRAPH, 'activation code ' + a.toString() + ' is not 0, 1 or 2');
+  if (a > 2) return opFail(ERR_GRAPH, 'activation code ' + dec(a) + ' is not 0, 1 or 2');
   return true;
 }
 

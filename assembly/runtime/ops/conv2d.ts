@@ -10,8 +10,9 @@ import { prepare_channels } from '../../kernels/prepare';
 import { conv1x1_group } from '../../kernels/conv1x1';
 import { conv2d_group, conv2d_is_pointwise, conv2d_scratch_bytes } from '../../kernels/conv2d';
 import { depthwise3x3, depthwise3x3_scratch_bytes } from '../../kernels/depthwise';
-import { conv3x3s2p1_split, conv3x3s2p1_split_scratch_bytes } from '../../kernels/ukernels/f32-conv3x3s2p1-deinterleaved-4x8-wasmsimd';
+import { conv3x3s2p1_split, conv3x3s2p1_split_scratch_bytes } from '../../kernels/conv3x3s2p1-split';
 import { ACT_NONE } from '../../kernels/activation';
+import { dec } from '../dec';
 
 /** Pointwise (1x1, stride 1, no padding): a small matrix product over planes, no padded copy. */
 const CONV_POINTWISE: i32 = 1;
@@ -29,8 +30,8 @@ export function validateConv2d(m: Model, op: OpInfo): bool {
   const inAct = word(10), outAct = word(11), acc = word(12);
   const wT = word(13), bT = word(14), inIdxT = word(15), scT = word(16), shT = word(17), outIdxT = word(18);
   if (k != 1 && k != 3 && k != 5 && k != 7) return opFail(ERR_GRAPH, 'bad kernel');
-  if (s < 1 || s > 4) return opFail(ERR_GRAPH, 'stride ' + s.toString() + ' outside 1..4');
-  if (pad > k / 2) return opFail(ERR_GRAPH, 'padding ' + pad.toString() + ' larger than kernel/2');
+  if (s < 1 || s > 4) return opFail(ERR_GRAPH, 'stride ' + dec(s) + ' outside 1..4');
+  if (pad > k / 2) return opFail(ERR_GRAPH, 'padding ' + dec(pad) + ' larger than kernel/2');
   if (groups == 0 || cin == 0 || cout == 0 || cin % groups != 0 || cout % groups != 0) return opFail(ERR_GRAPH, 'groups must divide cin, cout');
   if (acc > 1) return opFail(ERR_GRAPH, 'accumulate must be 0 or 1');
   if (!checkAct(inAct) || !checkAct(outAct)) return false;

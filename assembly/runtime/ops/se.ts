@@ -5,6 +5,7 @@ import { Model, OpInfo, bufferAt } from '../model';
 import { floatsOf, shapeIs } from '../tensors';
 import { checkRange, opFail, optionalFloats, spans, touch, word } from './checks';
 import { squeeze_excite } from '../../kernels/se';
+import { dec } from '../dec';
 
 /** Checks the op's words (ops/checks.ts: the current op) and fills op; false after fail(). */
 export function validateSe(m: Model, op: OpInfo): bool {
@@ -12,7 +13,7 @@ export function validateSe(m: Model, op: OpInfo): bool {
   const w1 = word(4), b1 = word(5), w2 = word(6), b2 = word(7), gate = word(8);
   if (!checkRange(m, b, ch, c, 'SE')) return false;
   if (hidden == 0 || hidden > 65535) return opFail(ERR_GRAPH, 'hidden width outside 1..65535');
-  if (gate != 0) return opFail(ERR_GRAPH, 'unknown gate ' + gate.toString());
+  if (gate != 0) return opFail(ERR_GRAPH, 'unknown gate ' + dec(gate));
   if (w1 >= <u32>m.nTensors || w2 >= <u32>m.nTensors) return opFail(ERR_RANGE, 'no such tensor');
   if (!shapeIs(m, w1, 2, hidden, c, 1, 1)) return opFail(ERR_SHAPE, 'w1: wrong shape');
   if (!shapeIs(m, w2, 2, c, hidden, 1, 1)) return opFail(ERR_SHAPE, 'w2: wrong shape');

@@ -4,8 +4,8 @@
 // its odd columns, once per run: output pixel ox then reads even[ox] (kx 0), odd[ox] (kx 1) and even[ox + 1] (kx 2),
 // all contiguous, so the stride-1 4-output x 8-pixel tile of conv2d.ts runs it with one load per 4 pixels. The taps
 // are summed in the same order with the same multiply-add as the general path: the outputs are the same bits.
-import { conv_4oc_s1 } from '../conv2d';
-import { half_floats, split_pad } from './x32-split-pad1-wasmsimd';
+import { conv_4oc_s1 } from './conv2d';
+import { half_floats, split_pad } from './ukernels/x32-split-pad1-wasmsimd';
 
 // Bytes after the last plane: tile tails read a few floats past a half row (lanes never stored).
 const SLACK_BYTES: i64 = 64;
