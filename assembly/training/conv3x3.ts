@@ -6,6 +6,9 @@
 // positions of the batch; results at border positions are ignored (forward) or meet zeros (filter gradient).
 // Sharing the borders keeps the wasted positions low on small maps (7x7: 64 positions per image, not 81).
 import { madd_v128 } from '../kernels/activation';
+import {
+  f32_conv_4x8_taps__wasmsimd_splat, tap3x3_offset, TAPS_3X3_STRIDED,
+} from '../kernels/ukernels/f32-conv-4x8-taps-wasmsimd';
 
 /**
  * Floats before and after the positions of a plane, multiple of 4: covers the largest tap shift (W+3) plus the
@@ -179,41 +182,20 @@ export function conv3x3_planes(input: usize, cin: i32, w: usize, cout: i32, grou
   }
 }
 
-// Byte offset of tap t (ky*3+kx) in a plane with row length Wp.
+// Byte offset of tap t (ky*3+kx) in a plane with row length Wp (the micro-kernel's, for the 1- and 2-output tiles).
 @inline function tap_offset(t: i32, Wp: i32): isize {
-  return <isize>(((t / 3) - 1) * Wp + (t % 3) - 1) << 2;
+  return tap3x3_offset(t, Wp);
 }
 
+// 4 outputs x 8 positions per tile on the shared taps micro-kernel, in its panel-free 3x3 form.
 function conv_4out(inG: usize, cinG: i32, planeBytes: usize, w: usize, o: i32, out: usize, L: i32, Wp: i32): void {
   const wRow = <usize>(cinG * 9) << 2;
-  const w0 = w + <usize>o * wRow, w1 = w0 + wRow, w2 = w1 + wRow, w3 = w2 + wRow;
+  const w0 = w + <usize>o * wRow;
   const out0 = out + <usize>o * planeBytes, out1 = out0 + planeBytes, out2 = out1 + planeBytes, out3 = out2 + planeBytes;
   for (let p = 0; p < L; p += 8) {
-    const z = f32x4.splat(0);
-    let a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
-    let ip = inG + (<usize>p << 2);
-    let wo: usize = 0;
-    for (let c = 0; c < cinG; c++) {
-      for (let t = 0; t < 9; t++) {
-        const q = ip + tap_offset(t, Wp);
-        const x0 = v128.load(q), x1 = v128.load(q, 16);
-        let s = v128.load32_splat(w0 + wo);
-        a00 = madd_v128(x0, s, a00); a01 = madd_v128(x1, s, a01);
-        s = v128.load32_splat(w1 + wo);
-        a10 = madd_v128(x0, s, a10); a11 = madd_v128(x1, s, a11);
-        s = v128.load32_splat(w2 + wo);
-        a20 = madd_v128(x0, s, a20); a21 = madd_v128(x1, s, a21);
-        s = v128.load32_splat(w3 + wo);
-        a30 = madd_v128(x0, s, a30); a31 = madd_v128(x1, s, a31);
-        wo += 4;
-      }
-      ip += planeBytes;
-    }
-    const q = <usize>p << 2;
-    v128.store(out0 + q, a00); v128.store(out0 + q, a01, 16);
-    v128.store(out1 + q, a10); v128.store(out1 + q, a11, 16);
-    v128.store(out2 + q, a20); v128.store(out2 + q, a21, 16);
-    v128.store(out3 + q, a30); v128.store(out3 + q, a31, 16);
+    const z = f32x4.splat(0), q = <usize>p << 2;
+    f32_conv_4x8_taps__wasmsimd_splat(inG + q, 0, 0, 1, z, z, z, z, out0 + q, out1 + q, out2 + q, out3 + q, 0, true, 0,
+      TAPS_3X3_STRIDED, cinG, planeBytes, Wp, w0, wRow);
   }
 }
 
