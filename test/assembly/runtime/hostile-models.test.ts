@@ -120,24 +120,27 @@ t.test('65534 table entries over one 8 KB rice blob: refused before anything is 
 });
 
 /** Median of three load times (ms) of a file through the JS API. */
+// The fastest of 5 loads: other processes on a shared machine only ever add time, so the minimum is the estimate
+// least disturbed by them (a median of 3 let one preempted pair fail the ratio below at load ~12).
 async function loadMs(bytes: Uint8Array): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
     (await loadModel(bytes)).dispose();
-    times.push(performance.now() - t0);
+    best = Math.min(best, performance.now() - t0);
   }
-  return times.sort((a, b) => a - b)[1]!;
+  return best;
 }
 
-// Ratios of two sizes, not absolute times: with n 8 times larger, n log n grows about 10x, n^2 64x, n^3 512x.
+// Ratios of two sizes, not absolute times: with n 16 times larger, n log n grows about 20x (more once the large
+// one leaves the caches), n^2 256x, n^3 4096x; the bound sits between with room for a loaded machine.
 t.test('load cost grows about n log n: long chains and fully overlapping lifetimes', async (t) => {
   for (const [what, make, small, large] of [
-    ['chain', hostile.chain, 8000, 64000],
-    ['overlapping lifetimes', hostile.overlappingLifetimes, 4000, 32000],
+    ['chain', hostile.chain, 4000, 64000],
+    ['overlapping lifetimes', hostile.overlappingLifetimes, 2000, 32000],
   ] as const) {
     const a = await loadMs(make(small)), b = await loadMs(make(large));
-    t.ok(b / a < 24, `${what}: ${small} -> ${large} buffers: ${a.toFixed(0)} -> ${b.toFixed(0)} ms (x${(b / a).toFixed(1)})`);
+    t.ok(b / a < 100, `${what}: ${small} -> ${large} buffers: ${a.toFixed(0)} -> ${b.toFixed(0)} ms (x${(b / a).toFixed(1)})`);
   }
   // The planner still packs: overlapping buffers never share bytes, a chain reuses two slots.
   const m = await loadModel(hostile.overlappingLifetimes(3000));
