@@ -288,8 +288,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
 
     const results: BenchResult[] = [];
     const skipped: BenchReport['skipped'] = [];
-    const rounds0 = Math.max(1, Math.min(opts.rounds ?? 1, opts.runs));
-    const total = models.length * opts.engines.length * (opts.runs + rounds0 * opts.warmup);
+    const rounds = Math.max(1, Math.min(opts.rounds ?? 1, opts.runs));
+    const total = models.length * opts.engines.length * (opts.runs + rounds * opts.warmup);
     let done = 0;
     const profiles: NonNullable<BenchReport['profiles']> = [];
     const profileRuns = opts.profileRuns ?? 0;
@@ -298,7 +298,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     const wasmtime = wantsWasmtime ? findWasmtime() : null;
     const compiled = new Map<string, { cwasm: string; compileMs: number } | Error>();
     /** One process of one engine on one model: `runs` timed runs after the warm-up. */
-    const timeOnce = async (engine: EngineName, m: BenchModel, runs: number, profileNow: number, _label: string, onTick: () => void): Promise<RoundResult> => {
+    const timeOnce = async (engine: EngineName, m: BenchModel, runs: number, profileNow: number, onTick: () => void): Promise<RoundResult> => {
       if (engine === 'wasmtime' || engine === 'wasmtime-relaxed') {
         if (!wasmtime || 'unavailable' in wasmtime) throw new Error(wasmtime && 'unavailable' in wasmtime ? wasmtime.unavailable : 'wasmtime not found');
         const relaxed = engine === 'wasmtime-relaxed';
@@ -313,7 +313,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           note: `${wasmtime.version}; WASI command bench on the precompiled module; memory column = activation arena` };
       }
       const job: Job = { engine, modelName: m.name, cnv2File: m.file, onnxFile: onnxFiles.get(`${m.name}:${variantOf(engine)}`) ?? '', arch: m.arch, runs, warmup: opts.warmup,
-        maxSeconds: (opts.maxSeconds ?? 0) / rounds0, profileRuns: engine.startsWith('cdnv2') ? profileNow : 0 };
+        maxSeconds: (opts.maxSeconds ?? 0) / rounds, profileRuns: engine.startsWith('cdnv2') ? profileNow : 0 };
       const r = await runWorker(job, dir, onTick);
       return { runs: r.times.length, stats: summarize(r.times), cpuMedianMs: summarize(r.cpuTimes).medianMs, logits: r.logits,
         wasmMemoryMiB: engine.startsWith('cdnv2') && r.engineBytes !== undefined ? r.engineBytes / 2 ** 20 : null,
@@ -323,7 +323,6 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     // Round-robin: each (model, engine) pair is timed in `rounds` separate processes, the engines of a model taking
     // turns, so a slow spell of a shared machine (or a process placed badly) touches every engine alike. Each round
     // gives its statistics; a pair's figures are the median over its rounds.
-    const rounds = rounds0;
     const runsIn = (r: number): number => Math.floor(opts.runs / rounds) + (r < opts.runs % rounds ? 1 : 0);
     for (const m of models) {
       let reference: number[] | null = null;
@@ -342,7 +341,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
           opts.onProgress?.(done, total, label);
           if (failed.has(engine)) { done = startDone + share; continue; }
           try {
-            const rr = await timeOnce(engine, m, runs, profileNow, label, () => { done++; opts.onProgress?.(done, total, label); });
+            const rr = await timeOnce(engine, m, runs, profileNow, () => { done++; opts.onProgress?.(done, total, label); });
             if (engine === 'cdnv2' && !reference) reference = rr.logits;
             if (rr.profile) profiles.push({ engine, model: m.name, runs: profileNow, ops: rr.profile });
             perRound.set(engine, [...(perRound.get(engine) ?? []), rr]);
@@ -363,7 +362,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchReport> {
     return {
       date: new Date().toISOString(),
       host: { node: process.version, cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, arch: process.arch, platform: process.platform, loadavgStart, loadavgEnd: os.loadavg() },
-      options: { runs: opts.runs, rounds: rounds0, warmup: opts.warmup, maxSeconds: opts.maxSeconds ?? 0, indexSum, seed: opts.seed },
+      options: { runs: opts.runs, rounds: rounds, warmup: opts.warmup, maxSeconds: opts.maxSeconds ?? 0, indexSum, seed: opts.seed },
       peakMaddsPerSecond: peak.relaxed === undefined ? { simd: peak.simd } : { simd: peak.simd, relaxed: peak.relaxed },
       models: models.map(({ file: _f, ...rest }) => ({ ...rest, file: rest.arch ? `cdnv2 arch ${rest.arch.config} --seed ${rest.arch.seed}` : rest.name })),
       engines: Object.fromEntries(opts.engines.map((e) => [e, ENGINE_DESCRIPTIONS[e]
