@@ -241,13 +241,15 @@ function conv_1oc_s2(inG: usize, pan: usize, panEnd: usize, rowPad: usize, outH:
     let base = rowIn, q = rowOut, ox = 0;
     for (; ox + 16 <= outW; ox += 16) {
       let a0 = vb0, a1 = vb0, a2 = vb0, a3 = vb0;
-      for (let r = pan + 16; r < panEnd; r += 32) {
+      let r = pan + 16;
+      do { // bottom-tested (see f32_gemm_4x8__wasmsimd_splat); a panel has at least one tap
         const p = base + <usize>load<i32>(r), w = v128.load(r, 16);
         a0 = madd_v128(load_px(p, stride), w, a0);
         a1 = madd_v128(load_px(p + step, stride), w, a1);
         a2 = madd_v128(load_px(p + 2 * step, stride), w, a2);
         a3 = madd_v128(load_px(p + 3 * step, stride), w, a3);
-      }
+        r += 32;
+      } while (r < panEnd);
       emit_tile(q, a0, accumulate); emit_tile(q + 16, a1, accumulate);
       emit_tile(q + 32, a2, accumulate); emit_tile(q + 48, a3, accumulate);
       base += step << 2; q += 64;

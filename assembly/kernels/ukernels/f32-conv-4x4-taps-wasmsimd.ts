@@ -13,13 +13,15 @@ import { load_px, TAP_RECORD_BYTES } from './f32-conv-4x8-taps-wasmsimd';
   i0: v128, i1: v128, i2: v128, i3: v128,
   c0: usize, c1: usize, c2: usize, c3: usize, accumulate: i32, full: bool, tail: usize): void {
   let a0 = i0, a1 = i1, a2 = i2, a3 = i3;
-  for (let r = r0; r < r1; r += TAP_RECORD_BYTES) {
+  let r = r0;
+  do { // bottom-tested (see f32_gemm_4x8__wasmsimd_splat); a panel has at least one tap
     const x = load_px(base + <usize>load<i32>(r), stride);
     a0 = madd_v128(x, weight_v128(r, 0, 16, W_PANEL, 16), a0);
     a1 = madd_v128(x, weight_v128(r, 1, 16, W_PANEL, 16), a1);
     a2 = madd_v128(x, weight_v128(r, 2, 16, W_PANEL, 16), a2);
     a3 = madd_v128(x, weight_v128(r, 3, 16, W_PANEL, 16), a3);
-  }
+    r += TAP_RECORD_BYTES;
+  } while (r < r1);
   if (full) {
     emit_v128(c0, a0, accumulate); emit_v128(c1, a1, accumulate);
     emit_v128(c2, a2, accumulate); emit_v128(c3, a3, accumulate);

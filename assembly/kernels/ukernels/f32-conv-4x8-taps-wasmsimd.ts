@@ -67,14 +67,18 @@ export const TAPS_3X3_STRIDED: i32 = 1;
       ip += planeBytes;
     }
   }
-  for (let r = r0; r < r1; r += TAP_RECORD_BYTES) { // no records in TAPS_3X3_STRIDED (r0 = r1 = 0, folded)
+  // Bottom-tested (see f32_gemm_4x8__wasmsimd_splat): a panel has at least one tap; TAPS_3X3_STRIDED has no
+  // records (folded away).
+  let r = r0;
+  if (taps == TAPS_TABLE) do {
     const xp = base + <usize>load<i32>(r);
     const x0 = load_px(xp, stride), x1 = load_px(xp + step, stride);
     let w = weight_v128(r, 0, 16, W_PANEL, 16); a00 = madd_v128(x0, w, a00); a01 = madd_v128(x1, w, a01);
     w = weight_v128(r, 1, 16, W_PANEL, 16); a10 = madd_v128(x0, w, a10); a11 = madd_v128(x1, w, a11);
     w = weight_v128(r, 2, 16, W_PANEL, 16); a20 = madd_v128(x0, w, a20); a21 = madd_v128(x1, w, a21);
     w = weight_v128(r, 3, 16, W_PANEL, 16); a30 = madd_v128(x0, w, a30); a31 = madd_v128(x1, w, a31);
-  }
+    r += TAP_RECORD_BYTES;
+  } while (r < r1);
   emit_v128(c0, a00, accumulate); emit_v128(c1, a10, accumulate);
   emit_v128(c2, a20, accumulate); emit_v128(c3, a30, accumulate);
   if (full) {

@@ -47,8 +47,10 @@ export const W_STRIDED: i32 = 1;
   i00: v128, i01: v128, i10: v128, i11: v128, i20: v128, i21: v128, i30: v128, i31: v128,
   c0: usize, c1: usize, c2: usize, c3: usize, rows: i32, accumulate: i32): void {
   let a00 = i00, a01 = i01, a10 = i10, a11 = i11, a20 = i20, a21 = i21, a30 = i30, a31 = i31;
-  let xp = x;
-  for (let wp = w; wp < wEnd; wp += wStep) {
+  let xp = x, wp = w;
+  // Bottom-tested (do-while): Cranelift compiles a top-tested wasm loop to a compare at the top and a jump back at
+  // the bottom, two branches per k. The panel callers always have k >= 1; W_STRIDED keeps the empty case.
+  if (wMode == W_PANEL || wp < wEnd) do {
     const x0 = v128.load(xp), x1 = v128.load(xp, 16);
     let v = weight_v128(wp, 0, wRow, wMode);
     a00 = madd_v128(x0, v, a00); a01 = madd_v128(x1, v, a01);
@@ -58,8 +60,8 @@ export const W_STRIDED: i32 = 1;
     a20 = madd_v128(x0, v, a20); a21 = madd_v128(x1, v, a21);
     v = weight_v128(wp, 3, wRow, wMode);
     a30 = madd_v128(x0, v, a30); a31 = madd_v128(x1, v, a31);
-    xp += xStride;
-  }
+    xp += xStride; wp += wStep;
+  } while (wp < wEnd);
   // No calls here: Cranelift keeps no vector in a register across a call, and a call among the tile's stores sent
   // all the accumulators to the stack for the whole loop.
   emit_v128(c0, a00, accumulate); emit_v128(c0 + 16, a01, accumulate);
