@@ -4,7 +4,7 @@
 // are first packed side by side (pack_quad), so the inner loop has two pointers and no per-output address. Pixels are processed in
 // chunks so that one group's input slice of a chunk stays in L1 while all of the group's outputs sweep over it.
 import { ACT_NONE, act_f32, act_v128, activate_inplace } from './activation';
-import { f32_conv1x1_packquad4 } from './ukernels/f32-conv1x1-packquad4-wasmsimd';
+import { f32_packquad4__wasmsimd } from './ukernels/f32-packquad4-wasmsimd';
 import { f32_gemm_4x4__wasmsimd_splat } from './ukernels/f32-gemm-4x4-wasmsimd';
 import { f32_gemm_4x8__wasmsimd_splat, W_PANEL } from './ukernels/f32-gemm-4x8-wasmsimd';
 
@@ -95,7 +95,7 @@ const PANEL_BYTES: i32 = 65536;
 const panel: usize = memory.data(PANEL_BYTES, 16);
 
 function pack_quad(weight: usize, bias: usize, cinG: i32, o: i32, n: i32, dst: usize): void {
-  if (n == 4) { f32_conv1x1_packquad4(weight, bias, cinG, o, dst); return; }
+  if (n == 4) { f32_packquad4__wasmsimd(weight, bias, cinG, o, dst, 64, 0); return; }
   const rowBytes = <usize>cinG << 2;
   for (let j = 0; j < 4; j++) {
     let d = dst + (<usize>j << 4);

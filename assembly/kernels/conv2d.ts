@@ -14,6 +14,7 @@ import { f32_conv_4x4_taps__wasmsimd_splat } from './ukernels/f32-conv-4x4-taps-
 import { f32_conv_4x8_taps__wasmsimd_splat, load_px } from './ukernels/f32-conv-4x8-taps-wasmsimd';
 import { conv1x1_group, out_plane, emit_f32 } from './conv1x1';
 import { copy_f32, zero_f32 } from './memory';
+import { f32_packquad4__wasmsimd } from './ukernels/f32-packquad4-wasmsimd';
 
 // Zeroed bytes after the last padded plane: the widest over-read is a stride-2 tail vector, 13 floats past a row end.
 const SLACK_BYTES: i64 = 128;
@@ -108,6 +109,18 @@ function pack_taps(weight: usize, bias: usize, o: i32, n: i32, cinG: i32, kernel
                    dst: usize): usize {
   const kk = kernel * kernel;
   const rowBytes = <usize>(cinG * kk) << 2;
+  if (ASC_FEATURE_SIMD && n == 4) {
+    // Weights vectorised (per weight, this packing was 4-5% of cdnv2-c's instructions); then the offset slots.
+    f32_packquad4__wasmsimd(weight, bias, cinG * kk, o, dst, <usize>TAP_BYTES, 16);
+    let d = dst + 64;
+    for (let i = 0; i < cinG; i++) {
+      for (let ky = 0; ky < kernel; ky++) {
+        let off = <i32>(<usize>i * planePad + <usize>ky * rowPad);
+        for (let kx = 0; kx < kernel; kx++) { store<i32>(d, off); d += <usize>TAP_BYTES; off += 4; }
+      }
+    }
+    return d;
+  }
   for (let j = 0; j < n; j++) v128.store(dst + (<usize>j << 4), f32x4.splat(bias_at(bias, o + j)));
   let d = dst + (<usize>n << 4), t: usize = 0;
   const rec = (<usize>n + 1) << 4;
