@@ -11,7 +11,7 @@
 // pixels. Stride > 2 and the scalar build use a plain f32 loop over the same padded image.
 import { ACT_NONE, activate_inplace, madd_v128 } from './activation';
 import { f32_conv_4x4_taps__wasmsimd_splat } from './ukernels/f32-conv-4x4-taps-wasmsimd';
-import { f32_conv_4x8_taps__wasmsimd_splat, load_px } from './ukernels/f32-conv-4x8-taps-wasmsimd';
+import { f32_conv_4x8_taps__wasmsimd_splat, load_px, TAP_RECORD_BYTES } from './ukernels/f32-conv-4x8-taps-wasmsimd';
 import { conv1x1_group, out_plane, emit_f32 } from './conv1x1';
 import { copy_f32, zero_f32 } from './memory';
 import { f32_packquad4__wasmsimd } from './ukernels/f32-packquad4-wasmsimd';
@@ -19,7 +19,7 @@ import { f32_packquad4__wasmsimd } from './ukernels/f32-packquad4-wasmsimd';
 // Zeroed bytes after the last padded plane: the widest over-read is a stride-2 tail vector, 13 floats past a row end.
 const SLACK_BYTES: i64 = 128;
 // Bytes per tap of a quad panel: the tap's byte offset (in a 16-byte slot) and the 4 outputs' weights, splatted.
-const TAP_BYTES: i64 = 80;
+const TAP_BYTES: i64 = <i64>TAP_RECORD_BYTES;
 
 /** Pointwise (1x1, stride 1, no padding): conv1x1_group's case, a matrix product over planes without a padded copy. */
 @inline export function conv2d_is_pointwise(kernel: i32, stride: i32, pad: i32): bool {
@@ -104,33 +104,23 @@ export function conv2d_group(input: usize, cin: i32, h: i32, w: i32, weight: usi
 // 16-byte slot) followed by the n weights, so the inner loops walk one pointer and read everything at constant
 // offsets from it. (Cranelift recomputed the separate weight, tap-table and output addresses inside the loops and ran
 // out of registers.) Biases and weights are stored splatted, one vector each, for the reason given at conv1x1's
-// panel. Returns the panel's end.
+// panel. Weights first (4 outputs: the vectorised quad packer; per weight, this packing was 4-5% of cdnv2-c's
+// instructions), then the offset slots. Returns the panel's end.
 function pack_taps(weight: usize, bias: usize, o: i32, n: i32, cinG: i32, kernel: i32, planePad: usize, rowPad: usize,
                    dst: usize): usize {
-  const kk = kernel * kernel;
-  const rowBytes = <usize>(cinG * kk) << 2;
-  if (ASC_FEATURE_SIMD && n == 4) {
-    // Weights vectorised (per weight, this packing was 4-5% of cdnv2-c's instructions); then the offset slots.
-    f32_packquad4__wasmsimd(weight, bias, cinG * kk, o, dst, <usize>TAP_BYTES, 16);
-    let d = dst + 64;
-    for (let i = 0; i < cinG; i++) {
-      for (let ky = 0; ky < kernel; ky++) {
-        let off = <i32>(<usize>i * planePad + <usize>ky * rowPad);
-        for (let kx = 0; kx < kernel; kx++) { store<i32>(d, off); d += <usize>TAP_BYTES; off += 4; }
-      }
-    }
-    return d;
-  }
-  for (let j = 0; j < n; j++) v128.store(dst + (<usize>j << 4), f32x4.splat(bias_at(bias, o + j)));
-  let d = dst + (<usize>n << 4), t: usize = 0;
+  const taps = cinG * kernel * kernel;
   const rec = (<usize>n + 1) << 4;
+  if (n == 4) f32_packquad4__wasmsimd(weight, bias, taps, o, dst, rec, 16);
+  else {
+    v128.store(dst, f32x4.splat(bias_at(bias, o)));
+    const row = weight + <usize>o * (<usize>taps << 2);
+    for (let t = 0; t < taps; t++) v128.store(dst + 32 + <usize>t * rec, v128.load32_splat(row + (<usize>t << 2)));
+  }
+  let d = dst + (<usize>n << 4);
   for (let i = 0; i < cinG; i++) {
     for (let ky = 0; ky < kernel; ky++) {
-      for (let kx = 0; kx < kernel; kx++) {
-        store<i32>(d, <i32>(<usize>i * planePad + <usize>ky * rowPad + (<usize>kx << 2)));
-        for (let j = 0; j < n; j++) v128.store(d + 16 + (<usize>j << 4), f32x4.splat(load<f32>(weight + <usize>(o + j) * rowBytes + t)));
-        d += rec; t += 4;
-      }
+      let off = <i32>(<usize>i * planePad + <usize>ky * rowPad);
+      for (let kx = 0; kx < kernel; kx++) { store<i32>(d, off); d += rec; off += 4; }
     }
   }
   return d;

@@ -5,17 +5,16 @@
 // all contiguous, so the stride-1 4-output x 8-pixel tile of conv2d.ts runs it with one load per 4 pixels. The taps
 // are summed in the same order with the same multiply-add as the general path: the outputs are the same bits.
 import { conv_4oc_s1 } from './conv2d';
+import { TAP_RECORD_BYTES } from './ukernels/f32-conv-4x8-taps-wasmsimd';
+import { f32_packquad4__wasmsimd } from './ukernels/f32-packquad4-wasmsimd';
 import { half_floats, split_pad } from './ukernels/x32-split-pad1-wasmsimd';
 
 // Bytes after the last plane: tile tails read a few floats past a half row (lanes never stored).
 const SLACK_BYTES: i64 = 64;
-// Bytes per tap of a quad panel (conv2d.ts pack_taps' layout): the tap's byte offset in a 16-byte slot, then the 4
-// outputs' weights, splatted.
-const TAP_BYTES: i64 = 80;
 
 /** Scratch bytes conv3x3s2p1_split needs: the split padded planes, slack and panel; -1 when above i32. */
 export function conv3x3s2p1_split_scratch_bytes(cin: i32, h: i32, w: i32): i32 {
-  const bytes = <i64>cin * <i64>(h + 2) * <i64>(2 * half_floats(w)) * 4 + SLACK_BYTES + 16 + 64 + <i64>cin * 9 * TAP_BYTES;
+  const bytes = <i64>cin * <i64>(h + 2) * <i64>(2 * half_floats(w)) * 4 + SLACK_BYTES + 16 + 64 + <i64>cin * 9 * <i64>TAP_RECORD_BYTES;
   return bytes > <i64>i32.MAX_VALUE ? -1 : <i32>bytes;
 }
 
@@ -41,16 +40,14 @@ export function conv3x3s2p1_split(input: usize, cin: i32, h: i32, w: i32, weight
 
 // conv2d.ts pack_taps for 4 outputs, with the split rows' tap offsets: kx 1 is in the odd half, kx 2 one float on.
 function pack_split(weight: usize, bias: usize, o: i32, cin: i32, planeD: usize, rowD: usize, odd: usize, dst: usize): usize {
-  const rowBytes = <usize>(cin * 9) << 2;
-  for (let j = 0; j < 4; j++) v128.store(dst + (<usize>j << 4), f32x4.splat(bias ? load<f32>(bias + (<usize>(o + j) << 2)) : 0));
-  let d = dst + 64, t: usize = 0;
+  f32_packquad4__wasmsimd(weight, bias, cin * 9, o, dst, TAP_RECORD_BYTES, 16);
+  let d = dst + 64;
   for (let i = 0; i < cin; i++) {
     for (let ky = 0; ky < 3; ky++) {
-      for (let kx = 0; kx < 3; kx++) {
-        store<i32>(d, <i32>(<usize>i * planeD + <usize>ky * rowD + (kx == 1 ? odd : <usize>kx << 1)));
-        for (let j = 0; j < 4; j++) v128.store(d + 16 + (<usize>j << 4), f32x4.splat(load<f32>(weight + <usize>(o + j) * rowBytes + t)));
-        d += 80; t += 4;
-      }
+      const row = <usize>i * planeD + <usize>ky * rowD;
+      store<i32>(d, <i32>row); store<i32>(d + TAP_RECORD_BYTES, <i32>(row + odd));
+      store<i32>(d + 2 * TAP_RECORD_BYTES, <i32>(row + 4));
+      d += 3 * TAP_RECORD_BYTES;
     }
   }
   return d;
