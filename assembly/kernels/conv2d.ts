@@ -113,8 +113,9 @@ function pack_taps(weight: usize, bias: usize, o: i32, n: i32, cinG: i32, kernel
   if (n == 4) f32_packquad4__wasmsimd(weight, bias, taps, o, dst, rec, 16);
   else {
     v128.store(dst, f32x4.splat(bias_at(bias, o)));
-    const row = weight + <usize>o * (<usize>taps << 2);
-    for (let t = 0; t < taps; t++) v128.store(dst + 32 + <usize>t * rec, v128.load32_splat(row + (<usize>t << 2)));
+    const row = weight + <usize>o * (<usize>taps << 2), end = row + (<usize>taps << 2);
+    let d = dst + 32;
+    for (let w = row; w < end; w += 4) { v128.store(d, v128.load32_splat(w)); d += 32; }
   }
   let d = dst + (<usize>n << 4);
   for (let i = 0; i < cinG; i++) {
